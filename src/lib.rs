@@ -1,0 +1,2 @@
+//! chanlayer
+pub mod proto;
