@@ -1,2 +1,3 @@
-//! chanlayer
+//! chanlayer: the Django Channels channel layer as a gRPC server.
+pub mod core;
 pub mod proto;
