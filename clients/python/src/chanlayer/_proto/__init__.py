@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the chanlayer API. Private: never edit."""

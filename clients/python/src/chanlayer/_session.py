@@ -1,0 +1,461 @@
+"""The ``Session`` stream of one event loop: batching, multiplexed receives, reconnection.
+
+One :class:`Session` lives on one event loop and owns one stream at a time:
+
+* **Batching.** Operations issued within one loop tick are written as one frame by a writer
+  task (grpc.aio costs about the same per frame whatever it carries).
+* **Receives.** Each waiting ``receive()`` call is one pending ``Receive`` on the server. Every
+  ``Delivery`` goes into the layer's local per-channel buffer first, and waiters take messages
+  from that buffer. So a receive cancelled at any await point loses nothing: a message that was
+  already on its way (``ReceiveCancelled.was_pending`` false) sits in the buffer for the next
+  ``receive()`` of that channel. Specific channels prefetch (``max_messages`` > 1) since they
+  have a single reader; buffered messages past their deadline are dropped.
+* **Reconnection.** When the stream fails or the server says it is shutting down, the session
+  reconnects with exponential backoff and resumes with its resume token; pending receives are
+  registered again. Operations written but not acknowledged when the stream broke fail with
+  :class:`~chanlayer.exceptions.ServerUnavailable` (they may or may not have been applied:
+  they are never sent twice). Callers that wait longer than ``connect_timeout`` for a
+  connection get ``ServerUnavailable`` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._transport import RemoteError, SessionStream, Transport
+from chanlayer.exceptions import ServerUnavailable, error_from_reason
+
+if TYPE_CHECKING:
+    from chanlayer.core import ChannelLayer
+
+logger = logging.getLogger("chanlayer")
+
+_INITIAL_BACKOFF = 0.05
+_MAX_BACKOFF = 2.0
+_CLOSE_WAIT = 2.0
+#: Status codes after which reconnecting cannot help.
+_PERMANENT_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT.value[0],
+    grpc.StatusCode.UNAUTHENTICATED.value[0],
+    grpc.StatusCode.PERMISSION_DENIED.value[0],
+    grpc.StatusCode.ALREADY_EXISTS.value[0],
+    grpc.StatusCode.UNIMPLEMENTED.value[0],
+    grpc.StatusCode.FAILED_PRECONDITION.value[0],
+}
+
+
+@dataclass
+class _Op:
+    """A send or group operation waiting for its ``OperationResult``."""
+
+    operation: pb.SessionOperation
+    future: asyncio.Future[pb.OperationResult]
+    channel: str | None
+    written: bool = False
+
+
+@dataclass
+class _Channel:
+    """Per-channel receive state of one session."""
+
+    #: One future per waiting ``receive()`` call, oldest first; set when a message may be ready.
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    #: Receive ids pending on the server for this channel (cancelled ones excluded).
+    active: set[int] = field(default_factory=set)
+
+
+class Session:
+    """The session stream of one event loop (see the module docs)."""
+
+    def __init__(
+        self,
+        layer: ChannelLayer,
+        loop: asyncio.AbstractEventLoop,
+        transport: Transport,
+        *,
+        primary: bool,
+    ) -> None:
+        self._layer = layer
+        self._loop = loop
+        self._transport = transport
+        #: True when this session holds the layer's client prefix (its specific channels).
+        self.primary = primary
+        self.client_prefix = ""
+        self.max_message_bytes: int | None = None
+        self._next_id = 1
+        self._outbox: list[pb.SessionOperation] = []
+        self._ops: dict[int, _Op] = {}
+        self._receives: dict[int, str] = {}
+        self._cancelling: set[int] = set()
+        self._channels: dict[str, _Channel] = {}
+        self._connected = False
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._wake = asyncio.Event()
+        self._stream: SessionStream | None = None
+        self._down_since = time.monotonic()
+        self._task = loop.create_task(self._run(), name="chanlayer-session")
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def usable(self) -> bool:
+        """False once the session has been closed or failed for good."""
+        return not self._closing and self._failure is None and not self._task.done()
+
+    @property
+    def connected(self) -> bool:
+        """True while a stream is open."""
+        return self._connected
+
+    async def request(
+        self, operation: pb.SessionOperation, channel: str | None = None
+    ) -> pb.OperationResult:
+        """Queue a send or group operation and wait for its result.
+
+        Raises:
+            The mapped server error, or ServerUnavailable.
+        """
+        self._raise_if_failed()
+        request_id = self._new_id()
+        kind = operation.WhichOneof("operation")
+        getattr(operation, kind).request_id = request_id  # type: ignore[arg-type]
+        future: asyncio.Future[pb.OperationResult] = self._loop.create_future()
+        self._ops[request_id] = _Op(operation, future, channel)
+        self._outbox.append(operation)
+        if self._connected:
+            self._wake.set()
+        result = await future
+        if result.HasField("error"):
+            err = result.error
+            raise error_from_reason(err.code, err.reason, err.message, channel=channel)
+        return result
+
+    async def receive(self, channel: str) -> bytes:
+        """Return the next message of ``channel``, from the buffer or the server."""
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        while True:
+            payload = self._layer._pop_buffered(channel)
+            if payload is not None:
+                return payload
+            self._raise_if_failed()
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            state.waiters.append(waiter)
+            self._reconcile(channel, state)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._remove_waiter(channel, state, waiter, cancelled=True)
+                raise
+            except BaseException:
+                self._remove_waiter(channel, state, waiter, cancelled=False)
+                raise
+            self._remove_waiter(channel, state, waiter, cancelled=False)
+
+    async def close(self, *, release: bool) -> None:
+        """End the session.
+
+        Args:
+            release: Send ``close`` so the server releases the session's specific channels
+                and memberships at once; otherwise just end the stream (the session stays
+                resumable within the lease grace period).
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        if release and self._connected and self._stream is not None:
+            with contextlib.suppress(Exception):
+                await self._stream.write(
+                    pb.SessionRequest(operations=[pb.SessionOperation(close=pb.CloseOperation())])
+                )
+                await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        self._finish(ServerUnavailable("the channel layer session was closed"))
+
+    # ------------------------------------------------------------------ receive bookkeeping
+
+    def _new_id(self) -> int:
+        value = self._next_id
+        self._next_id += 1
+        return value
+
+    def _remove_waiter(
+        self, channel: str, state: _Channel, waiter: asyncio.Future[None], *, cancelled: bool
+    ) -> None:
+        with contextlib.suppress(ValueError):
+            state.waiters.remove(waiter)
+        if cancelled and waiter.done() and not waiter.cancelled():
+            # This waiter was woken for a buffered message it will never take: pass it on.
+            self._wake_waiters(channel, state)
+        self._reconcile(channel, state)
+        if not state.waiters and not state.active and self._channels.get(channel) is state:
+            del self._channels[channel]
+
+    def _wake_waiters(self, channel: str, state: _Channel) -> None:
+        available = self._layer._buffered_count(channel)
+        for waiter in state.waiters:
+            if available <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                available -= 1
+
+    def _reconcile(self, channel: str, state: _Channel) -> None:
+        """Make the server-side demand of ``channel`` match its local waiters."""
+        if not self._connected:
+            return
+        want = sum(1 for w in state.waiters if not w.done())
+        while len(state.active) < want:
+            receive_id = self._new_id()
+            state.active.add(receive_id)
+            self._receives[receive_id] = channel
+            self._outbox.append(
+                pb.SessionOperation(
+                    receive=pb.ReceiveOperation(
+                        receive_id=receive_id,
+                        channel=channel,
+                        max_messages=self._layer._max_messages(channel),
+                    )
+                )
+            )
+        while len(state.active) > want:
+            receive_id = max(state.active)
+            state.active.discard(receive_id)
+            self._cancelling.add(receive_id)
+            self._outbox.append(
+                pb.SessionOperation(cancel=pb.CancelOperation(receive_id=receive_id))
+            )
+        if self._outbox:
+            self._wake.set()
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closing:
+            raise ServerUnavailable("the channel layer session was closed")
+
+    # ------------------------------------------------------------------ the stream
+
+    async def _run(self) -> None:
+        backoff = _INITIAL_BACKOFF
+        while not self._closing:
+            try:
+                await self._serve_once()
+                backoff = _INITIAL_BACKOFF
+            except RemoteError as err:
+                if err.code in _PERMANENT_CODES:
+                    exc = error_from_reason(err.code, err.reason, err.message)
+                    logger.error("chanlayer session refused: %s", err)
+                    self._finish(exc)
+                    return
+                logger.warning("chanlayer session stream failed: %s", err)
+            except ServerUnavailable as err:
+                logger.warning("%s", err)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("chanlayer session stream failed")
+            finally:
+                self._teardown_stream()
+            if self._closing:
+                break
+            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
+                self._fail_waiters(
+                    ServerUnavailable(
+                        f"the chanlayer server at {self._layer.target} is unreachable "
+                        f"(no session within {self._layer.connect_timeout:g} s)"
+                    )
+                )
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _serve_once(self) -> None:
+        remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
+        await self._transport.wait_ready(max(remaining, 0.5))
+        stream = self._transport.open_session()
+        self._stream = stream
+        resume_token = self._layer._resume_token if self.primary else ""
+        open_op = pb.OpenOperation(
+            namespace=self._layer.prefix,
+            client_prefix=self._layer.client_prefix if self.primary else "",
+            resume_token=resume_token,
+            client_name=self._layer.client_name,
+        )
+        await stream.write(pb.SessionRequest(operations=[pb.SessionOperation(open=open_op)]))
+        frame = await stream.read()
+        if frame is None or not frame.events or not frame.events[0].HasField("opened"):
+            raise RemoteError(
+                grpc.StatusCode.UNAVAILABLE.value[0], "", "the session stream ended before opened"
+            )
+        self._on_opened(frame.events[0].opened)
+        writer = self._loop.create_task(self._write_loop(stream), name="chanlayer-writer")
+        try:
+            self._dispatch(frame.events[1:])
+            while True:
+                frame = await stream.read()
+                if frame is None:
+                    return
+                self._dispatch(frame.events)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+
+    def _on_opened(self, opened: pb.SessionOpened) -> None:
+        self.client_prefix = opened.client_prefix
+        self.max_message_bytes = opened.max_message_bytes or None
+        if self.primary:
+            self._layer._resume_token = opened.resume_token
+            if opened.client_prefix != self._layer.client_prefix:
+                logger.warning(
+                    "chanlayer server chose prefix %r instead of %r",
+                    opened.client_prefix,
+                    self._layer.client_prefix,
+                )
+        if opened.max_message_bytes:
+            self._layer._max_message_bytes = opened.max_message_bytes
+        self._connected = True
+        # Ops queued while disconnected go out now, then the receives of current waiters.
+        for channel, state in list(self._channels.items()):
+            self._reconcile(channel, state)
+        self._wake.set()
+
+    async def _write_loop(self, stream: SessionStream) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._outbox:
+                continue
+            operations, self._outbox = self._outbox, []
+            for operation in operations:
+                kind = operation.WhichOneof("operation")
+                if kind in ("send", "group_add", "group_discard", "group_send"):
+                    op = self._ops.get(getattr(operation, kind).request_id)
+                    if op is not None:
+                        op.written = True
+            try:
+                await stream.write(pb.SessionRequest(operations=operations))
+            except RemoteError:
+                stream.cancel()
+                return
+
+    def _dispatch(self, events: Any) -> None:
+        for event in events:
+            kind = event.WhichOneof("event")
+            if kind == "result":
+                self._on_result(event.result)
+            elif kind == "delivery":
+                self._on_delivery(event.delivery)
+            elif kind == "cancelled":
+                self._cancelling.discard(event.cancelled.receive_id)
+                self._receives.pop(event.cancelled.receive_id, None)
+            elif kind == "receive_failed":
+                self._on_receive_failed(event.receive_failed)
+            elif kind == "closing":
+                reason = event.closing.reason
+                if reason == pb.SESSION_CLOSE_REASON_RESUMED_ELSEWHERE:
+                    # Another loop of this layer took the client prefix over.
+                    self.primary = False
+                logger.info("chanlayer session closing: %s", pb.SessionCloseReason.Name(reason))
+            elif kind == "opened":
+                logger.warning("unexpected second 'opened' on a chanlayer session")
+
+    def _on_result(self, result: pb.OperationResult) -> None:
+        op = self._ops.pop(result.request_id, None)
+        if op is not None and not op.future.done():
+            op.future.set_result(result)
+
+    def _on_delivery(self, delivery: pb.Delivery) -> None:
+        channel = delivery.channel or self._receives.get(delivery.receive_id, "")
+        self._receives.pop(delivery.receive_id, None)
+        self._cancelling.discard(delivery.receive_id)
+        self._layer._buffer_messages(channel, delivery.messages)
+        state = self._channels.get(channel)
+        if state is not None:
+            state.active.discard(delivery.receive_id)
+            self._wake_waiters(channel, state)
+            self._reconcile(channel, state)
+
+    def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
+        channel = self._receives.pop(failed.receive_id, None)
+        if failed.receive_id in self._cancelling:
+            self._cancelling.discard(failed.receive_id)
+            return
+        if channel is None:
+            return
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        state.active.discard(failed.receive_id)
+        err = failed.error
+        exc = error_from_reason(err.code, err.reason, err.message, channel=channel)
+        for waiter in state.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+                break
+
+    def _teardown_stream(self) -> None:
+        """Forget the stream's server-side state after it ended."""
+        was_connected = self._connected
+        self._connected = False
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        if was_connected:
+            self._down_since = time.monotonic()
+        self._receives.clear()
+        self._cancelling.clear()
+        for state in self._channels.values():
+            state.active.clear()
+        lost = ServerUnavailable(
+            "the connection to the chanlayer server was lost before the operation was "
+            "acknowledged; it may or may not have been applied"
+        )
+        for request_id, op in list(self._ops.items()):
+            if op.written:
+                del self._ops[request_id]
+                if not op.future.done():
+                    op.future.set_exception(lost)
+        # Only unwritten send and group operations survive; receives are re-registered.
+        self._outbox = [
+            o
+            for o in self._outbox
+            if o.WhichOneof("operation") in ("send", "group_add", "group_discard", "group_send")
+        ]
+        if self._closing:
+            self._closed.set()
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        """Fail every caller waiting on this session (the session keeps reconnecting)."""
+        for state in self._channels.values():
+            for waiter in state.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+        for request_id, op in list(self._ops.items()):
+            del self._ops[request_id]
+            if not op.future.done():
+                op.future.set_exception(exc)
+        self._outbox.clear()
+
+    def _finish(self, exc: BaseException) -> None:
+        """Fail everything for good: the session is unusable from now on."""
+        if self._failure is None:
+            self._failure = exc
+        self._fail_waiters(exc)
+        self._closed.set()

@@ -1,0 +1,211 @@
+"""The transport: the only module that talks to gRPC.
+
+The layer's logic (:mod:`chanlayer._session`, :mod:`chanlayer.core`) sees the narrow
+:class:`Transport` and :class:`SessionStream` protocols and the generated message types, never
+``grpc`` itself. A native transport (for example a PyO3 extension over the Rust client) can
+replace :class:`GrpcTransport` by implementing the same few methods.
+
+One transport serves one event loop: ``grpc.aio`` channels are bound to the loop that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+
+from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._proto.v1 import channel_layer_pb2_grpc as pb_grpc
+from chanlayer.exceptions import ERROR_DOMAIN, ServerUnavailable
+
+ResponseT = TypeVar("ResponseT", bound=Message)
+
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class RemoteError(Exception):
+    """A call or stream ended with a non-OK status.
+
+    Attributes:
+        code: The canonical status code number.
+        reason: The ``ErrorInfo`` reason of domain ``chanlayer.dev``, or "".
+        message: The status message.
+    """
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{reason or code}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class SessionStream(Protocol):
+    """One ``Session`` stream: frames of operations out, frames of events in."""
+
+    async def write(self, request: pb.SessionRequest) -> None:
+        """Send one frame. Raises :class:`RemoteError` when the stream has failed."""
+
+    async def read(self) -> pb.SessionResponse | None:
+        """Return the next frame, or None at the end of the stream.
+
+        Raises:
+            RemoteError: the stream ended with an error status.
+        """
+
+    def cancel(self) -> None:
+        """End the stream now (idempotent)."""
+
+
+class Transport(Protocol):
+    """What the layer needs from a connection to the server."""
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the server is reachable.
+
+        Raises:
+            ServerUnavailable: not reachable within ``timeout`` seconds.
+        """
+
+    def open_session(self) -> SessionStream:
+        """Start a ``Session`` stream (call :meth:`wait_ready` first)."""
+
+    async def unary(self, method: str, request: Message, timeout: float) -> Any:
+        """Call the unary RPC ``method`` (for example ``"Send"``) and return its response.
+
+        Raises:
+            RemoteError: the call failed.
+        """
+
+    async def close(self) -> None:
+        """Close the connection and end every call on it."""
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """Connection settings shared by every loop's transport."""
+
+    target: str
+    token: str | None = None
+    tls: bool = False
+    tls_ca: bytes | None = None
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    tls_server_name: str | None = None
+
+
+def _channel_options(config: TransportConfig) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", -1),
+        ("grpc.max_receive_message_length", -1),
+        # Reconnect quickly after a server restart: the layer adds its own backoff on top.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.enable_retries", 0),
+    ]
+    if config.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", config.tls_server_name))
+    return options
+
+
+def _status_error(err: grpc.aio.AioRpcError) -> RemoteError:
+    """Turn a failed call into a :class:`RemoteError`, reading ``google.rpc.ErrorInfo``."""
+    code = err.code().value[0]
+    reason = ""
+    for key, value in err.trailing_metadata() or ():
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status()
+        try:
+            status.ParseFromString(value)
+        except Exception:  # a malformed trailer must not hide the status itself
+            break
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if (
+                detail.Is(info.DESCRIPTOR)
+                and detail.Unpack(info)
+                and info.domain in (ERROR_DOMAIN, "")
+            ):
+                reason = info.reason
+                break
+    return RemoteError(code, reason, err.details() or "")
+
+
+class _GrpcSessionStream:
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def write(self, request: pb.SessionRequest) -> None:
+        try:
+            await self._call.write(request)
+        except grpc.aio.AioRpcError as err:
+            raise _status_error(err) from None
+        except (grpc.aio.UsageError, asyncio.InvalidStateError) as err:
+            raise RemoteError(grpc.StatusCode.UNAVAILABLE.value[0], "", str(err)) from None
+
+    async def read(self) -> pb.SessionResponse | None:
+        try:
+            frame = await self._call.read()
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED:
+                return None
+            raise _status_error(err) from None
+        if frame is grpc.aio.EOF:
+            return None
+        return frame  # type: ignore[no-any-return]
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class GrpcTransport:
+    """:class:`Transport` over one ``grpc.aio`` channel."""
+
+    def __init__(self, config: TransportConfig) -> None:
+        self._config = config
+        options = _channel_options(config)
+        if config.tls:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=config.tls_ca,
+                private_key=config.tls_key,
+                certificate_chain=config.tls_cert,
+            )
+            self._channel = grpc.aio.secure_channel(config.target, creds, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(config.target, options=options)
+        self._stub = pb_grpc.ChannelLayerServiceStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {config.token}"),) if config.token else None
+        )
+
+    async def wait_ready(self, timeout: float) -> None:
+        if self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            raise ServerUnavailable(
+                f"the chanlayer server at {self._config.target} is unreachable "
+                f"(no connection within {timeout:g} s)",
+                code=grpc.StatusCode.UNAVAILABLE.value[0],
+            ) from None
+
+    def open_session(self) -> SessionStream:
+        return _GrpcSessionStream(self._stub.Session(metadata=self._metadata))
+
+    async def unary(self, method: str, request: Message, timeout: float) -> Any:
+        rpc = getattr(self._stub, method)
+        try:
+            return await rpc(request, timeout=timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise _status_error(err) from None
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)

@@ -1,0 +1,508 @@
+"""``chanlayer.ChannelLayer``: the Django Channels layer backed by a chanlayer server.
+
+Configuration mirrors channels_redis (same keys, meanings and defaults) plus the connection
+settings of the gRPC server; see the package README for every key.
+
+Per event loop, the layer keeps one connection (a :class:`~chanlayer._transport.Transport`) and
+at most one :class:`~chanlayer._session.Session` stream, like channels_redis keeps one set of
+pools per loop, and cleans them up when the loop closes. A loop opens its session on its first
+``receive()``; until then its sends and group operations are unary calls, which is what
+short-lived ``async_to_sync`` loops want. Once a loop has a session, its operations ride on it.
+
+The layer's ``client_prefix`` (a random 128-bit hex string made at construction, as in
+channels_redis) names its specific channels. One session at a time holds it: the first loop to
+open a session. When that loop closes, its session detaches and the next loop resumes it with
+the resume token, keeping the specific channels and their queued messages. Receiving on a
+specific channel of this layer from a second loop while the first still holds the session
+raises ``RuntimeError``, as channels_redis does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import types
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from channels.exceptions import MessageTooLarge
+from channels.layers import BaseChannelLayer
+
+from chanlayer import __version__
+from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._session import Session
+from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
+from chanlayer.exceptions import ChanlayerError, error_from_reason
+from chanlayer.serializers import registry
+
+logger = logging.getLogger("chanlayer")
+
+#: The spec's minimum message size: larger messages take the unary path until the server's
+#: limit is known.
+_SPEC_MESSAGE_BYTES = 1024 * 1024
+#: At most this many channel_capacity rules travel with a group_send.
+_MAX_CAPACITY_RULES = 64
+_SWEEP_INTERVAL = 10.0
+
+
+class _LoopState:
+    """The connection and session of one event loop."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.session: Session | None = None
+
+    async def aclose(self, *, release: bool) -> None:
+        if self.session is not None:
+            await self.session.close(release=release)
+        await self.transport.close()
+
+
+class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
+    """A Django Channels channel layer on a chanlayer gRPC server.
+
+    Args:
+        target: The server address, ``host:port`` (gRPC target syntax).
+        prefix: The namespace of this application's channels and groups on the server
+            (channels_redis' key prefix).
+        expiry: Seconds a message may wait unread before it is dropped.
+        group_expiry: Seconds a group membership lasts after the last ``group_add``.
+        capacity: Default capacity of a channel (messages).
+        channel_capacity: Per-channel capacities: a mapping of glob strings or compiled regexes
+            to capacities; the first match wins.
+        symmetric_encryption_keys: Fernet keys (a list): key 0 encrypts, all decrypt.
+        serializer_format: A format of :data:`chanlayer.serializers.registry`.
+        random_prefix_length: Accepted for compatibility with channels_redis; must stay 0 for
+            messages to be readable by other chanlayer clients, and defaults to 0.
+        token: A bearer token sent in the ``authorization`` metadata of every call.
+        token_file: A file holding the token (read once, at construction).
+        tls: Use TLS (implied by any ``tls_*`` file).
+        tls_ca_file: PEM roots to verify the server with (default: the system's).
+        tls_cert_file: PEM client certificate chain, for mutual TLS.
+        tls_key_file: PEM client private key, for mutual TLS.
+        tls_server_name: The name to verify the server certificate against.
+        connect_timeout: Seconds a call waits for the server before raising
+            :class:`~chanlayer.exceptions.ServerUnavailable`.
+        call_timeout: Deadline of unary calls, in seconds.
+        prefetch: Most messages one receive on a specific channel may fetch ahead (1 disables).
+    """
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        serializer_format: str = "msgpack",
+        random_prefix_length: int = 0,
+        token: str | None = None,
+        token_file: str | None = None,
+        tls: bool = False,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        tls_server_name: str | None = None,
+        connect_timeout: float = 10.0,
+        call_timeout: float = 30.0,
+        prefetch: int = 16,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        if not isinstance(prefix, str):
+            raise TypeError("Prefix must be unicode")
+        if token is not None and token_file is not None:
+            raise TypeError("Pass either token or token_file, not both")
+        self.target = target
+        self.prefix = prefix
+        self.group_expiry = group_expiry
+        self.connect_timeout = float(connect_timeout)
+        self.call_timeout = float(call_timeout)
+        self.prefetch = max(1, int(prefetch))
+        self.client_name = f"chanlayer-py/{__version__}"
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self._capacity_rules = self._make_capacity_rules(channel_capacity or {})
+        self._serializer = registry.get_serializer(
+            serializer_format,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            random_prefix_length=random_prefix_length,
+            expiry=expiry,
+        )
+        if token_file is not None:
+            token = Path(token_file).read_text().strip()
+        use_tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
+        self._transport_config = TransportConfig(
+            target=target,
+            token=token or None,
+            tls=use_tls,
+            tls_ca=Path(tls_ca_file).read_bytes() if tls_ca_file else None,
+            tls_cert=Path(tls_cert_file).read_bytes() if tls_cert_file else None,
+            tls_key=Path(tls_key_file).read_bytes() if tls_key_file else None,
+            tls_server_name=tls_server_name,
+        )
+        #: Names this layer's specific channels; proposed to the server as the session prefix.
+        self.client_prefix = uuid.uuid4().hex
+        self._expiry_ms = max(1, round(float(expiry) * 1000))
+        self._group_expiry_s = max(1, int(group_expiry))
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._lock = threading.Lock()
+        self._primary: Session | None = None
+        self._resume_token = ""
+        self._max_message_bytes: int | None = None
+        self._buffers: dict[str, deque[tuple[float, bytes]]] = {}
+        self._last_sweep = time.monotonic()
+
+    @staticmethod
+    def _make_capacity_rules(channel_capacity: Mapping[Any, int]) -> list[pb.CapacityRule]:
+        rules = []
+        for pattern, cap in channel_capacity.items():
+            if isinstance(pattern, str):
+                rules.append(pb.CapacityRule(glob=pattern, capacity=int(cap)))
+            elif hasattr(pattern, "pattern"):
+                rules.append(pb.CapacityRule(regex=str(pattern.pattern), capacity=int(cap)))
+            else:
+                raise TypeError(f"channel_capacity keys must be globs or regexes, not {pattern!r}")
+        if len(rules) > _MAX_CAPACITY_RULES:
+            raise ValueError(f"channel_capacity may hold at most {_MAX_CAPACITY_RULES} patterns")
+        return rules
+
+    ### Serialization ###
+
+    def serialize(self, message: dict[str, Any]) -> bytes:
+        """Encode (and encrypt) a message."""
+        return self._serializer.serialize(message)
+
+    def deserialize(self, message: bytes) -> dict[str, Any]:
+        """Decode (and decrypt) a message."""
+        return self._serializer.deserialize(message)  # type: ignore[no-any-return]
+
+    ### Channel layer API ###
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to ``channel``.
+
+        Raises:
+            ChannelFull: the channel holds ``capacity`` unexpired messages.
+            MessageTooLarge: the encoded message exceeds the server's limit.
+            TypeError: the channel name is invalid.
+        """
+        if not isinstance(message, dict):
+            raise AssertionError("message is not a dict")
+        self.require_valid_channel_name(channel)
+        if "__asgi_channel__" in message:
+            raise AssertionError("'__asgi_channel__' is a reserved key")
+        payload = self.serialize(message)
+        capacity = self.get_capacity(channel)
+        session = self._stream_for(len(payload))
+        if session is not None:
+            op = pb.SessionOperation(
+                send=pb.SendOperation(
+                    channel=channel,
+                    message=payload,
+                    capacity=capacity,
+                    expiry_ms=self._expiry_ms,
+                )
+            )
+            await session.request(op, channel)
+            return
+        request = pb.SendRequest(
+            namespace=self.prefix,
+            channel=channel,
+            message=payload,
+            capacity=capacity,
+            expiry_ms=self._expiry_ms,
+        )
+        await self._unary("Send", request, channel=channel)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Return the next message of ``channel``, waiting for one.
+
+        Safe to cancel at any point: a message already on its way is kept for the next
+        ``receive()`` of the channel.
+        """
+        self.require_valid_channel_name(channel)
+        session = self._session_for_receive(channel)
+        payload = await session.receive(channel)
+        return self.deserialize(payload)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """Return a new process-specific channel name, ``{prefix}.{client_prefix}!{random}``."""
+        return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+
+    ### Groups extension ###
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (or refresh its membership)."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        try:
+            session = self._stream_for(0)
+            if session is not None:
+                op = pb.SessionOperation(
+                    group_add=pb.GroupAddOperation(
+                        group=group, channel=channel, group_expiry_seconds=self._group_expiry_s
+                    )
+                )
+                await session.request(op)
+                return
+            request = pb.GroupAddRequest(
+                namespace=self.prefix,
+                group=group,
+                channel=channel,
+                group_expiry_seconds=self._group_expiry_s,
+            )
+            await self._unary("GroupAdd", request)
+        except AttributeError as exc:  # Channels would report it as a missing groups extension
+            raise ChanlayerError(f"group_add failed: {exc!r}") from exc
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        try:
+            session = self._stream_for(0)
+            if session is not None:
+                op = pb.SessionOperation(
+                    group_discard=pb.GroupDiscardOperation(group=group, channel=channel)
+                )
+                await session.request(op)
+                return
+            request = pb.GroupDiscardRequest(namespace=self.prefix, group=group, channel=channel)
+            await self._unary("GroupDiscard", request)
+        except AttributeError as exc:  # Channels would report it as a missing groups extension
+            raise ChanlayerError(f"group_discard failed: {exc!r}") from exc
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to every member of ``group``; full members are skipped."""
+        if not isinstance(message, dict):
+            raise AssertionError("Message is not a dict")
+        self.require_valid_group_name(group)
+        payload = self.serialize(message)
+        session = self._stream_for(len(payload))
+        if session is not None:
+            op = pb.SessionOperation(
+                group_send=pb.GroupSendOperation(
+                    group=group,
+                    message=payload,
+                    capacity=self.capacity,
+                    channel_capacity=self._capacity_rules,
+                    expiry_ms=self._expiry_ms,
+                )
+            )
+            result = await session.request(op)
+            dropped = result.dropped_count
+            total = result.delivered_count + dropped
+        else:
+            request = pb.GroupSendRequest(
+                namespace=self.prefix,
+                group=group,
+                message=payload,
+                capacity=self.capacity,
+                channel_capacity=self._capacity_rules,
+                expiry_ms=self._expiry_ms,
+            )
+            response = await self._unary("GroupSend", request)
+            dropped = response.dropped
+            total = response.delivered + dropped
+        if dropped:
+            logger.info("%s of %s channels over capacity in group %s", dropped, total, group)
+
+    ### Flush extension ###
+
+    async def flush(self) -> None:
+        """Remove every channel, message and group of this layer's namespace."""
+        self._buffers.clear()
+        await self._unary("Flush", pb.FlushRequest(namespace=self.prefix))
+
+    async def close(self) -> None:
+        """Close this event loop's session and connection.
+
+        The session is released: the server removes this layer's specific channels and their
+        group memberships at once instead of after the lease grace period. The layer stays
+        usable; the next call reconnects.
+        """
+        loop = asyncio.get_running_loop()
+        state = self._states.pop(loop, None)
+        if state is None:
+            return
+        release = state.session is not None and state.session is self._primary
+        await state.aclose(release=release)
+        with self._lock:
+            if release:
+                self._primary = None
+                self._resume_token = ""
+
+    ### Introspection (beyond the Channels spec) ###
+
+    async def group_size(self, group: str) -> int:
+        """Return how many unexpired members ``group`` has."""
+        self.require_valid_group_name(group)
+        response = await self._unary(
+            "GetGroup", pb.GetGroupRequest(namespace=self.prefix, group=group)
+        )
+        return int(response.member_count)
+
+    async def group_members(self, group: str) -> list[str]:
+        """Return the channels of ``group``, in name order."""
+        self.require_valid_group_name(group)
+        members: list[str] = []
+        token = ""
+        while True:
+            response = await self._unary(
+                "ListGroupMembers",
+                pb.ListGroupMembersRequest(
+                    namespace=self.prefix, group=group, page_size=1000, page_token=token
+                ),
+            )
+            members.extend(m.channel for m in response.members)
+            token = response.next_page_token
+            if not token:
+                return members
+
+    async def channel_depth(self, channel: str) -> int:
+        """Return how many unexpired messages wait in ``channel`` on the server."""
+        self.require_valid_channel_name(channel)
+        response = await self._unary(
+            "GetChannel", pb.GetChannelRequest(namespace=self.prefix, channel=channel)
+        )
+        return int(response.queued_messages)
+
+    async def server_stats(self) -> dict[str, int]:
+        """Return the server's counters and gauges (``GetServerStats``) as a dict."""
+        response = await self._unary("GetServerStats", pb.GetServerStatsRequest())
+        return {f.name: int(getattr(response, f.name)) for f in response.DESCRIPTOR.fields}
+
+    ### Internals ###
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = _LoopState(GrpcTransport(self._transport_config))
+            self._states[loop] = state
+            _wrap_close(self, loop)
+        return state
+
+    def _stream_for(self, payload_size: int) -> Session | None:
+        """Return this loop's session if operations should ride on it, else None (unary).
+
+        Raises:
+            MessageTooLarge: the payload exceeds the server's known limit.
+        """
+        limit = self._max_message_bytes
+        if limit is not None and payload_size > limit:
+            raise MessageTooLarge(f"message of {payload_size} bytes exceeds {limit}")
+        session = self._loop_state().session
+        if session is None or not session.usable:
+            return None
+        if limit is None and payload_size > _SPEC_MESSAGE_BYTES:
+            return None
+        return session
+
+    def _session_for_receive(self, channel: str) -> Session:
+        state = self._loop_state()
+        session = state.session
+        if session is None or not session.usable:
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                owner = self._primary
+                primary = owner is None or not owner.usable
+                session = Session(self, loop, state.transport, primary=primary)
+                if primary:
+                    self._primary = session
+            state.session = session
+        if self._is_own_specific(channel) and not session.primary:
+            raise RuntimeError(
+                "Two event loops are trying to receive() on one channel layer at once!"
+            )
+        return session
+
+    def _is_own_specific(self, channel: str) -> bool:
+        head, bang, _ = channel.partition("!")
+        return bool(bang) and (
+            head == self.client_prefix or head.endswith("." + self.client_prefix)
+        )
+
+    async def _unary(self, method: str, request: Any, *, channel: str | None = None) -> Any:
+        transport = self._loop_state().transport
+        await transport.wait_ready(self.connect_timeout)
+        try:
+            return await transport.unary(method, request, self.call_timeout)
+        except RemoteError as err:
+            raise error_from_reason(err.code, err.reason, err.message, channel=channel) from None
+
+    def _max_messages(self, channel: str) -> int:
+        return self.prefetch if "!" in channel else 1
+
+    def _buffer_messages(self, channel: str, messages: Iterable[pb.DeliveredMessage]) -> None:
+        now = time.monotonic()
+        buffer = self._buffers.get(channel)
+        if buffer is None:
+            buffer = self._buffers[channel] = deque()
+        for item in messages:
+            buffer.append((now + item.expires_in_ms / 1000.0, item.message))
+        if now - self._last_sweep > _SWEEP_INTERVAL:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        for name, buffer in list(self._buffers.items()):
+            while buffer and buffer[0][0] <= now:
+                buffer.popleft()
+            if not buffer:
+                self._buffers.pop(name, None)
+
+    def _pop_buffered(self, channel: str) -> bytes | None:
+        buffer = self._buffers.get(channel)
+        if buffer is None:
+            return None
+        now = time.monotonic()
+        payload = None
+        while buffer:
+            deadline, data = buffer.popleft()
+            if deadline > now:
+                payload = data
+                break
+        if not buffer:
+            self._buffers.pop(channel, None)
+        return payload
+
+    def _buffered_count(self, channel: str) -> int:
+        buffer = self._buffers.get(channel)
+        return len(buffer) if buffer else 0
+
+    def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState | None:
+        state = self._states.pop(loop, None)
+        if state is not None and state.session is not None:
+            with self._lock:
+                if self._primary is state.session:
+                    self._primary = None
+        return state
+
+
+def _wrap_close(layer: ChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
+    """Patch ``loop.close`` to close the layer's connection of that loop first.
+
+    The session is detached, not released: another loop may resume it (``async_to_sync``
+    makes a new loop per call).
+    """
+    original_close = loop.close
+
+    def _close(self: asyncio.AbstractEventLoop) -> None:
+        state = layer._forget_loop(loop)
+        if state is not None and not loop.is_closed() and not loop.is_running():
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(state.aclose(release=False))
+        self.close = original_close  # type: ignore[method-assign]
+        self.close()
+
+    loop.close = types.MethodType(_close, loop)  # type: ignore[method-assign]
