@@ -1,3 +1,8 @@
 //! chanlayer: the Django Channels channel layer as a gRPC server.
+pub mod config;
 pub mod core;
+pub mod grpc;
+pub mod hub;
 pub mod proto;
+pub mod server;
+pub mod shutdown;

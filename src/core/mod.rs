@@ -203,6 +203,16 @@ pub struct SweepReport {
     pub removed_groups: u64,
 }
 
+impl SweepReport {
+    /// Adds another report's counts to this one.
+    pub fn add(&mut self, other: &SweepReport) {
+        self.expired_messages += other.expired_messages;
+        self.expired_memberships += other.expired_memberships;
+        self.removed_channels += other.removed_channels;
+        self.removed_groups += other.removed_groups;
+    }
+}
+
 /// What a flush removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushReport {
@@ -312,11 +322,7 @@ impl<W: Waiter> Layer<W> {
     pub fn sweep(&self, now: Instant) -> SweepReport {
         let mut report = SweepReport::default();
         for ns in self.namespaces() {
-            let r = ns.sweep(now);
-            report.expired_messages += r.expired_messages;
-            report.expired_memberships += r.expired_memberships;
-            report.removed_channels += r.removed_channels;
-            report.removed_groups += r.removed_groups;
+            report.add(&ns.sweep(now));
         }
         report
     }
@@ -785,42 +791,54 @@ impl<W: Waiter> Namespace<W> {
     /// Removes expired messages and memberships, and frees idle channels and empty groups.
     pub fn sweep(&self, now: Instant) -> SweepReport {
         let mut report = SweepReport::default();
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock();
-            let shard = &mut *guard;
-            let stats = &mut shard.stats;
-            let mut removed_channels = 0;
-            shard.channels.retain(|_, ch| {
-                let expired = purge_expired(ch, stats, now);
-                stats.dropped_expired_total += expired;
-                report.expired_messages += expired;
-                let keep = !ch.queue.is_empty() || !ch.waiters.is_empty();
-                if !keep {
-                    removed_channels += 1;
-                } else if ch.queue.capacity() > 4 * ch.queue.len().max(8) {
-                    ch.queue.shrink_to_fit();
-                }
-                keep
-            });
-            self.channel_count
-                .fetch_sub(removed_channels, Ordering::Relaxed);
-            report.removed_channels += removed_channels as u64;
-            let mut removed_groups = 0;
-            shard.groups.retain(|_, g| {
-                let before = g.members.len();
-                g.members.retain(|_, m| m.expires_at > now);
-                let expired = (before - g.members.len()) as u64;
-                stats.memberships -= expired;
-                stats.memberships_expired_total += expired;
-                report.expired_memberships += expired;
-                let keep = !g.members.is_empty();
-                removed_groups += usize::from(!keep);
-                keep
-            });
-            self.group_count
-                .fetch_sub(removed_groups, Ordering::Relaxed);
-            report.removed_groups += removed_groups as u64;
+        for index in 0..self.shard_count() {
+            report.add(&self.sweep_shard(index, now));
         }
+        report
+    }
+
+    /// How many shards the namespace has; [`Namespace::sweep_shard`] takes `0..shard_count`.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sweeps one shard, so that a caller can sweep a large namespace in small steps.
+    pub fn sweep_shard(&self, index: usize, now: Instant) -> SweepReport {
+        let mut report = SweepReport::default();
+        let mut guard = self.shards[index].lock();
+        let shard = &mut *guard;
+        let stats = &mut shard.stats;
+        let mut removed_channels = 0;
+        shard.channels.retain(|_, ch| {
+            let expired = purge_expired(ch, stats, now);
+            stats.dropped_expired_total += expired;
+            report.expired_messages += expired;
+            let keep = !ch.queue.is_empty() || !ch.waiters.is_empty();
+            if !keep {
+                removed_channels += 1;
+            } else if ch.queue.capacity() > 4 * ch.queue.len().max(8) {
+                ch.queue.shrink_to_fit();
+            }
+            keep
+        });
+        self.channel_count
+            .fetch_sub(removed_channels, Ordering::Relaxed);
+        report.removed_channels += removed_channels as u64;
+        let mut removed_groups = 0;
+        shard.groups.retain(|_, g| {
+            let before = g.members.len();
+            g.members.retain(|_, m| m.expires_at > now);
+            let expired = (before - g.members.len()) as u64;
+            stats.memberships -= expired;
+            stats.memberships_expired_total += expired;
+            report.expired_memberships += expired;
+            let keep = !g.members.is_empty();
+            removed_groups += usize::from(!keep);
+            keep
+        });
+        self.group_count
+            .fetch_sub(removed_groups, Ordering::Relaxed);
+        report.removed_groups += removed_groups as u64;
         report
     }
 

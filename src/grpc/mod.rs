@@ -1,0 +1,532 @@
+//! The tonic adapter: the only module that sees generated types. It validates requests,
+//! converts them for the hub, and maps errors to statuses (`status`).
+
+pub mod convert;
+pub mod status;
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures_util::{Stream, stream};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use self::{
+    convert::CapacityCache,
+    status::{invalid_argument, status, to_detail},
+};
+use crate::{
+    hub::{Batch, CloseReason, Event, Hub, OpOutcome, OpenRequest, Opened, SessionHandle},
+    proto::v1::{
+        self as pb, channel_layer_service_server::ChannelLayerService, session_event,
+        session_operation::Operation,
+    },
+};
+
+/// How long a new Session stream may take to send its `open` operation.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest page of group members.
+const MAX_PAGE_SIZE: usize = 10_000;
+
+/// The service implementation.
+pub struct ChannelLayerGrpc {
+    hub: Arc<Hub>,
+    capacities: Arc<CapacityCache>,
+    max_frame_bytes: usize,
+}
+
+impl ChannelLayerGrpc {
+    /// The service over `hub`; server frames carry up to `max_frame_bytes` of payload.
+    pub fn new(hub: Arc<Hub>, max_frame_bytes: usize) -> Self {
+        Self {
+            hub,
+            capacities: Arc::new(CapacityCache::default()),
+            max_frame_bytes,
+        }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+#[tonic::async_trait]
+impl ChannelLayerService for ChannelLayerGrpc {
+    async fn send(
+        &self,
+        request: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        let r = request.into_inner();
+        let delivered = self.hub.send(
+            &r.namespace,
+            &r.channel,
+            convert::payload(r.message),
+            convert::capacity(r.capacity),
+            convert::expiry(r.expiry_ms),
+        )?;
+        Ok(Response::new(pb::SendResponse { delivered }))
+    }
+
+    async fn group_add(
+        &self,
+        request: Request<pb::GroupAddRequest>,
+    ) -> Result<Response<pb::GroupAddResponse>, Status> {
+        let r = request.into_inner();
+        let added = self.hub.group_add(
+            &r.namespace,
+            &r.group,
+            &r.channel,
+            convert::group_expiry(r.group_expiry_seconds),
+        )?;
+        Ok(Response::new(pb::GroupAddResponse { added }))
+    }
+
+    async fn group_discard(
+        &self,
+        request: Request<pb::GroupDiscardRequest>,
+    ) -> Result<Response<pb::GroupDiscardResponse>, Status> {
+        let r = request.into_inner();
+        let removed = self.hub.group_discard(&r.namespace, &r.group, &r.channel)?;
+        Ok(Response::new(pb::GroupDiscardResponse { removed }))
+    }
+
+    async fn group_send(
+        &self,
+        request: Request<pb::GroupSendRequest>,
+    ) -> Result<Response<pb::GroupSendResponse>, Status> {
+        let r = request.into_inner();
+        let rules = self.capacities.rules(r.capacity, &r.channel_capacity)?;
+        let (delivered, dropped) = self.hub.group_send(
+            &r.namespace,
+            &r.group,
+            convert::payload(r.message),
+            &rules,
+            convert::expiry(r.expiry_ms),
+        )?;
+        Ok(Response::new(pb::GroupSendResponse {
+            delivered: delivered as u32,
+            dropped: dropped as u32,
+        }))
+    }
+
+    async fn flush(
+        &self,
+        request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        let r = request.into_inner();
+        let report = self.hub.flush(&r.namespace)?;
+        Ok(Response::new(pb::FlushResponse {
+            dropped_messages: report.dropped_messages,
+            removed_groups: report.removed_groups,
+        }))
+    }
+
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
+        let r = request.into_inner();
+        let size = self.hub.group_size(&r.namespace, &r.group)?;
+        Ok(Response::new(pb::GetGroupResponse {
+            group: r.group,
+            member_count: size as u32,
+        }))
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let r = request.into_inner();
+        let page_size = match r.page_size as usize {
+            0 => 1_000,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(invalid_argument(
+                    "INVALID_PAGE_SIZE",
+                    format!("page_size {n} is larger than the maximum of {MAX_PAGE_SIZE}"),
+                ));
+            }
+            n => n,
+        };
+        // The page token is the name of the last member of the previous page: member
+        // names are ASCII, so it is printable and needs no encoding.
+        if r.page_token.len() >= crate::core::names::MAX_NAME_LENGTH {
+            return Err(invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token is not one this server issued",
+            ));
+        }
+        let page = self
+            .hub
+            .group_members(&r.namespace, &r.group, &r.page_token, page_size)?;
+        let next_page_token = match (page.more, page.members.last()) {
+            (true, Some((name, _))) => name.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListGroupMembersResponse {
+            members: page
+                .members
+                .into_iter()
+                .map(|(channel, left)| pb::GroupMember {
+                    channel,
+                    expires_in_ms: ms(left),
+                })
+                .collect(),
+            next_page_token,
+            total_size: page.total as u32,
+        }))
+    }
+
+    async fn get_channel(
+        &self,
+        request: Request<pb::GetChannelRequest>,
+    ) -> Result<Response<pb::GetChannelResponse>, Status> {
+        let r = request.into_inner();
+        let info = self.hub.channel_info(&r.namespace, &r.channel)?;
+        Ok(Response::new(pb::GetChannelResponse {
+            channel: r.channel,
+            queued_messages: info.queued_messages as u32,
+            queued_bytes: info.queued_bytes as u64,
+            waiting_receives: info.waiting_receives as u32,
+            oldest_message_age_ms: ms(info.oldest_message_age),
+        }))
+    }
+
+    async fn get_server_stats(
+        &self,
+        _request: Request<pb::GetServerStatsRequest>,
+    ) -> Result<Response<pb::GetServerStatsResponse>, Status> {
+        let s = self.hub.stats();
+        Ok(Response::new(pb::GetServerStatsResponse {
+            uptime_seconds: s.uptime.as_secs(),
+            sessions_open: s.sessions_open,
+            sessions_detached: s.sessions_detached,
+            pending_receives: s.core.waiting_receives,
+            channels: s.core.channels,
+            groups: s.core.groups,
+            memberships: s.core.memberships,
+            queued_messages: s.core.queued_messages,
+            queued_bytes: s.core.queued_bytes,
+            messages_sent_total: s.core.sent_total,
+            messages_delivered_total: s.delivered_total,
+            dropped_channel_full_total: s.core.dropped_channel_full_total,
+            dropped_expired_total: s.core.dropped_expired_total,
+            dropped_session_gone_total: s.core.dropped_session_gone_total,
+            dropped_flushed_total: s.core.dropped_flushed_total,
+            memberships_expired_total: s.core.memberships_expired_total,
+            memberships_released_total: s.core.memberships_released_total,
+        }))
+    }
+
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = match tokio::time::timeout(OPEN_TIMEOUT, inbound.message()).await {
+            Err(_) => {
+                return Err(status(
+                    Code::FailedPrecondition,
+                    "SESSION_NOT_OPEN",
+                    "no open operation arrived within 30 seconds of the stream's start",
+                ));
+            }
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok(None)) => {
+                return Err(status(
+                    Code::FailedPrecondition,
+                    "SESSION_NOT_OPEN",
+                    "the stream ended before its open operation",
+                ));
+            }
+            Ok(Ok(Some(frame))) => frame,
+        };
+        let mut operations = first.operations.into_iter();
+        let open = match operations.next().and_then(|op| op.operation) {
+            Some(Operation::Open(open)) => open,
+            _ => {
+                return Err(status(
+                    Code::FailedPrecondition,
+                    "SESSION_NOT_OPEN",
+                    "the first operation of a Session stream must be open",
+                ));
+            }
+        };
+        let client_name = open.client_name.clone();
+        let (mut handle, opened) = self.hub.open_session(OpenRequest {
+            namespace: open.namespace,
+            client_prefix: open.client_prefix,
+            resume_token: open.resume_token,
+        })?;
+        tracing::debug!(
+            client_prefix = %opened.client_prefix,
+            resumed = opened.resumed,
+            client = %client_name,
+            "session opened"
+        );
+        let config = self.hub.config();
+        let opened_frame = pb::SessionResponse {
+            events: vec![opened_event(
+                &opened,
+                config.lease_grace,
+                config.limits.max_message_bytes,
+                config.max_pending_receives,
+            )],
+        };
+
+        let abort: Arc<parking_lot::Mutex<Option<Status>>> = Arc::default();
+        let mut reader = SessionReader {
+            capacities: Arc::clone(&self.capacities),
+            abort: Arc::clone(&abort),
+        };
+        let outbox = handle.outbox();
+        let first_ops: Vec<_> = operations.collect();
+        match reader.apply(&mut handle, first_ops) {
+            Flow::Continue => {
+                handle.flush_acks();
+                let shutdown = self.hub.shutdown_signal();
+                tokio::spawn(reader.run(handle, inbound, shutdown));
+            }
+            Flow::Closed => {}
+            Flow::Abort => handle.end(),
+        }
+
+        let max_frame_bytes = self.max_frame_bytes;
+        let events = stream::unfold(
+            (Some(opened_frame), outbox, abort, false),
+            move |(first, outbox, abort, done)| async move {
+                if done {
+                    return None;
+                }
+                if let Some(frame) = first {
+                    return Some((Ok(frame), (None, outbox, abort, false)));
+                }
+                match outbox.next_batch(max_frame_bytes).await {
+                    Batch::Events(events) => {
+                        let frame = pb::SessionResponse {
+                            events: events.into_iter().map(to_proto).collect(),
+                        };
+                        Some((Ok(frame), (None, outbox, abort, false)))
+                    }
+                    Batch::End => {
+                        let error = abort.lock().take();
+                        error.map(|status| (Err(status), (None, outbox, abort, true)))
+                    }
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(events)))
+    }
+}
+
+fn opened_event(
+    opened: &Opened,
+    lease_grace: Duration,
+    max_message_bytes: usize,
+    max_pending_receives: usize,
+) -> pb::SessionEvent {
+    pb::SessionEvent {
+        event: Some(session_event::Event::Opened(pb::SessionOpened {
+            client_prefix: opened.client_prefix.clone(),
+            resume_token: opened.resume_token.clone(),
+            resumed: opened.resumed,
+            lease_grace_ms: ms(lease_grace),
+            max_message_bytes: max_message_bytes as u64,
+            max_pending_receives: max_pending_receives.min(u32::MAX as usize) as u32,
+        })),
+    }
+}
+
+fn to_proto(event: Event) -> pb::SessionEvent {
+    let event = match event {
+        Event::Delivery {
+            receive_id,
+            channel,
+            messages,
+        } => {
+            let now = tokio::time::Instant::now().into_std();
+            session_event::Event::Delivery(pb::Delivery {
+                receive_id,
+                channel: channel.to_string(),
+                messages: messages
+                    .into_iter()
+                    .map(|m| pb::DeliveredMessage {
+                        expires_in_ms: ms(m.expires_at.saturating_duration_since(now)).max(1),
+                        message: m.payload,
+                    })
+                    .collect(),
+            })
+        }
+        Event::Result {
+            request_id,
+            outcome,
+        } => {
+            let mut result = pb::OperationResult {
+                request_id,
+                ..Default::default()
+            };
+            match outcome {
+                Ok(OpOutcome::Sent { delivered }) => result.delivered = delivered,
+                Ok(OpOutcome::Changed(changed)) => result.changed = changed,
+                Ok(OpOutcome::GroupSent { delivered, dropped }) => {
+                    result.delivered_count = delivered;
+                    result.dropped_count = dropped;
+                }
+                Err(error) => result.error = Some(to_detail(&error)),
+            }
+            session_event::Event::Result(result)
+        }
+        Event::ReceiveFailed { receive_id, error } => {
+            session_event::Event::ReceiveFailed(pb::ReceiveFailed {
+                receive_id,
+                error: Some(to_detail(&error)),
+            })
+        }
+        Event::Cancelled {
+            receive_id,
+            was_pending,
+        } => session_event::Event::Cancelled(pb::ReceiveCancelled {
+            receive_id,
+            was_pending,
+        }),
+        Event::Closing(reason) => session_event::Event::Closing(pb::SessionClosing {
+            reason: match reason {
+                CloseReason::Shutdown => pb::SessionCloseReason::Shutdown,
+                CloseReason::ClientClose => pb::SessionCloseReason::ClientClose,
+                CloseReason::ResumedElsewhere => pb::SessionCloseReason::ResumedElsewhere,
+            } as i32,
+        }),
+    };
+    pb::SessionEvent { event: Some(event) }
+}
+
+/// What reading a frame decided.
+enum Flow {
+    /// Keep reading.
+    Continue,
+    /// The client closed the session.
+    Closed,
+    /// The stream is broken; the abort status is set.
+    Abort,
+}
+
+/// Reads a session's inbound frames and applies their operations in order.
+struct SessionReader {
+    capacities: Arc<CapacityCache>,
+    abort: Arc<parking_lot::Mutex<Option<Status>>>,
+}
+
+impl SessionReader {
+    async fn run(
+        mut self,
+        mut handle: SessionHandle,
+        mut inbound: Streaming<pb::SessionRequest>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut shutting_down = false;
+        loop {
+            let frame = if shutting_down {
+                // Keep reading until the client ends the stream, but not for long.
+                match tokio::time::timeout(Duration::from_secs(5), inbound.message()).await {
+                    Ok(frame) => frame,
+                    Err(_) => break,
+                }
+            } else {
+                tokio::select! {
+                    frame = inbound.message() => frame,
+                    _ = shutdown.wait_for(|down| *down) => {
+                        shutting_down = true;
+                        continue;
+                    }
+                }
+            };
+            match frame {
+                Ok(Some(frame)) => match self.apply(&mut handle, frame.operations) {
+                    Flow::Continue => handle.flush_acks(),
+                    Flow::Closed => return,
+                    Flow::Abort => break,
+                },
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "session stream broke");
+                    break;
+                }
+            }
+        }
+        handle.end();
+    }
+
+    fn fail(&self, status: Status) -> Flow {
+        *self.abort.lock() = Some(status);
+        Flow::Abort
+    }
+
+    fn apply(&mut self, handle: &mut SessionHandle, operations: Vec<pb::SessionOperation>) -> Flow {
+        let mut operations = operations.into_iter();
+        while let Some(op) = operations.next() {
+            match op.operation {
+                Some(Operation::Receive(r)) => {
+                    handle.receive(r.receive_id, &r.channel, (r.max_messages as usize).max(1));
+                }
+                Some(Operation::Cancel(c)) => handle.cancel(c.receive_id),
+                Some(Operation::Send(s)) => handle.send(
+                    s.request_id,
+                    &s.channel,
+                    convert::payload(s.message),
+                    convert::capacity(s.capacity),
+                    convert::expiry(s.expiry_ms),
+                ),
+                Some(Operation::GroupAdd(g)) => handle.group_add(
+                    g.request_id,
+                    &g.group,
+                    &g.channel,
+                    convert::group_expiry(g.group_expiry_seconds),
+                ),
+                Some(Operation::GroupDiscard(g)) => {
+                    handle.group_discard(g.request_id, &g.group, &g.channel);
+                }
+                Some(Operation::GroupSend(g)) => {
+                    match self.capacities.rules(g.capacity, &g.channel_capacity) {
+                        Ok(rules) => handle.group_send(
+                            g.request_id,
+                            &g.group,
+                            convert::payload(g.message),
+                            &rules,
+                            convert::expiry(g.expiry_ms),
+                        ),
+                        Err(error) => handle.fail(g.request_id, error),
+                    }
+                }
+                Some(Operation::Close(_)) => {
+                    // Operations after close are not served.
+                    let ignored = operations.count();
+                    if ignored > 0 {
+                        tracing::debug!(ignored, "operations after close ignored");
+                    }
+                    handle.close();
+                    return Flow::Closed;
+                }
+                Some(Operation::Open(_)) => {
+                    handle.flush_acks();
+                    return self.fail(status(
+                        Code::FailedPrecondition,
+                        "SESSION_ALREADY_OPEN",
+                        "open may only be the first operation of a Session stream",
+                    ));
+                }
+                None => {
+                    handle.flush_acks();
+                    return self.fail(invalid_argument(
+                        "UNKNOWN_OPERATION",
+                        "a session operation has no operation this server knows; \
+                         is the client newer than the server?",
+                    ));
+                }
+            }
+        }
+        Flow::Continue
+    }
+}
