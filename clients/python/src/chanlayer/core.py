@@ -376,6 +376,14 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         )
         return int(response.queued_messages)
 
+    async def channel_info(self, channel: str) -> dict[str, int | str]:
+        """Return ``GetChannel`` for ``channel``: queued messages and bytes, waiting receives."""
+        self.require_valid_channel_name(channel)
+        response = await self._unary(
+            "GetChannel", pb.GetChannelRequest(namespace=self.prefix, channel=channel)
+        )
+        return {f.name: getattr(response, f.name) for f in response.DESCRIPTOR.fields}
+
     async def server_stats(self) -> dict[str, int]:
         """Return the server's counters and gauges (``GetServerStats``) as a dict."""
         response = await self._unary("GetServerStats", pb.GetServerStatsRequest())

@@ -1,0 +1,129 @@
+"""Many event loops: async_to_sync callers, per-loop sessions and their cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from chanlayer import ChannelLayer
+
+
+def test_double_receive(make_layer: type[ChannelLayer]) -> None:
+    """Receive process-specific channels from two different event loops, one after the other."""
+    layer = make_layer(capacity=10)
+    channel_name_1 = async_to_sync(layer.new_channel)()
+    channel_name_2 = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.send)(channel_name_1, {"type": "test.message.1"})
+    async_to_sync(layer.send)(channel_name_2, {"type": "test.message.2"})
+
+    async def listen1() -> None:
+        message = await layer.receive(channel_name_1)
+        assert message["type"] == "test.message.1"
+
+    async def listen2() -> None:
+        message = await layer.receive(channel_name_2)
+        assert message["type"] == "test.message.2"
+
+    async_to_sync(listen2)()
+    async_to_sync(listen1)()
+    async_to_sync(layer.close)()
+
+
+def test_specific_messages_survive_loop_change(make_layer: type[ChannelLayer]) -> None:
+    """Prefetched messages of a closed loop's session stay with the layer."""
+    layer = make_layer()
+    name = async_to_sync(layer.new_channel)()
+
+    async def send_three() -> None:
+        for n in range(3):
+            await layer.send(name, {"type": "m", "n": n})
+
+    async_to_sync(send_three)()
+    got = [async_to_sync(layer.receive)(name)["n"] for _ in range(3)]
+    assert got == [0, 1, 2]
+    async_to_sync(layer.close)()
+
+
+def test_repeated_group_send_with_async_to_sync(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer()
+    try:
+        async_to_sync(layer.group_add)("channel_name_1", "ch1")
+        for n in range(5):
+            async_to_sync(layer.group_send)("channel_name_1", {"type": "test.message", "n": n})
+        assert [async_to_sync(layer.receive)("ch1")["n"] for _ in range(5)] == list(range(5))
+    finally:
+        async_to_sync(layer.flush)()
+
+
+def test_multi_event_loop_garbage_collection(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer()
+    assert len(layer._states) == 0
+    async_to_sync(layer.send)("gc-channel", {"type": "test.message"})
+    assert len(layer._states) == 0
+    async_to_sync(layer.receive)("gc-channel")
+    assert len(layer._states) == 0
+    async_to_sync(layer.flush)()
+
+
+def test_loops_in_threads_at_once(make_layer: type[ChannelLayer]) -> None:
+    """Normal-channel traffic from several threads, each with its own loop."""
+    layer = make_layer(capacity=1000)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        async def run() -> None:
+            for i in range(20):
+                await layer.send(f"thread-{n}", {"type": "m", "i": i})
+            for i in range(20):
+                assert (await layer.receive(f"thread-{n}"))["i"] == i
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert len(layer._states) == 0
+
+
+def test_second_loop_cannot_receive_specific_while_first_holds_it(
+    make_layer: type[ChannelLayer],
+) -> None:
+    layer = make_layer()
+    name = async_to_sync(layer.new_channel)()
+    started = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        async def hold() -> None:
+            task = asyncio.create_task(layer.receive(name))
+            await asyncio.sleep(0.2)
+            started.set()
+            while not release.is_set():
+                await asyncio.sleep(0.02)
+            await layer.send(name, {"type": "done"})
+            assert (await task)["type"] == "done"
+
+        asyncio.run(hold())
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert started.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="Two event loops"):
+            async_to_sync(layer.receive)(name)
+        # Normal channels and sends are fine from the second loop.
+        async_to_sync(layer.send)("plain", {"type": "p"})
+        assert async_to_sync(layer.receive)("plain")["type"] == "p"
+    finally:
+        release.set()
+        thread.join(10)
+    async_to_sync(layer.flush)()
