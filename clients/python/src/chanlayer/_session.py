@@ -144,14 +144,14 @@ class Session:
 
     async def receive(self, channel: str) -> bytes:
         """Return the next message of ``channel``, from the buffer or the server."""
-        state = self._channels.get(channel)
-        if state is None:
-            state = self._channels[channel] = _Channel()
         while True:
             payload = self._layer._pop_buffered(channel)
             if payload is not None:
                 return payload
             self._raise_if_failed()
+            state = self._channels.get(channel)
+            if state is None:
+                state = self._channels[channel] = _Channel()
             waiter: asyncio.Future[None] = self._loop.create_future()
             state.waiters.append(waiter)
             self._reconcile(channel, state)

@@ -54,6 +54,8 @@ class ClientPrefixInUse(ChanlayerError):
 
 
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+_RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+_OUT_OF_RANGE = grpc.StatusCode.OUT_OF_RANGE.value[0]
 _DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
@@ -78,6 +80,9 @@ def error_from_reason(
         return TypeError(BaseChannelLayer.invalid_name_error.format("Group"))
     if reason == "CLIENT_PREFIX_IN_USE":
         return ClientPrefixInUse(message, code=code, reason=reason)
+    if code in (_RESOURCE_EXHAUSTED, _OUT_OF_RANGE) and not reason:
+        # gRPC's own frame-size limit, hit before the server could look at the message.
+        return MessageTooLarge(message)
     if code == _UNAVAILABLE:
         return ServerUnavailable(message, code=code, reason=reason)
     if code == _DEADLINE_EXCEEDED:
