@@ -92,6 +92,8 @@ class Session:
         self.primary = primary
         self.client_prefix = ""
         self.max_message_bytes: int | None = None
+        #: True when the last stream resumed an earlier stream's session.
+        self.resumed = False
         self._next_id = 1
         self._outbox: list[pb.SessionOperation] = []
         self._ops: dict[int, _Op] = {}
@@ -319,6 +321,7 @@ class Session:
 
     def _on_opened(self, opened: pb.SessionOpened) -> None:
         self.client_prefix = opened.client_prefix
+        self.resumed = opened.resumed
         self.max_message_bytes = opened.max_message_bytes or None
         if self.primary:
             self._layer._resume_token = opened.resume_token
