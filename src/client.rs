@@ -134,7 +134,10 @@ pub struct Client {
 
 impl Client {
     /// Connects to `endpoint` (for example `http://127.0.0.1:50051`).
-    pub async fn connect(endpoint: impl Into<String>, namespace: impl Into<String>) -> Result<Self, ClientError> {
+    pub async fn connect(
+        endpoint: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Result<Self, ClientError> {
         let channel = tonic::transport::Endpoint::from_shared(endpoint.into())?
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(4 * 1024 * 1024))
@@ -166,8 +169,13 @@ impl Client {
 
     /// Sends a message with default capacity and expiry. Returns true when it went
     /// straight to a waiting receive.
-    pub async fn send(&self, channel: &str, message: impl Into<Bytes>) -> Result<bool, ClientError> {
-        self.send_with(channel, message, SendOptions::default()).await
+    pub async fn send(
+        &self,
+        channel: &str,
+        message: impl Into<Bytes>,
+    ) -> Result<bool, ClientError> {
+        self.send_with(channel, message, SendOptions::default())
+            .await
     }
 
     /// Sends a message.
@@ -231,7 +239,11 @@ impl Client {
     }
 
     /// Sends a message to every member of a group.
-    pub async fn group_send(&self, group: &str, message: impl Into<Bytes>) -> Result<GroupSent, ClientError> {
+    pub async fn group_send(
+        &self,
+        group: &str,
+        message: impl Into<Bytes>,
+    ) -> Result<GroupSent, ClientError> {
         self.group_send_with(group, message, SendOptions::default(), Vec::new())
             .await
     }
@@ -348,7 +360,11 @@ impl Client {
 
     /// Resumes a session with its resume token (or opens a new one if the server no longer
     /// knows the token).
-    pub async fn resume_session(&self, client_prefix: &str, resume_token: &str) -> Result<Session, ClientError> {
+    pub async fn resume_session(
+        &self,
+        client_prefix: &str,
+        resume_token: &str,
+    ) -> Result<Session, ClientError> {
         self.open_session(pb::OpenOperation {
             namespace: self.namespace.clone(),
             client_prefix: client_prefix.to_owned(),
@@ -383,13 +399,18 @@ struct Dispatch {
 
 struct SessionShared {
     dispatch: Mutex<Dispatch>,
-    ops: mpsc::UnboundedSender<Operation>,
+    /// The operations' queue; taken away when the session is dropped, which ends the
+    /// request stream.
+    ops: Mutex<Option<mpsc::UnboundedSender<Operation>>>,
     next_id: AtomicU64,
 }
 
 impl SessionShared {
     fn queue(&self, op: Operation) -> Result<(), ClientError> {
-        self.ops.send(op).map_err(|_| ClientError::SessionClosed)
+        match &*self.ops.lock() {
+            Some(ops) => ops.send(op).map_err(|_| ClientError::SessionClosed),
+            None => Err(ClientError::SessionClosed),
+        }
     }
 }
 
@@ -401,7 +422,10 @@ pub struct Session {
 }
 
 impl Session {
-    async fn open(mut grpc: ChannelLayerServiceClient<Channel>, open: pb::OpenOperation) -> Result<Self, ClientError> {
+    async fn open(
+        mut grpc: ChannelLayerServiceClient<Channel>,
+        open: pb::OpenOperation,
+    ) -> Result<Self, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel::<Operation>();
         tx.send(Operation::Open(open)).expect("receiver is alive");
         let frames = stream::unfold(rx, |mut rx| async move {
@@ -411,7 +435,9 @@ impl Session {
             }];
             while operations.len() < 4096 {
                 match rx.try_recv() {
-                    Ok(op) => operations.push(pb::SessionOperation { operation: Some(op) }),
+                    Ok(op) => operations.push(pb::SessionOperation {
+                        operation: Some(op),
+                    }),
                     Err(_) => break,
                 }
             }
@@ -430,7 +456,7 @@ impl Session {
         };
         let shared = Arc::new(SessionShared {
             dispatch: Mutex::new(Dispatch::default()),
-            ops: tx,
+            ops: Mutex::new(Some(tx)),
             next_id: AtomicU64::new(1),
         });
         let reader = Arc::clone(&shared);
@@ -493,7 +519,11 @@ impl Session {
     /// Receives between one and `max` messages from `channel`, waiting for the first.
     /// Dropping the future cancels the receive; a message that was already on its way
     /// is kept for the next receive of the channel.
-    pub async fn receive_many(&self, channel: &str, max: u32) -> Result<Vec<Received>, ClientError> {
+    pub async fn receive_many(
+        &self,
+        channel: &str,
+        max: u32,
+    ) -> Result<Vec<Received>, ClientError> {
         let pending = self.start_receive(channel, max)?;
         pending.wait().await
     }
@@ -594,7 +624,11 @@ impl Session {
     }
 
     /// Adds a channel to a group on the stream.
-    pub fn group_add(&self, group: &str, channel: &str) -> impl Future<Output = Result<bool, ClientError>> + use<> {
+    pub fn group_add(
+        &self,
+        group: &str,
+        channel: &str,
+    ) -> impl Future<Output = Result<bool, ClientError>> + use<> {
         let request_id = self.next_request_id();
         let ack = self.request(
             request_id,
@@ -609,7 +643,11 @@ impl Session {
     }
 
     /// Removes a channel from a group on the stream.
-    pub fn group_discard(&self, group: &str, channel: &str) -> impl Future<Output = Result<bool, ClientError>> + use<> {
+    pub fn group_discard(
+        &self,
+        group: &str,
+        channel: &str,
+    ) -> impl Future<Output = Result<bool, ClientError>> + use<> {
         let request_id = self.next_request_id();
         let ack = self.request(
             request_id,
@@ -661,6 +699,14 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Ending the request stream ends the session's stream on the server, which keeps
+        // the session resumable for its lease grace period.
+        self.shared.ops.lock().take();
+    }
+}
+
 /// A receive registered on a session.
 pub struct PendingReceive {
     receive_id: u64,
@@ -699,7 +745,10 @@ impl PendingReceive {
             let ready = self.ready.take().unwrap_or_default();
             let mut d = self.shared.dispatch.lock();
             for m in ready.into_iter().rev() {
-                d.leftovers.entry(m.channel.clone()).or_default().push_front(m);
+                d.leftovers
+                    .entry(m.channel.clone())
+                    .or_default()
+                    .push_front(m);
             }
             return Ok(false);
         }
@@ -737,7 +786,10 @@ impl Drop for PendingReceive {
         } else if let Some(ready) = self.ready.take() {
             let mut d = self.shared.dispatch.lock();
             for m in ready.into_iter().rev() {
-                d.leftovers.entry(m.channel.clone()).or_default().push_front(m);
+                d.leftovers
+                    .entry(m.channel.clone())
+                    .or_default()
+                    .push_front(m);
             }
         }
     }

@@ -201,6 +201,9 @@ struct OutboxState {
     finishing: bool,
 }
 
+/// Messages of a delivery that was never written, with their channel.
+type Unsent = (Arc<str>, Vec<Message>);
+
 /// The events a stream has yet to write, and the receives it has pending.
 pub struct Outbox {
     state: Mutex<OutboxState>,
@@ -315,9 +318,15 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Queues the stream's last event after [`Outbox::close`], so the writer still sends it.
+    fn push_last(&self, event: Event) {
+        self.state.lock().events.push_back(event);
+        self.notify.notify_one();
+    }
+
     /// Closes the outbox for good: returns the pending receives (to withdraw from the
     /// engine) and the deliveries never written (to put back in their channels).
-    fn close(&self) -> (Vec<PendingReceive>, Vec<(Arc<str>, Vec<Message>)>) {
+    fn close(&self) -> (Vec<PendingReceive>, Vec<Unsent>) {
         let mut state = self.state.lock();
         state.closed = true;
         state.finishing = true;
@@ -1039,7 +1048,7 @@ impl SessionHandle {
         self.flush_acks();
         self.detach(true);
         self.outbox
-            .finish(Some(Event::Closing(CloseReason::ClientClose)));
+            .push_last(Event::Closing(CloseReason::ClientClose));
     }
 
     /// Ends this stream: withdraws its pending receives, puts the deliveries it never wrote

@@ -45,7 +45,10 @@ async fn a_waiting_receive_gets_the_next_send() {
         })
         .await
     );
-    assert!(client.send("later", b("now")).await.unwrap(), "handed straight to the receive");
+    assert!(
+        client.send("later", b("now")).await.unwrap(),
+        "handed straight to the receive"
+    );
     let got = pending.wait().await.unwrap();
     assert_eq!(got[0].payload, b("now"));
 }
@@ -87,7 +90,12 @@ async fn capacity_counts_per_full_channel_name() {
         client.send("dflt", b("m")).await.unwrap();
     }
     assert_eq!(
-        client.send("dflt", b("m")).await.unwrap_err().reason().as_deref(),
+        client
+            .send("dflt", b("m"))
+            .await
+            .unwrap_err()
+            .reason()
+            .as_deref(),
         Some("CHANNEL_FULL")
     );
     let stats = client.stats().await.unwrap();
@@ -143,7 +151,10 @@ async fn invalid_names_are_refused_with_a_reason_that_names_them() {
     let session = client.session().await.unwrap();
     let err = session.receive("no spaces").await.unwrap_err();
     assert_eq!(err.reason().as_deref(), Some("INVALID_CHANNEL_NAME"));
-    let err = session.send("bad!!", b("m"), SendOptions::default()).await.unwrap_err();
+    let err = session
+        .send("bad!!", b("m"), SendOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.reason().as_deref(), Some("INVALID_CHANNEL_NAME"));
     client.send("fine", b("m")).await.unwrap();
     assert_eq!(session.receive("fine").await.unwrap().payload, b("m"));
@@ -164,7 +175,10 @@ async fn oversize_messages_are_refused_and_nothing_is_lost() {
         .unwrap_err();
     assert_eq!(err.reason().as_deref(), Some("MESSAGE_TOO_LARGE"));
     client.group_add("g", "c").await.unwrap();
-    let err = client.group_send("g", vec![1u8; 100_001]).await.unwrap_err();
+    let err = client
+        .group_send("g", vec![1u8; 100_001])
+        .await
+        .unwrap_err();
     assert_eq!(err.reason().as_deref(), Some("MESSAGE_TOO_LARGE"));
     // Far above the frame limit: refused by the transport (tonic answers OUT_OF_RANGE
     // "decoded message length too large"), and the server stays up.
@@ -187,7 +201,8 @@ async fn two_sessions_competing_for_one_channel_get_distinct_messages() {
     let reader = |session: chanlayer::client::Session| async move {
         let mut got = Vec::new();
         loop {
-            match tokio::time::timeout(Duration::from_millis(500), session.receive("shared")).await {
+            match tokio::time::timeout(Duration::from_millis(500), session.receive("shared")).await
+            {
                 Ok(Ok(m)) => got.push(m.payload),
                 _ => return got,
             }
@@ -199,7 +214,12 @@ async fn two_sessions_competing_for_one_channel_get_distinct_messages() {
         client.send("shared", b(&i.to_string())).await.unwrap();
     }
     let (ga, gb) = (ha.await.unwrap(), hb.await.unwrap());
-    assert!(!ga.is_empty() && !gb.is_empty(), "both readers got messages: {} {}", ga.len(), gb.len());
+    assert!(
+        !ga.is_empty() && !gb.is_empty(),
+        "both readers got messages: {} {}",
+        ga.len(),
+        gb.len()
+    );
     let mut seen = HashSet::new();
     for m in ga.iter().chain(gb.iter()) {
         assert!(seen.insert(m.clone()), "{m:?} delivered twice");
@@ -216,7 +236,17 @@ async fn cancelled_receives_lose_no_message() {
     let total = 300;
     let producer = tokio::spawn(async move {
         for i in 0..total {
-            sender.send_with("race", b(&i.to_string()), SendOptions { capacity: 1000, expiry: None }).await.unwrap();
+            sender
+                .send_with(
+                    "race",
+                    b(&i.to_string()),
+                    SendOptions {
+                        capacity: 1000,
+                        expiry: None,
+                    },
+                )
+                .await
+                .unwrap();
             if i % 7 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -252,7 +282,9 @@ async fn cancel_reports_whether_the_receive_was_pending() {
     assert!(pending.cancel().await.unwrap());
     // An unknown receive id gets a clear answer, not a broken stream.
     session
-        .queue_raw(Operation::Cancel(pb::CancelOperation { receive_id: 987_654 }))
+        .queue_raw(Operation::Cancel(pb::CancelOperation {
+            receive_id: 987_654,
+        }))
         .unwrap();
     client.send("after", b("x")).await.unwrap();
     assert_eq!(session.receive("after").await.unwrap().payload, b("x"));
@@ -315,10 +347,17 @@ async fn a_client_that_drops_its_stream_with_receives_pending_loses_nothing() {
     let client = server.client("drop").await;
     {
         let session = client.session().await.unwrap();
-        let _pending: Vec<_> = (0..10).map(|_| session.start_receive("orphan", 1).unwrap()).collect();
+        let _pending: Vec<_> = (0..10)
+            .map(|_| session.start_receive("orphan", 1).unwrap())
+            .collect();
         assert!(
             support::eventually(Duration::from_secs(5), || async {
-                client.channel_info("orphan").await.unwrap().waiting_receives == 10
+                client
+                    .channel_info("orphan")
+                    .await
+                    .unwrap()
+                    .waiting_receives
+                    == 10
             })
             .await
         );
@@ -347,7 +386,11 @@ async fn one_session_holds_100_000_pending_receives() {
     let session = client.session().await.unwrap();
     let n = 100_000;
     let pending: Vec<_> = (0..n)
-        .map(|i| session.start_receive(&format!("specific.x!{i}"), 1).unwrap())
+        .map(|i| {
+            session
+                .start_receive(&format!("specific.x!{i}"), 1)
+                .unwrap()
+        })
         .collect();
     assert!(
         support::eventually(Duration::from_secs(30), || async {
@@ -358,7 +401,12 @@ async fn one_session_holds_100_000_pending_receives() {
     );
     // Every one of them is live: deliver to a spread of them.
     for i in (0..n).step_by(10_000) {
-        assert!(client.send(&format!("specific.x!{i}"), b(&i.to_string())).await.unwrap());
+        assert!(
+            client
+                .send(&format!("specific.x!{i}"), b(&i.to_string()))
+                .await
+                .unwrap()
+        );
     }
     let mut delivered = 0;
     for (i, p) in pending.into_iter().enumerate() {

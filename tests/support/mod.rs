@@ -45,14 +45,21 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server logs its address within 20 s");
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not log its address within 20 s");
+            };
             if line.contains("chanlayer listening") {
                 let start = line.find("\"addr\":\"").expect("addr field") + 8;
                 let end = start + line[start..].find('"').expect("closing quote");
                 let addr = line[start..end].parse().expect("a socket address");
-                return Self { child, addr, logs: rx };
+                return Self {
+                    child,
+                    addr,
+                    logs: rx,
+                };
             }
         }
     }

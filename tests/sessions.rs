@@ -1,0 +1,178 @@
+//! Session leases: resume within the grace period, release after it, client prefixes.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chanlayer::{client::SendOptions, proto::v1::OpenOperation};
+use support::Server;
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+#[tokio::test]
+async fn session_operations_are_acknowledged_in_order() {
+    let server = Server::start(&[]);
+    let client = server.client("ops").await;
+    let session = client.session().await.unwrap();
+    let me = session.new_channel("specific");
+    let opts = SendOptions {
+        capacity: 1000,
+        expiry: None,
+    };
+    let acks: Vec<_> = (0..100)
+        .map(|i| session.send(&me, b(&i.to_string()), opts))
+        .collect();
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    assert!(session.group_add("g", &me).await.unwrap());
+    let sent = session.group_send("g", b("g"), opts).await.unwrap();
+    assert_eq!(sent.delivered, 1);
+    assert!(session.group_discard("g", &me).await.unwrap());
+    let got = session.receive_many(&me, 1000).await.unwrap();
+    assert_eq!(got.len(), 101);
+    assert_eq!(got[100].payload, b("g"));
+}
+
+#[tokio::test]
+async fn a_proposed_prefix_is_used_and_a_taken_one_is_refused() {
+    let server = Server::start(&[]);
+    let client = server.client("prefix").await;
+    let open = |prefix: &str| OpenOperation {
+        namespace: "prefix".into(),
+        client_prefix: prefix.into(),
+        ..Default::default()
+    };
+    let session = client.open_session(open("abc123")).await.unwrap();
+    assert_eq!(session.client_prefix(), "abc123");
+    assert!(
+        session
+            .new_channel("specific")
+            .starts_with("specific.abc123!")
+    );
+    let err = client.open_session(open("abc123")).await.err().unwrap();
+    assert_eq!(err.reason().as_deref(), Some("CLIENT_PREFIX_IN_USE"));
+    let err = client.open_session(open("bad.prefix")).await.err().unwrap();
+    assert_eq!(err.reason().as_deref(), Some("INVALID_CLIENT_PREFIX"));
+    // The same prefix in another namespace is another session.
+    let other = server.client("prefix-2").await;
+    other
+        .open_session(OpenOperation {
+            namespace: "prefix-2".into(),
+            client_prefix: "abc123".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_resumed_within_the_grace_period_keeps_everything() {
+    let server = Server::start(&["--lease-grace-ms", "5000"]);
+    let client = server.client("resume").await;
+    let (prefix, token, me) = {
+        let session = client.session().await.unwrap();
+        let me = session.new_channel("specific");
+        session.group_add("room", &me).await.unwrap();
+        (
+            session.client_prefix().to_owned(),
+            session.resume_token().to_owned(),
+            me,
+        )
+    };
+    // The stream is gone; messages keep arriving meanwhile.
+    let other = server.client("resume").await;
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            other.stats().await.unwrap().sessions_detached == 1
+        })
+        .await
+    );
+    other.group_send("room", b("while away")).await.unwrap();
+    let session = other.resume_session(&prefix, &token).await.unwrap();
+    assert!(session.opened().resumed);
+    assert_eq!(session.client_prefix(), prefix);
+    assert_eq!(session.receive(&me).await.unwrap().payload, b("while away"));
+    assert_eq!(other.group_size("room").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_resume_takes_over_a_live_stream() {
+    let server = Server::start(&[]);
+    let client = server.client("takeover").await;
+    let first = client.session().await.unwrap();
+    let second = client
+        .resume_session(first.client_prefix(), first.resume_token())
+        .await
+        .unwrap();
+    assert!(second.opened().resumed);
+    assert!(
+        support::eventually(Duration::from_secs(5), || async { first.is_closed() }).await,
+        "the old stream is closed"
+    );
+    assert_eq!(
+        first.closing_reason(),
+        Some(chanlayer::proto::v1::SessionCloseReason::ResumedElsewhere)
+    );
+}
+
+#[tokio::test]
+async fn a_session_gone_for_good_releases_its_channels_and_memberships() {
+    let server = Server::start(&["--lease-grace-ms", "300", "--sweep-interval-ms", "50"]);
+    let client = server.client("lease").await;
+    let (mine, token, prefix) = {
+        let session = client.session().await.unwrap();
+        let mine = session.new_channel("specific");
+        // A membership added by anyone for the session's channel is leased with it.
+        client.group_add("room", &mine).await.unwrap();
+        client.group_add("room", "worker-channel").await.unwrap();
+        client.send(&mine, b("queued")).await.unwrap();
+        (
+            mine,
+            session.resume_token().to_owned(),
+            session.client_prefix().to_owned(),
+        )
+    };
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.group_size("room").await.unwrap() == 1
+        })
+        .await,
+        "the membership is released after the grace period"
+    );
+    assert_eq!(
+        client.group_members("room").await.unwrap(),
+        vec!["worker-channel"]
+    );
+    assert_eq!(client.channel_info(&mine).await.unwrap().queued_messages, 0);
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.dropped_session_gone_total, 1);
+    assert_eq!(stats.memberships_released_total, 1);
+    assert_eq!(stats.sessions_detached, 0);
+    // The token is spent: resuming opens a fresh session with the same prefix.
+    let session = client.resume_session(&prefix, &token).await.unwrap();
+    assert!(!session.opened().resumed);
+}
+
+#[tokio::test]
+async fn close_releases_at_once() {
+    let server = Server::start(&["--lease-grace-ms", "60000"]);
+    let client = server.client("close").await;
+    let session = client.session().await.unwrap();
+    let mine = session.new_channel("specific");
+    session.group_add("room", &mine).await.unwrap();
+    session.close().unwrap();
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.group_size("room").await.unwrap() == 0
+        })
+        .await
+    );
+    assert_eq!(
+        session.closing_reason(),
+        Some(chanlayer::proto::v1::SessionCloseReason::ClientClose)
+    );
+}
