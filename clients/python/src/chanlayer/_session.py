@@ -43,6 +43,9 @@ logger = logging.getLogger("chanlayer")
 _INITIAL_BACKOFF = 0.05
 _MAX_BACKOFF = 2.0
 _CLOSE_WAIT = 2.0
+#: How long a specific channel keeps one receive pending after a receive() returned, so that
+#: the next message rides back with the ack of the send that caused it (one round trip).
+_STANDING_DEMAND = 1.0
 #: Status codes after which reconnecting cannot help.
 _PERMANENT_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT.value[0],
@@ -72,6 +75,10 @@ class _Channel:
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     #: Receive ids pending on the server for this channel (cancelled ones excluded).
     active: set[int] = field(default_factory=set)
+    #: Until when (monotonic) one receive stays pending without a waiter (specific channels).
+    standing_until: float = 0.0
+    #: The timer that withdraws the standing receive.
+    standing_timer: asyncio.TimerHandle | None = None
 
 
 class Session:
@@ -160,11 +167,15 @@ class Session:
             try:
                 await waiter
             except asyncio.CancelledError:
+                # The reader went away (a consumer exits this way): no standing demand.
+                state.standing_until = 0.0
                 self._remove_waiter(channel, state, waiter, cancelled=True)
                 raise
             except BaseException:
                 self._remove_waiter(channel, state, waiter, cancelled=False)
                 raise
+            if "!" in channel:
+                self._keep_standing(channel, state)
             self._remove_waiter(channel, state, waiter, cancelled=False)
 
     async def close(self, *, release: bool) -> None:
@@ -197,6 +208,34 @@ class Session:
         self._next_id += 1
         return value
 
+    def _keep_standing(self, channel: str, state: _Channel) -> None:
+        """Keep one receive pending on a specific channel for a while after a message."""
+        state.standing_until = time.monotonic() + _STANDING_DEMAND
+        if state.standing_timer is None:
+            state.standing_timer = self._loop.call_later(
+                _STANDING_DEMAND, self._standing_expired, channel, state
+            )
+
+    def _standing_expired(self, channel: str, state: _Channel) -> None:
+        state.standing_timer = None
+        remaining = state.standing_until - time.monotonic()
+        if remaining > 0:
+            state.standing_timer = self._loop.call_later(
+                remaining, self._standing_expired, channel, state
+            )
+            return
+        self._reconcile(channel, state)
+        self._forget_if_idle(channel, state)
+
+    def _forget_if_idle(self, channel: str, state: _Channel) -> None:
+        if (
+            not state.waiters
+            and not state.active
+            and state.standing_timer is None
+            and self._channels.get(channel) is state
+        ):
+            del self._channels[channel]
+
     def _remove_waiter(
         self, channel: str, state: _Channel, waiter: asyncio.Future[None], *, cancelled: bool
     ) -> None:
@@ -206,8 +245,7 @@ class Session:
             # This waiter was woken for a buffered message it will never take: pass it on.
             self._wake_waiters(channel, state)
         self._reconcile(channel, state)
-        if not state.waiters and not state.active and self._channels.get(channel) is state:
-            del self._channels[channel]
+        self._forget_if_idle(channel, state)
 
     def _wake_waiters(self, channel: str, state: _Channel) -> None:
         available = self._layer._buffered_count(channel)
@@ -219,10 +257,18 @@ class Session:
                 available -= 1
 
     def _reconcile(self, channel: str, state: _Channel) -> None:
-        """Make the server-side demand of ``channel`` match its local waiters."""
+        """Make the server-side demand of ``channel`` match its local waiters.
+
+        A standing receive (no waiter yet) is not urgent: it waits in the outbox for the next
+        frame written for another reason, typically the send whose message it will catch.
+        """
         if not self._connected:
             return
-        want = sum(1 for w in state.waiters if not w.done())
+        waiting = sum(1 for w in state.waiters if not w.done())
+        want = waiting
+        if want == 0 and state.standing_until > time.monotonic():
+            want = 1
+        urgent = waiting > 0
         while len(state.active) < want:
             receive_id = self._new_id()
             state.active.add(receive_id)
@@ -243,7 +289,8 @@ class Session:
             self._outbox.append(
                 pb.SessionOperation(cancel=pb.CancelOperation(receive_id=receive_id))
             )
-        if self._outbox:
+            urgent = True
+        if urgent and self._outbox:
             self._wake.set()
 
     def _raise_if_failed(self) -> None:
