@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Drive a running server with load and print throughput and latency.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// How logs are written.
@@ -145,11 +147,12 @@ impl ServeArgs {
 }
 
 impl Cli {
-    /// The `serve` flags, whether given with or without the subcommand.
+    /// The `serve` flags, whether given with or without the subcommand (the top-level
+    /// defaults for another subcommand).
     pub fn serve_args(self) -> ServeArgs {
         match self.command {
             Some(Command::Serve(args)) => args,
-            None => self.serve,
+            _ => self.serve,
         }
     }
 }

@@ -1,4 +1,5 @@
 //! chanlayer: the Django Channels channel layer as a gRPC server.
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod core;

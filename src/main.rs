@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use chanlayer::{
-    config::{Cli, LogFormat},
+    bench,
+    config::{Cli, Command, LogFormat},
     server, shutdown,
 };
 use clap::Parser;
@@ -23,7 +24,18 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Cli::parse().serve_args();
+    let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        init_tracing(LogFormat::Text);
+        return match bench::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("benchmark failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = cli.serve_args();
     init_tracing(args.log_format);
     let listener = match server::bind(args.listen).await {
         Ok(listener) => listener,

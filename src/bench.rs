@@ -1,0 +1,345 @@
+//! `chanlayer bench`: a load generator that drives a running server over gRPC and prints
+//! throughput and latency percentiles.
+//!
+//! Scenarios:
+//! - `stream`: N pairs of sessions; in each pair one session sends 1 KiB messages (by
+//!   default) on its stream to a process-specific channel of the other, which receives
+//!   them with prefetch. Every message carries its send time and sequence number, so the
+//!   receiver measures send-to-delivery latency and checks that each pair's messages
+//!   arrive exactly once and in order. With `--rate`, senders are paced to that many
+//!   messages per second in all, for latency at a given load.
+//! - `group`: a group of `--members` channels; times each `GroupSend` call (the fan-out
+//!   to every member) over `--rounds` rounds.
+//! - `memory`: holds `--pending` receives on one session and fills `--channels` channels
+//!   with `--depth` messages each, then reports the server's resident memory
+//!   (`--server-pid`, read from /proc).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::{Args, ValueEnum};
+use futures_util::{StreamExt, stream::FuturesUnordered};
+
+use crate::client::{Client, ClientError, SendOptions};
+
+/// The scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Session-stream sends to prefetching receivers, pair by pair.
+    Stream,
+    /// GroupSend fan-out latency.
+    Group,
+    /// Server memory with many pending receives and queued messages.
+    Memory,
+}
+
+/// Flags of `chanlayer bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The server to drive.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub target: String,
+    /// The scenario.
+    #[arg(long, value_enum, default_value = "stream")]
+    pub scenario: Scenario,
+    /// Sender/receiver session pairs (`stream`).
+    #[arg(long, default_value_t = 4)]
+    pub pairs: usize,
+    /// Messages in all (`stream`).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: usize,
+    /// Message size in bytes (at least 16).
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Messages per second in all; 0 sends as fast as possible (`stream`).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Unacknowledged sends each sender keeps in flight (`stream`).
+    #[arg(long, default_value_t = 1024)]
+    pub window: usize,
+    /// Messages a receive may take at once (`stream`).
+    #[arg(long, default_value_t = 512)]
+    pub prefetch: u32,
+    /// Group members (`group`).
+    #[arg(long, default_value_t = 10_000)]
+    pub members: usize,
+    /// GroupSend calls to time (`group`).
+    #[arg(long, default_value_t = 50)]
+    pub rounds: usize,
+    /// Pending receives to hold (`memory`).
+    #[arg(long, default_value_t = 100_000)]
+    pub pending: usize,
+    /// Channels to fill (`memory`).
+    #[arg(long, default_value_t = 100_000)]
+    pub channels: usize,
+    /// Messages per filled channel (`memory`).
+    #[arg(long, default_value_t = 10)]
+    pub depth: usize,
+    /// The server's process id, to report its resident memory.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// The namespace the benchmark works in (flushed first).
+    #[arg(long, default_value = "bench")]
+    pub namespace: String,
+}
+
+/// Why a benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// What was received is not what was sent.
+    #[error("verification failed: {0}")]
+    Verification(String),
+}
+
+/// Latency percentiles of a sample, in microseconds.
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    if samples.is_empty() {
+        return "no samples".to_owned();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[index].as_secs_f64() * 1e6
+    };
+    format!(
+        "p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us ({} samples)",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        at(1.0),
+        samples.len()
+    )
+}
+
+/// Runs the benchmark and prints its report.
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    let client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
+    client.flush().await?;
+    match args.scenario {
+        Scenario::Stream => stream(&args).await,
+        Scenario::Group => group(&client, &args).await,
+        Scenario::Memory => memory(&client, &args).await,
+    }
+}
+
+fn payload(size: usize, seq: u64, epoch: Instant) -> Bytes {
+    let mut buf = BytesMut::with_capacity(size.max(16));
+    buf.put_u64(epoch.elapsed().as_nanos() as u64);
+    buf.put_u64(seq);
+    buf.resize(size.max(16), 0x5a);
+    buf.freeze()
+}
+
+async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
+    let pairs = args.pairs.max(1);
+    let per_pair = args.messages / pairs;
+    let epoch = Instant::now();
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    // One connection per session, as separate gateway processes would have.
+    for _ in 0..pairs {
+        let rx_client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
+        let tx_client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
+        let rx = rx_client.session().await?;
+        let tx = tx_client.session().await?;
+        let channel = rx.new_channel("bench");
+        receivers.push((rx, channel.clone()));
+        senders.push((tx, channel));
+    }
+    let start = Instant::now();
+    let prefetch = args.prefetch;
+    let receive_tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|(session, channel)| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_pair);
+                let mut expected = 0u64;
+                while (expected as usize) < per_pair {
+                    for m in session.receive_many(&channel, prefetch).await? {
+                        let sent = u64::from_be_bytes(m.payload[..8].try_into().expect("8 bytes"));
+                        let seq = u64::from_be_bytes(m.payload[8..16].try_into().expect("8 bytes"));
+                        if seq != expected {
+                            return Err(BenchError::Verification(format!(
+                                "{channel}: expected message {expected}, got {seq}"
+                            )));
+                        }
+                        expected += 1;
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        latencies.push(Duration::from_nanos(now.saturating_sub(sent)));
+                    }
+                }
+                Ok::<_, BenchError>((latencies, session))
+            })
+        })
+        .collect();
+    let interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(pairs as f64 / args.rate as f64));
+    let (size, window) = (args.size, args.window.max(1));
+    let options = SendOptions {
+        capacity: u32::try_from(window * 4).unwrap_or(u32::MAX).max(100_000),
+        expiry: None,
+    };
+    let send_tasks: Vec<_> = senders
+        .into_iter()
+        .map(|(session, channel)| {
+            tokio::spawn(async move {
+                let mut in_flight = FuturesUnordered::new();
+                let mut ticker = interval.map(|i| {
+                    let mut t = tokio::time::interval(i);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    t
+                });
+                for seq in 0..per_pair as u64 {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
+                    while in_flight.len() >= window {
+                        if let Some(result) = in_flight.next().await {
+                            result?;
+                        }
+                    }
+                    in_flight.push(session.send(&channel, payload(size, seq, epoch), options));
+                }
+                while let Some(result) = in_flight.next().await {
+                    result?;
+                }
+                Ok::<_, BenchError>(session)
+            })
+        })
+        .collect();
+    let mut keep = Vec::new();
+    for task in send_tasks {
+        keep.push(task.await.expect("sender task")?);
+    }
+    let sent_at = start.elapsed();
+    let mut latencies = Vec::new();
+    for task in receive_tasks {
+        let (l, session) = task.await.expect("receiver task")?;
+        latencies.extend(l);
+        keep.push(session);
+    }
+    let elapsed = start.elapsed();
+    let total = per_pair * pairs;
+    println!(
+        "scenario stream: {pairs} session pairs, {total} messages of {size} bytes, window {window}, prefetch {prefetch}, rate {}",
+        if args.rate > 0 {
+            format!("{}/s", args.rate)
+        } else {
+            "unlimited".to_owned()
+        }
+    );
+    println!(
+        "  sent in {:.3} s, all delivered in {:.3} s: {:.0} messages/s sent and delivered",
+        sent_at.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!("  send-to-delivery latency: {}", percentiles(latencies));
+    println!("  verified: every message exactly once, in order per pair");
+    Ok(())
+}
+
+async fn group(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
+    let session = client.session().await?;
+    let adds: Vec<_> = (0..args.members)
+        .map(|i| session.group_add("bench-group", &format!("specific.m{}!{i}", i % 64)))
+        .collect();
+    for add in adds {
+        add.await?;
+    }
+    let payload = Bytes::from(vec![0x5a; args.size]);
+    let options = SendOptions {
+        capacity: u32::try_from(args.rounds + 1).unwrap_or(u32::MAX),
+        expiry: None,
+    };
+    let mut calls = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds {
+        let start = Instant::now();
+        let sent = client
+            .group_send_with("bench-group", payload.clone(), options, Vec::new())
+            .await?;
+        calls.push(start.elapsed());
+        if sent.delivered as usize != args.members {
+            return Err(BenchError::Verification(format!(
+                "group_send reached {} of {} members",
+                sent.delivered, args.members
+            )));
+        }
+    }
+    let stats = client.stats().await?;
+    if stats.queued_messages != (args.members * args.rounds) as u64 {
+        return Err(BenchError::Verification(format!(
+            "{} messages queued, expected {}",
+            stats.queued_messages,
+            args.members * args.rounds
+        )));
+    }
+    println!(
+        "scenario group: GroupSend of {} bytes to {} members, {} rounds (unary call, client to ack)",
+        args.size, args.members, args.rounds
+    );
+    println!("  GroupSend latency: {}", percentiles(calls));
+    client.flush().await?;
+    Ok(())
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn memory(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
+    let before = args.server_pid.and_then(rss_mib);
+    let session = Arc::new(client.session().await?);
+    let pending: Vec<_> = (0..args.pending)
+        .map(|i| session.start_receive(&format!("specific.wait!{i}"), 1))
+        .collect::<Result<_, _>>()?;
+    let payload = Bytes::from(vec![0x5a; args.size]);
+    let options = SendOptions {
+        capacity: u32::try_from(args.depth).unwrap_or(u32::MAX).max(1),
+        expiry: None,
+    };
+    let mut in_flight = FuturesUnordered::new();
+    for c in 0..args.channels {
+        for _ in 0..args.depth {
+            while in_flight.len() >= 4096 {
+                if let Some(r) = in_flight.next().await {
+                    r?;
+                }
+            }
+            in_flight.push(session.send(&format!("mem.{c}"), payload.clone(), options));
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        r?;
+    }
+    let stats = client.stats().await?;
+    if stats.pending_receives != args.pending as u64
+        || stats.queued_messages != (args.channels * args.depth) as u64
+    {
+        return Err(BenchError::Verification(format!(
+            "server holds {} pending receives and {} messages",
+            stats.pending_receives, stats.queued_messages
+        )));
+    }
+    println!(
+        "scenario memory: {} pending receives, {} channels x {} messages of {} bytes",
+        args.pending, args.channels, args.depth, args.size
+    );
+    match (before, args.server_pid.and_then(rss_mib)) {
+        (Some(b), Some(a)) => println!("  server RSS: {a:.1} MiB (was {b:.1} MiB before)"),
+        _ => println!("  server RSS: pass --server-pid to report it"),
+    }
+    drop(pending);
+    client.flush().await?;
+    Ok(())
+}
