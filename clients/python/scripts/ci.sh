@@ -35,6 +35,9 @@ step "ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 
+step "mypy"
+"$PY" -m mypy src
+
 step "generated stubs drift check"
 "$PY" scripts/gen_protos.py --check
 

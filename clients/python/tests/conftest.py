@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import django
 import pytest
@@ -51,6 +52,7 @@ class Server:
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
         self.log_path = Path(os.environ.get("CHANLAYER_TEST_LOG_DIR", "/tmp")) / (
             f"chanlayer-test-{self.port}.log"
         )
@@ -61,7 +63,7 @@ class Server:
 
     def start(self) -> None:
         cmd = [str(server_binary()), "serve", "--listen", self.target, *self.extra_args]
-        log = self.log_path.open("ab")
+        log = self._log = self.log_path.open("ab")
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
@@ -89,6 +91,9 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 @pytest.fixture(scope="session")

@@ -70,10 +70,13 @@ def error_from_reason(
         message: The human-readable text, only used as the exception's message.
         channel: The channel of a send, carried by ``ChannelFull``.
     """
+    exc: Exception
     if reason == "CHANNEL_FULL":
-        return ChannelFull(channel) if channel is not None else ChannelFull()
+        exc = ChannelFull(channel) if channel is not None else ChannelFull()
+        return exc
     if reason == "MESSAGE_TOO_LARGE":
-        return MessageTooLarge(message)
+        exc = MessageTooLarge(message)
+        return exc
     if reason == "INVALID_CHANNEL_NAME":
         return TypeError(BaseChannelLayer.invalid_name_error.format("Channel"))
     if reason == "INVALID_GROUP_NAME":
@@ -82,7 +85,8 @@ def error_from_reason(
         return ClientPrefixInUse(message, code=code, reason=reason)
     if code in (_RESOURCE_EXHAUSTED, _OUT_OF_RANGE) and not reason:
         # gRPC's own frame-size limit, hit before the server could look at the message.
-        return MessageTooLarge(message)
+        exc = MessageTooLarge(message)
+        return exc
     if code == _UNAVAILABLE:
         return ServerUnavailable(message, code=code, reason=reason)
     if code == _DEADLINE_EXCEEDED:
