@@ -356,6 +356,32 @@ fn event_size(event: &Event) -> usize {
     }
 }
 
+/// Hooks the hub calls as things happen, so that an exporter (see `metrics`) can count
+/// them without the hub knowing about it. Every method does nothing by default.
+pub trait Observer: Send + Sync {
+    /// A message was delivered to a receive, `latency` after it was sent.
+    fn delivered(&self, latency: Duration) {
+        let _ = latency;
+    }
+    /// A group send reached `delivered` members and dropped `dropped` full ones.
+    fn group_sent(&self, delivered: usize, dropped: usize) {
+        let _ = (delivered, dropped);
+    }
+    /// A session was opened (`resumed` when an existing one was taken over).
+    fn session_opened(&self, resumed: bool) {
+        let _ = resumed;
+    }
+    /// A session was released after its lease ran out (`expired`) or on close.
+    fn session_released(&self, expired: bool, report: &core::ReleaseReport) {
+        let _ = (expired, report);
+    }
+}
+
+/// The observer that observes nothing.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
 /// Counters the hub keeps beside the engine's.
 #[derive(Debug, Default)]
 struct HubCounters {
@@ -432,6 +458,7 @@ pub struct Hub {
     next_id: AtomicU64,
     started: Instant,
     shutting_down: watch::Sender<bool>,
+    observer: Arc<dyn Observer>,
 }
 
 fn now() -> Instant {
@@ -446,6 +473,11 @@ fn random_hex() -> String {
 impl Hub {
     /// A hub with no state.
     pub fn new(config: HubConfig) -> Arc<Self> {
+        Self::with_observer(config, Arc::new(NoObserver))
+    }
+
+    /// A hub with no state that reports events to `observer`.
+    pub fn with_observer(config: HubConfig, observer: Arc<dyn Observer>) -> Arc<Self> {
         Arc::new(Self {
             layer: Layer::new(config.limits.clone(), config.shards),
             sessions: Mutex::new(Sessions::default()),
@@ -454,6 +486,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             started: now(),
             shutting_down: watch::Sender::new(false),
+            observer,
         })
     }
 
@@ -476,9 +509,12 @@ impl Hub {
         for Handoff { waiter, message } in handoffs {
             let mut next = Some((waiter, message));
             while let Some((waiter, message)) = next.take() {
+                let sent_at = message.sent_at;
                 match waiter.outbox.deliver(&waiter, vec![message]) {
                     Ok(()) => {
                         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                        self.observer
+                            .delivered(now().saturating_duration_since(sent_at));
                     }
                     Err(mut back) => {
                         let message = back.pop().expect("one message");
@@ -566,6 +602,7 @@ impl Hub {
         expiry: Duration,
     ) -> Result<(usize, usize), HubError> {
         let sent = ns.group_send(group, payload, capacities, expiry, now())?;
+        self.observer.group_sent(sent.delivered, sent.dropped);
         self.deliver(ns, sent.handoffs);
         Ok((sent.delivered, sent.dropped))
     }
@@ -661,6 +698,7 @@ impl Hub {
             self.counters
                 .sessions_resumed
                 .fetch_add(1, Ordering::Relaxed);
+            self.observer.session_opened(true);
             let opened = Opened {
                 client_prefix: key.1.to_string(),
                 resume_token: token,
@@ -700,6 +738,7 @@ impl Hub {
         self.counters
             .sessions_opened
             .fetch_add(1, Ordering::Relaxed);
+        self.observer.session_opened(false);
         let opened = Opened {
             client_prefix: key.1.to_string(),
             resume_token: token.to_string(),
@@ -749,17 +788,18 @@ impl Hub {
             keys
         };
         for key in &expired {
-            self.release(key);
+            self.release(key, true);
         }
         expired.len()
     }
 
-    fn release(&self, key: &SessionKey) {
+    fn release(&self, key: &SessionKey, expired: bool) {
         self.counters
             .sessions_released
             .fetch_add(1, Ordering::Relaxed);
         if let Ok(ns) = self.layer.namespace(&key.0) {
             let report = ns.release_client(&key.1);
+            self.observer.session_released(expired, &report);
             tracing::debug!(
                 namespace = %key.0,
                 client_prefix = %key.1,
@@ -896,6 +936,7 @@ impl SessionHandle {
             Ok(Received::Waiting) => {}
             Ok(Received::Messages(messages)) => {
                 let count = messages.len() as u64;
+                let sent: Vec<Instant> = messages.iter().map(|m| m.sent_at).collect();
                 let waiter = HubWaiter {
                     id: waiter_id,
                     receive_id,
@@ -908,6 +949,12 @@ impl SessionHandle {
                             .counters
                             .delivered
                             .fetch_add(count, Ordering::Relaxed);
+                        let now = now();
+                        for sent_at in sent {
+                            self.hub
+                                .observer
+                                .delivered(now.saturating_duration_since(sent_at));
+                        }
                     }
                     Err(messages) => {
                         // The stream closed meanwhile: put them back, newest first.
@@ -1089,7 +1136,7 @@ impl SessionHandle {
             let entry = sessions.by_key.remove(&self.key).expect("present");
             sessions.by_token.remove(&entry.token);
             drop(sessions);
-            self.hub.release(&self.key);
+            self.hub.release(&self.key, false);
         } else {
             entry.attached = None;
             entry.detached_at = Some(now);
