@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 
@@ -73,3 +74,42 @@ def test_next_loop_resumes_the_session(lease_server: Server) -> None:
         assert await layer.group_size("resumed") == 0
 
     async_to_sync(second_loop)()
+
+
+def test_loops_recycle_sessions(lease_server: Server) -> None:
+    """Sequential loops that receive reuse one session instead of leaving one each behind."""
+    layer = ChannelLayer(target=lease_server.target, prefix="lease-d")
+    holder = threading.Event()
+    done = threading.Event()
+
+    def hold_primary() -> None:
+        async def hold() -> None:
+            await _join(layer, "holder")
+            holder.set()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+
+        asyncio.run(hold())
+
+    thread = threading.Thread(target=hold_primary)
+    thread.start()
+    assert holder.wait(10)
+    resumed: list[bool] = []
+    prefixes: set[str] = set()
+
+    async def one_loop(n: int) -> None:
+        await layer.send("recycle", {"type": "m", "n": n})
+        assert (await layer.receive("recycle"))["n"] == n
+        session = layer._loop_state().session
+        assert session is not None and not session.primary
+        resumed.append(session.resumed)
+        prefixes.add(session.client_prefix)
+
+    try:
+        for n in range(5):
+            async_to_sync(one_loop)(n)
+    finally:
+        done.set()
+        thread.join(10)
+    assert resumed == [False, True, True, True, True]
+    assert len(prefixes) == 1

@@ -98,6 +98,11 @@ class Session:
         #: True when this session holds the layer's client prefix (its specific channels).
         self.primary = primary
         self.client_prefix = ""
+        #: The resume token of a session that does not hold the layer's prefix.
+        self._own_token = ""
+        if not primary and layer._spare_sessions:
+            with contextlib.suppress(IndexError):
+                self.client_prefix, self._own_token = layer._spare_sessions.pop()
         self.max_message_bytes: int | None = None
         #: True when the last stream resumed an earlier stream's session.
         self.resumed = False
@@ -200,6 +205,8 @@ class Session:
         with contextlib.suppress(BaseException):
             await self._task
         self._finish(ServerUnavailable("the channel layer session was closed"))
+        if not release and not self.primary and self._own_token:
+            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
 
     # ------------------------------------------------------------------ receive bookkeeping
 
@@ -339,10 +346,13 @@ class Session:
         await self._transport.wait_ready(max(remaining, 0.5))
         stream = self._transport.open_session()
         self._stream = stream
-        resume_token = self._layer._resume_token if self.primary else ""
+        if self.primary:
+            prefix, resume_token = self._layer.client_prefix, self._layer._resume_token
+        else:
+            prefix, resume_token = self.client_prefix, self._own_token
         open_op = pb.OpenOperation(
             namespace=self._layer.prefix,
-            client_prefix=self._layer.client_prefix if self.primary else "",
+            client_prefix=prefix,
             resume_token=resume_token,
             client_name=self._layer.client_name,
         )
@@ -372,6 +382,8 @@ class Session:
         self.max_message_bytes = opened.max_message_bytes or None
         if self.primary:
             self._layer._resume_token = opened.resume_token
+        else:
+            self._own_token = opened.resume_token
             if opened.client_prefix != self._layer.client_prefix:
                 logger.warning(
                     "chanlayer server chose prefix %r instead of %r",

@@ -157,6 +157,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._primary: Session | None = None
         self._resume_token = ""
+        #: (client prefix, resume token) of detached sessions that hold no specific channels of
+        #: this layer, for the next loop to resume instead of opening one more session.
+        self._spare_sessions: list[tuple[str, str]] = []
         self._max_message_bytes: int | None = None
         self._buffers: dict[str, deque[tuple[float, bytes]]] = {}
         self._last_sweep = time.monotonic()
@@ -334,10 +337,10 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         state = self._states.pop(loop, None)
         if state is None:
             return
-        release = state.session is not None and state.session is self._primary
-        await state.aclose(release=release)
+        was_primary = state.session is not None and state.session is self._primary
+        await state.aclose(release=True)
         with self._lock:
-            if release:
+            if was_primary:
                 self._primary = None
                 self._resume_token = ""
 
@@ -501,7 +504,9 @@ def _wrap_close(layer: ChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
     """Patch ``loop.close`` to close the layer's connection of that loop first.
 
     The session is detached, not released: another loop may resume it (``async_to_sync``
-    makes a new loop per call).
+    makes a new loop per call). The session holding the layer's client prefix is resumed by
+    the next loop that receives on a specific channel; other sessions are recycled by the next
+    loops that need one, so a process never holds more sessions than it runs loops at once.
     """
     original_close = loop.close
 
