@@ -51,7 +51,10 @@ fn send_receive(c: &mut Criterion) {
         b.iter(|| {
             let now = Instant::now();
             ns.receive("specific.abc!2", 1, now, waiter).unwrap();
-            black_box(ns.send("specific.abc!2", payload.clone(), 100, MIN, now).unwrap());
+            black_box(
+                ns.send("specific.abc!2", payload.clone(), 100, MIN, now)
+                    .unwrap(),
+            );
         });
     });
     group.finish();
@@ -78,7 +81,9 @@ fn group_send(c: &mut Criterion) {
                 for _ in 0..iterations {
                     let now = Instant::now();
                     let start = Instant::now();
-                    let sent = ns.group_send("room", payload.clone(), &rules, MIN, now).unwrap();
+                    let sent = ns
+                        .group_send("room", payload.clone(), &rules, MIN, now)
+                        .unwrap();
                     total += start.elapsed();
                     assert_eq!(sent.delivered, members);
                     ns.sweep(now + MIN * 2);
