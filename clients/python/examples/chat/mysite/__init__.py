@@ -1,0 +1,1 @@
+"""The chat example's Django project: settings, URLs and the ASGI application."""

@@ -1,0 +1,1 @@
+"""End-to-end tests of the chat example: real servers, a real browser, real WebSockets."""
