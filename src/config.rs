@@ -1,10 +1,24 @@
-//! Command-line flags and environment variables. Every flag of `chanlayer serve` can also
-//! be set as `CHANLAYER_<FLAG>` (for example `CHANLAYER_LISTEN=0.0.0.0:50051`); a flag
-//! given on the command line wins over the environment.
+//! Command-line flags, environment variables and the config file. Every flag of
+//! `chanlayer serve` can also be set as `CHANLAYER_<FLAG>` (for example
+//! `CHANLAYER_LISTEN=0.0.0.0:50051`) and as a key of the TOML file named by `--config` (or
+//! `CHANLAYER_CONFIG`), spelled like the flag without its dashes (`listen = "0.0.0.0:50051"`).
+//! A flag on the command line wins over the environment, which wins over the file, which
+//! wins over the defaults. An unknown key or a bad value in the file stops the start-up
+//! with a message that names it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    ffi::OsString,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum,
+    error::ErrorKind, parser::ValueSource,
+};
 
 use crate::{core::Limits, hub::HubConfig};
 
@@ -39,13 +53,98 @@ pub enum LogFormat {
     Json,
 }
 
+/// An optional listening address: a socket address, or `off` (or nothing) for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+impl FromStr for OptionalAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" | "off" | "none" => Ok(Self(None)),
+            addr => addr.parse().map(|a| Self(Some(a))).map_err(|_| {
+                format!("{addr:?} is neither a socket address (such as 127.0.0.1:9464) nor \"off\"")
+            }),
+        }
+    }
+}
+
+impl fmt::Display for OptionalAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
 /// Flags of `chanlayer serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file with the same settings as these flags, spelled without their dashes
+    /// (`max-message-bytes = 1048576`). Flags and environment variables win over it.
+    #[arg(long, env = "CHANLAYER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address the gRPC API listens on. The default only accepts local clients, as a
     /// sidecar wants; use 0.0.0.0:50051 to serve other pods.
     #[arg(long, env = "CHANLAYER_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Address of the HTTP endpoint with `/metrics` (Prometheus), `/healthz` and `/readyz`,
+    /// or `off` to record no metrics at all.
+    #[arg(long, env = "CHANLAYER_METRICS_LISTEN", default_value = "127.0.0.1:9464",
+          value_parser = clap::value_parser!(OptionalAddr))]
+    pub metrics_listen: OptionalAddr,
+
+    /// A file holding the bearer token every call but health must present
+    /// (`authorization: Bearer <token>`). Without a token, calls are not authenticated.
+    #[arg(
+        long,
+        env = "CHANLAYER_AUTH_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "auth_token"
+    )]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// The bearer token itself; prefer `--auth-token-file` or the environment, which other
+    /// processes cannot read from the command line.
+    #[arg(
+        long,
+        env = "CHANLAYER_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<String>,
+
+    /// PEM certificate chain of the server: serves gRPC over TLS (with `--tls-key`).
+    #[arg(
+        long,
+        env = "CHANLAYER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "CHANLAYER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM certificates of the CAs that sign client certificates: every client must then
+    /// present a certificate signed by one of them (mutual TLS).
+    #[arg(
+        long,
+        env = "CHANLAYER_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Log format.
     #[arg(long, env = "CHANLAYER_LOG_FORMAT", value_enum, default_value = "text")]
@@ -138,15 +237,74 @@ impl ServeArgs {
         self.max_message_bytes as usize + 1024 * 1024
     }
 
-    /// Settings for tests: listen on an ephemeral loopback port.
+    /// Settings for tests: listen on an ephemeral loopback port, without metrics.
     pub fn for_tests() -> Self {
         let mut args = Cli::parse_from(["chanlayer"]).serve;
         args.listen = "127.0.0.1:0".parse().expect("valid address");
+        args.metrics_listen = OptionalAddr(None);
         args
+    }
+
+    /// The bearer token, from `--auth-token-file` or `--auth-token`, if any.
+    pub fn auth_token(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.auth_token_file {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(format!("the token file {} is empty", path.display()));
+            }
+            return Ok(Some(token.to_owned()));
+        }
+        match self.auth_token.as_deref().map(str::trim) {
+            Some("") => Err("the auth token is empty".to_owned()),
+            Some(token) => Ok(Some(token.to_owned())),
+            None => Ok(None),
+        }
     }
 }
 
 impl Cli {
+    /// Parses the command line, the environment and the config file; prints the error and
+    /// exits on a bad flag, key or value.
+    pub fn load() -> Self {
+        Self::try_load_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// [`Cli::load`] over explicit arguments.
+    pub fn try_load_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let command = Cli::command();
+        let matches = command.clone().try_get_matches_from(&args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let (serve_command, serve_matches, serve) = match (&cli.command, matches.subcommand()) {
+            (Some(Command::Serve(serve)), Some(("serve", sub))) => (
+                command
+                    .find_subcommand("serve")
+                    .expect("serve exists")
+                    .clone(),
+                sub,
+                serve,
+            ),
+            (None, _) => (command.clone(), &matches, &cli.serve),
+            _ => return Ok(cli),
+        };
+        let Some(path) = serve.config.clone() else {
+            return Ok(cli);
+        };
+        let extra = file_args(&path, &serve_command, serve_matches)?;
+        if extra.is_empty() {
+            return Ok(cli);
+        }
+        let mut all = args;
+        all.extend(extra);
+        Cli::try_parse_from(all)
+    }
+
     /// The `serve` flags, whether given with or without the subcommand (the top-level
     /// defaults for another subcommand).
     pub fn serve_args(self) -> ServeArgs {
@@ -155,6 +313,79 @@ impl Cli {
             _ => self.serve,
         }
     }
+}
+
+/// The flags that set the keys of the config file that neither a flag nor an environment
+/// variable set, each value checked by the flag's own parser.
+fn file_args(
+    path: &Path,
+    command: &clap::Command,
+    matches: &ArgMatches,
+) -> Result<Vec<OsString>, clap::Error> {
+    let fail = |kind, message: String| {
+        clap::Error::raw(kind, format!("config file {}: {message}\n", path.display()))
+            .with_cmd(command)
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(ErrorKind::Io, format!("cannot read it: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| fail(ErrorKind::InvalidValue, format!("not valid TOML: {e}")))?;
+    let mut extra = Vec::new();
+    for (key, value) in &table {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && key != "config")
+            .ok_or_else(|| {
+                fail(
+                    ErrorKind::UnknownArgument,
+                    format!(
+                        "unknown key `{key}`; the keys are the flags of `chanlayer serve` \
+                         without their dashes, such as `listen` or `max-message-bytes`"
+                    ),
+                )
+            })?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(fail(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "key `{key}` takes a string or a number, not {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        let probe = clap::Command::new("chanlayer").no_binary_name(true).arg(
+            clap::Arg::new("value")
+                .long("value")
+                .value_parser(arg.get_value_parser().clone()),
+        );
+        probe
+            .try_get_matches_from(["--value", text.as_str()])
+            .map_err(|e| {
+                let message = e.to_string();
+                let first = message.lines().next().unwrap_or_default();
+                let cause = first.rsplit_once("': ").map_or(first, |(_, cause)| cause);
+                fail(
+                    ErrorKind::InvalidValue,
+                    format!("bad value {text:?} for key `{key}`: {cause}"),
+                )
+            })?;
+        let id = arg.get_id().as_str();
+        match matches.value_source(id) {
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable) => {}
+            _ => {
+                extra.push(format!("--{key}").into());
+                extra.push(text.into());
+            }
+        }
+    }
+    Ok(extra)
 }
 
 #[cfg(test)]
@@ -175,6 +406,53 @@ mod tests {
         assert_eq!(args.lease_grace_ms, 30_000);
         let args = Cli::parse_from(["chanlayer", "serve", "--listen", "0.0.0.0:1"]).serve_args();
         assert_eq!(args.listen.to_string(), "0.0.0.0:1");
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off() {
+        let args = Cli::parse_from(["chanlayer"]).serve_args();
+        assert_eq!(args.metrics_listen.to_string(), "127.0.0.1:9464");
+        let args = Cli::parse_from(["chanlayer", "--metrics-listen", "off"]).serve_args();
+        assert_eq!(args.metrics_listen, OptionalAddr(None));
+        assert!(Cli::try_parse_from(["chanlayer", "--metrics-listen", "x"]).is_err());
+        assert!(Cli::try_parse_from(["chanlayer", "--tls-cert", "c.pem"]).is_err());
+    }
+
+    #[test]
+    fn the_config_file_sits_below_flags() {
+        let dir = std::env::temp_dir().join(format!("chanlayer-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("good.toml");
+        std::fs::write(&file, "max-sessions = 7\nlisten = \"127.0.0.1:1\"\n").expect("write");
+        let file = file.to_str().expect("utf-8");
+        let args = Cli::try_load_from(["chanlayer", "--config", file])
+            .expect("loads")
+            .serve_args();
+        assert_eq!(args.max_sessions, 7);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:1");
+        let args = Cli::try_load_from([
+            "chanlayer",
+            "serve",
+            "--config",
+            file,
+            "--max-sessions",
+            "9",
+        ])
+        .expect("loads")
+        .serve_args();
+        assert_eq!(args.max_sessions, 9);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:1");
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "max-sesions = 7\n").expect("write");
+        let error = Cli::try_load_from(["chanlayer", "--config", bad.to_str().expect("utf-8")])
+            .expect_err("unknown key");
+        assert!(error.to_string().contains("`max-sesions`"), "{error}");
+        std::fs::write(&bad, "max-message-bytes = 10\n").expect("write");
+        let error = Cli::try_load_from(["chanlayer", "--config", bad.to_str().expect("utf-8")])
+            .expect_err("bad value");
+        assert!(error.to_string().contains("`max-message-bytes`"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

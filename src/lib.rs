@@ -1,10 +1,12 @@
 //! chanlayer: the Django Channels channel layer as a gRPC server.
+pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod config;
 pub mod core;
 pub mod grpc;
 pub mod hub;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod shutdown;

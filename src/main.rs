@@ -7,7 +7,6 @@ use chanlayer::{
     config::{Cli, Command, LogFormat},
     server, shutdown,
 };
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn init_tracing(format: LogFormat) {
@@ -24,7 +23,7 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::load();
     if let Some(Command::Bench(args)) = cli.command {
         init_tracing(LogFormat::Text);
         return match bench::run(args).await {

@@ -1,7 +1,8 @@
-//! Assembly: the channel-layer service with health and reflection on one listener, the
-//! sweeper, and the shutdown sequence.
+//! Assembly: the channel-layer service with health and reflection on one listener (over
+//! TLS when configured, behind the per-RPC metrics and the bearer-token check), the
+//! metrics endpoint, the sweeper, and the shutdown sequence.
 //!
-//! Shutdown, in order: health turns NOT_SERVING; after the drain delay the hub refuses new
+//! Shutdown, in order: health turns NOT_SERVING and `/readyz` fails; after the drain delay the hub refuses new
 //! sessions and tells every session stream that the server goes away (clients resume
 //! elsewhere); the listener stops accepting and in-flight calls drain; after the shutdown
 //! timeout the server returns whatever is still running.
@@ -10,13 +11,15 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::{
+    auth::AuthLayer,
     config::ServeArgs,
     grpc::ChannelLayerGrpc,
-    hub::Hub,
+    hub::{Hub, NoObserver, Observer},
+    metrics::{self, HubMetrics, Readiness, RpcMetricsLayer},
     proto::{FILE_DESCRIPTOR_SET, v1::channel_layer_service_server::ChannelLayerServiceServer},
 };
 
@@ -37,6 +40,30 @@ pub enum ServeError {
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The token, a certificate or a key could not be loaded.
+    #[error("{0}")]
+    Security(String),
+}
+
+fn read_pem(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path)
+        .map_err(|e| ServeError::Security(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// The TLS settings, when a certificate is configured.
+fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let identity = Identity::from_pem(
+        read_pem("the TLS certificate", cert)?,
+        read_pem("the TLS key", key)?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &args.tls_client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read_pem("the client CA", ca)?));
+    }
+    Ok(Some(config))
 }
 
 /// Binds the gRPC listener.
@@ -52,9 +79,26 @@ pub async fn run(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let hub = Hub::new(args.hub_config());
+    let token = args.auth_token().map_err(ServeError::Security)?;
+    let tls = tls_config(&args)?;
+    let metrics_on = args.metrics_listen.0.is_some();
+    let handle = metrics_on.then(metrics::install);
+    let observer: Arc<dyn Observer> = if metrics_on {
+        metrics::record_limits(&args);
+        Arc::new(HubMetrics::new())
+    } else {
+        Arc::new(NoObserver)
+    };
+    let hub = Hub::with_observer(args.hub_config(), observer);
     let local_addr = listener.local_addr().ok();
     let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper());
+    let ready = Readiness::default();
+    let metrics_http = match (args.metrics_listen.0, handle) {
+        (Some(addr), Some(handle)) => metrics::bind(addr)
+            .await
+            .map(|l| metrics::spawn_http(l, Arc::clone(&hub), handle, ready.clone())),
+        _ => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -81,9 +125,11 @@ pub async fn run(
     let shutdown_timeout = Duration::from_millis(args.shutdown_timeout_ms);
     let drain_hub = Arc::clone(&hub);
     let drain_health = health.clone();
+    let drain_ready = ready.clone();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.await;
+        drain_ready.set(false);
         drain_health
             .set_not_serving::<ChannelLayerServiceServer<ChannelLayerGrpc>>()
             .await;
@@ -96,12 +142,18 @@ pub async fn run(
         let _ = drained_tx.send(());
     });
 
-    let serve = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let serve = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .layer(RpcMetricsLayer::new(metrics_on))
+        .layer(AuthLayer::new(token.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -110,8 +162,16 @@ pub async fn run(
             let _ = stop_rx.await;
         });
 
+    ready.set(true);
     if let Some(addr) = local_addr {
-        tracing::info!(%addr, "chanlayer listening");
+        tracing::info!(
+            %addr,
+            tls = args.tls_cert.is_some(),
+            client_certificates = args.tls_client_ca.is_some(),
+            auth = token.is_some(),
+            metrics = metrics_on,
+            "chanlayer listening"
+        );
     }
     let mut serve = std::pin::pin!(serve);
     let result = tokio::select! {
@@ -125,6 +185,9 @@ pub async fn run(
         }
     };
     sweeper.abort();
+    if let Some(task) = metrics_http {
+        task.abort();
+    }
     tracing::info!("chanlayer stopped");
     Ok(result?)
 }
