@@ -11,6 +11,7 @@ from .conftest import ARTIFACTS, LEASE_GRACE_MS, WAIT_MS, Chat, wait_for
 
 def say(page: Page, text: str) -> None:
     """Type ``text`` in the page's input and press its send button."""
+    page.bring_to_front()  # Chromium throttles background tabs.
     page.fill("#chat-message-input", text)
     page.click("#chat-message-submit")
 
