@@ -270,6 +270,9 @@ export class Session {
       ]);
       clearTimeout(timer);
       stream.cancel();
+    } else if (stream !== undefined) {
+      // Still opening: abandon the attempt.
+      stream.cancel();
     }
     this.wakeBackoff?.();
     this.fail(new LayerClosed("the channel layer is closed"));
