@@ -76,6 +76,10 @@ if listening "$chanlayer_port"; then
     say "using the chanlayer server already listening on 127.0.0.1:$chanlayer_port"
 else
     say "start chanlayer on 127.0.0.1:$chanlayer_port"
+    if [ -z "${CHANLAYER_METRICS_LISTEN:-}" ] && listening 9464; then
+        # Another server holds the default metrics port: this one goes without metrics.
+        export CHANLAYER_METRICS_LISTEN=off
+    fi
     "$bin" serve --listen "127.0.0.1:$chanlayer_port" &
     pids+=($!)
     wait_listening "$chanlayer_port" chanlayer "$!"

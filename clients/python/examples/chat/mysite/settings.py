@@ -6,7 +6,7 @@ Everything that differs between a laptop and a test run comes from the environme
 - ``CHAT_ALLOWED_HOSTS``: comma-separated host names (default ``127.0.0.1,localhost``);
   WebSocket connections are only accepted from pages served under these hosts;
 - ``CHAT_ROOM_COUNT_REFRESH``: seconds between two reads of a room's size by each connection
-  (default 5), so the count also drops when a crashed process's memberships expire;
+  (default 2), so the count also drops when a crashed process's memberships expire;
 - ``DJANGO_SECRET_KEY`` and ``DJANGO_DEBUG`` (``1`` or ``0``, default ``1``).
 """
 
@@ -72,7 +72,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-CHAT_ROOM_COUNT_REFRESH = float(os.environ.get("CHAT_ROOM_COUNT_REFRESH", "5"))
+CHAT_ROOM_COUNT_REFRESH = float(os.environ.get("CHAT_ROOM_COUNT_REFRESH", "2"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

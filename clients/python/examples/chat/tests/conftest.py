@@ -145,6 +145,8 @@ class Chanlayer(Process):
                 "json",
                 "--lease-grace-ms",
                 str(LEASE_GRACE_MS),
+                "--metrics-listen",
+                "off",
             ],
         )
         self._listening_lines = 0
