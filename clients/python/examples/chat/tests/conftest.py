@@ -179,9 +179,9 @@ class Chanlayer(Process):
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, read()).result(timeout=30)
 
-    def restart(self) -> None:
-        """Stop the server gracefully and start it again on the same port."""
-        self.stop()
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop the server (SIGTERM, or SIGKILL if ``kill``) and start it on the same port."""
+        self.stop(kill=kill)
         self.start()
 
     def _count_listening(self) -> int:
