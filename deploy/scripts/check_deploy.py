@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Checks of deploy/ that no schema expresses.
+
+- every metric the Grafana dashboard and the alert rules use is one the server exports
+  (the list in src/metrics.rs; `_bucket`, `_sum` and `_count` only on histograms);
+- the alert rules have the structure Prometheus expects (also when promtool is missing);
+- the PodMonitors (a CRD the offline schemas lack) are well formed and name a container
+  port that the pods they select have;
+- the Deployments: the sidecar is a native one (an init container with
+  restartPolicy: Always), gRPC probes on the health service, resources set, and
+  terminationGracePeriodSeconds above the drain delay plus the shutdown timeout of the
+  config file they mount;
+- the Dockerfile: multi-stage, copies only paths that exist, builds and ships the
+  `chanlayer` binary, runs as a non-root user, exposes the default ports, has no
+  HEALTHCHECK;
+- each shipped chanlayer.toml starts the real server (unknown keys and bad values fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+errors: list[str] = []
+
+
+def fail(message: str) -> None:
+    errors.append(message)
+
+
+def exported_metrics() -> dict[str, str]:
+    """Name -> kind, from the one list in src/metrics.rs."""
+    text = (ROOT / "src" / "metrics.rs").read_text()
+    block = text[text.index("metrics_list! {") :]
+    block = block[: block.index("\n}\n")]
+    found = dict(re.findall(r'=\s*"(chanlayer_[a-z0-9_]+)",\s*(Counter|Gauge|Histogram)', block))
+    if len(found) < 20:
+        fail(f"src/metrics.rs: found only {len(found)} metrics; has the list moved?")
+    return found
+
+
+def series_names(metrics: dict[str, str]) -> set[str]:
+    names = set()
+    for name, kind in metrics.items():
+        names.add(name)
+        if kind == "Histogram":
+            names.update({f"{name}_bucket", f"{name}_sum", f"{name}_count"})
+    return names
+
+
+def used_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\b(chanlayer_[a-z0-9_]+)\b", expr))
+
+
+def check_metric_use(metrics: dict[str, str]) -> None:
+    valid = series_names(metrics)
+    dashboard = json.loads((DEPLOY / "grafana" / "chanlayer.json").read_text())
+    exprs = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("expr", "query") and isinstance(value, str):
+                    exprs.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    if not exprs:
+        fail("grafana/chanlayer.json: no queries found")
+    used = set()
+    for expr in exprs:
+        for name in used_metrics(expr):
+            used.add(name)
+            if name not in valid:
+                fail(f"grafana/chanlayer.json uses {name}, which the server does not export")
+
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    groups = rules.get("groups") if isinstance(rules, dict) else None
+    if not groups:
+        fail("prometheus/alerts.yaml: no groups")
+        groups = []
+    for group in groups:
+        if not group.get("name") or not group.get("rules"):
+            fail(f"prometheus/alerts.yaml: a group without name or rules: {group}")
+            continue
+        for rule in group["rules"]:
+            alert = rule.get("alert")
+            if not alert or not rule.get("expr"):
+                fail(f"prometheus/alerts.yaml: a rule without alert or expr: {rule}")
+                continue
+            unknown = set(rule) - {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+            if unknown:
+                fail(f"prometheus/alerts.yaml {alert}: unknown fields {sorted(unknown)}")
+            if rule["expr"].count("(") != rule["expr"].count(")"):
+                fail(f"prometheus/alerts.yaml {alert}: unbalanced parentheses")
+            names = used_metrics(rule["expr"])
+            if not names:
+                fail(f"prometheus/alerts.yaml {alert}: uses no chanlayer metric")
+            for name in names:
+                used.add(name)
+                if name not in valid:
+                    fail(f"prometheus/alerts.yaml {alert} uses {name}, which the server does not export")
+    # The drops, the queue, sessions and latency must each be watched.
+    for needed in (
+        "chanlayer_messages_dropped_total",
+        "chanlayer_queued_messages",
+        "chanlayer_sessions",
+        "chanlayer_delivery_latency_seconds_bucket",
+    ):
+        if needed not in used:
+            fail(f"neither the dashboard nor the alerts use {needed}")
+    print(f"{len(exprs)} dashboard queries and the alert rules use {len(used)} series, all exported")
+
+
+def check_scrape_config() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "scrape-config.yaml").read_text())
+    jobs = config.get("scrape_configs", []) if isinstance(config, dict) else []
+    if len(jobs) != 1 or jobs[0].get("job_name") != "chanlayer":
+        fail("prometheus/scrape-config.yaml: expected one job named chanlayer")
+        return
+    job = jobs[0]
+    if job.get("metrics_path", "/metrics") != "/metrics":
+        fail("prometheus/scrape-config.yaml: metrics_path is not /metrics")
+    if [sd.get("role") for sd in job.get("kubernetes_sd_configs", [])] != ["pod"]:
+        fail("prometheus/scrape-config.yaml: expected pod discovery")
+    actions = {"keep", "drop", "replace", "labelmap", "labeldrop", "labelkeep", "hashmod"}
+    for relabel in job.get("relabel_configs", []):
+        if relabel.get("action", "replace") not in actions:
+            fail(f"prometheus/scrape-config.yaml: unknown relabel action {relabel.get('action')}")
+        try:
+            re.compile(relabel.get("regex", "(.*)"))
+        except re.error as error:
+            fail(f"prometheus/scrape-config.yaml: bad regex {relabel.get('regex')!r}: {error}")
+        for label in relabel.get("source_labels", []):
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
+                fail(f"prometheus/scrape-config.yaml: bad label name {label!r}")
+    if not any(
+        "__meta_kubernetes_pod_container_port_name" in r.get("source_labels", []) and r.get("regex") == "metrics"
+        for r in job.get("relabel_configs", [])
+    ):
+        fail("prometheus/scrape-config.yaml: does not keep only the container port named metrics")
+    print("scrape config checked")
+
+
+def load_rendered(paths: list[str]) -> list[tuple[str, dict]]:
+    objects = []
+    for path in paths:
+        for doc in yaml.safe_load_all(Path(path).read_text()):
+            if doc:
+                objects.append((Path(path).name, doc))
+    return objects
+
+
+def check_objects(objects: list[tuple[str, dict]]) -> None:
+    by_file: dict[str, list[dict]] = {}
+    for source, obj in objects:
+        by_file.setdefault(source, []).append(obj)
+    for source, objs in by_file.items():
+        deployments = [o for o in objs if o["kind"] == "Deployment"]
+        configmaps = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ConfigMap"}
+        monitors = [o for o in objs if o["kind"] == "PodMonitor"]
+        if len(deployments) != 1 or not monitors:
+            fail(f"{source}: expected one Deployment and a PodMonitor")
+            continue
+        deployment = deployments[0]
+        pod = deployment["spec"]["template"]
+        spec = pod["spec"]
+        sidecars = [c for c in spec.get("initContainers", []) if c.get("name") == "chanlayer"]
+        mains = [c for c in spec["containers"] if c.get("name") == "chanlayer"]
+        if sidecars:
+            chanlayer = sidecars[0]
+            if chanlayer.get("restartPolicy") != "Always":
+                fail(f"{source}: the chanlayer init container is not a native sidecar")
+            if not any(c["name"] != "chanlayer" for c in spec["containers"]):
+                fail(f"{source}: no gateway container beside the sidecar")
+        elif mains:
+            chanlayer = mains[0]
+            if deployment["spec"].get("replicas") != 1:
+                fail(f"{source}: a standalone chanlayer holds its state in memory: one replica")
+        else:
+            fail(f"{source}: no chanlayer container")
+            continue
+        for probe in ("livenessProbe", "readinessProbe"):
+            grpc = chanlayer.get(probe, {}).get("grpc")
+            if not grpc or grpc.get("port") != 50051:
+                fail(f"{source}: chanlayer's {probe} is not a gRPC probe on port 50051")
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            resources = container.get("resources", {})
+            if not resources.get("requests") or not resources.get("limits"):
+                fail(f"{source}: container {container['name']} lacks resource requests or limits")
+        # The config file the pod mounts decides the drain time.
+        settings = {}
+        for volume in spec.get("volumes", []):
+            name = volume.get("configMap", {}).get("name")
+            if name in configmaps:
+                data = configmaps[name]["data"]
+                settings = tomllib.loads(data.get("chanlayer.toml", ""))
+        if not settings:
+            fail(f"{source}: chanlayer mounts no chanlayer.toml")
+        drain = (settings.get("drain-delay-ms", 0) + settings.get("shutdown-timeout-ms", 5000)) / 1000
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        if grace <= drain:
+            fail(f"{source}: terminationGracePeriodSeconds {grace} is not above the drain time {drain} s")
+        # PodMonitors: well formed, and they select these pods on a port they have.
+        labels = pod["metadata"].get("labels", {})
+        ports = {p.get("name") for c in spec.get("initContainers", []) + spec["containers"] for p in c.get("ports", [])}
+        for monitor in monitors:
+            if monitor.get("apiVersion") != "monitoring.coreos.com/v1":
+                fail(f"{source}: PodMonitor apiVersion {monitor.get('apiVersion')}")
+            mspec = monitor.get("spec", {})
+            unknown = set(mspec) - {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel", "podTargetLabels", "sampleLimit"}
+            if unknown:
+                fail(f"{source}: PodMonitor has unknown spec fields {sorted(unknown)}")
+            match = mspec.get("selector", {}).get("matchLabels", {})
+            if not match or any(labels.get(k) != v for k, v in match.items()):
+                fail(f"{source}: the PodMonitor selects no pod of the Deployment")
+            endpoints = mspec.get("podMetricsEndpoints", [])
+            if not endpoints:
+                fail(f"{source}: the PodMonitor has no podMetricsEndpoints")
+            for endpoint in endpoints:
+                if endpoint.get("port") not in ports:
+                    fail(f"{source}: the PodMonitor scrapes port {endpoint.get('port')!r}, which no container has")
+                if endpoint.get("path", "/metrics") != "/metrics":
+                    fail(f"{source}: the PodMonitor scrapes {endpoint.get('path')}")
+    print(f"{len(objects)} rendered objects checked")
+
+
+def check_dockerfile() -> None:
+    path = DEPLOY / "docker" / "Dockerfile"
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1] + " " + line
+        else:
+            lines.append(line)
+    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+    froms = [arg for op, arg in instructions if op == "FROM"]
+    if len(froms) < 2:
+        fail("Dockerfile: not a multi-stage build")
+    if any(op == "HEALTHCHECK" for op, _ in instructions):
+        fail("Dockerfile: has a HEALTHCHECK; Kubernetes probes do that")
+    users = [arg for op, arg in instructions if op == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        fail("Dockerfile: the runtime image does not run as a non-root user")
+    for op, arg in instructions:
+        if op == "COPY" and "--from" not in arg:
+            sources = arg.split()[:-1]
+            for source in sources:
+                if not (ROOT / source).exists():
+                    fail(f"Dockerfile: COPY {source}: no such path in the repository")
+    manifest = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    binaries = [b["name"] for b in manifest.get("bin", [])]
+    text = path.read_text()
+    if "chanlayer" not in binaries or "--bin chanlayer" not in text or "target/release/chanlayer" not in text:
+        fail("Dockerfile: does not build and ship the chanlayer binary")
+    for bench in manifest.get("bench", []):
+        if not any(op == "COPY" and arg.split()[0] in ("benches", "benches/") for op, arg in instructions):
+            fail(f"Dockerfile: Cargo.toml names the bench {bench['name']}; copy benches/ or cargo refuses the manifest")
+    exposed = {p for op, arg in instructions if op == "EXPOSE" for p in arg.split()}
+    if not {"50051", "9464"} <= exposed:
+        fail(f"Dockerfile: EXPOSE {sorted(exposed)} lacks 50051 or 9464")
+    entry = [arg for op, arg in instructions if op == "ENTRYPOINT"]
+    copied = [arg for op, arg in instructions if op == "COPY" and "--from" in arg]
+    if not entry or not copied or entry[-1].strip('[]" ').split('"')[0] != copied[-1].split()[-1]:
+        fail("Dockerfile: the ENTRYPOINT is not the binary the last stage copies")
+    print(f"Dockerfile: {len(froms)} stages, user {users[-1] if users else '?'}, ports {sorted(exposed)}")
+
+
+def check_config_files(binary: Path) -> None:
+    if not binary.exists():
+        print(f"{binary} is missing: the config files are not started")
+        return
+    for config in sorted(DEPLOY.rglob("chanlayer.toml")):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    [str(binary), "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+                     "--metrics-listen", "127.0.0.1:0", "--log-format", "json"],
+                    stdout=out, stderr=subprocess.STDOUT,
+                )
+                deadline = time.monotonic() + 20
+                started = False
+                while time.monotonic() < deadline and process.poll() is None:
+                    if "chanlayer listening" in log.read_text():
+                        started = True
+                        break
+                    time.sleep(0.05)
+                process.terminate()
+                process.wait(timeout=30)
+            if not started:
+                fail(f"{config.relative_to(ROOT)} does not start the server: {log.read_text()[-1000:]}")
+            else:
+                print(f"{config.relative_to(ROOT)} starts the server")
+    # A key the server does not know must stop it.
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as bad:
+        bad.write("max-sesions = 10\n")
+        bad.flush()
+        result = subprocess.run([str(binary), "serve", "--config", bad.name], capture_output=True, text=True, timeout=20)
+        if result.returncode == 0 or "max-sesions" not in result.stderr:
+            fail("an unknown key in the config file does not stop the server with its name")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rendered", action="append", default=[], help="kustomize output")
+    parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "chanlayer"))
+    args = parser.parse_args()
+    metrics = exported_metrics()
+    check_metric_use(metrics)
+    check_scrape_config()
+    check_objects(load_rendered(args.rendered))
+    check_dockerfile()
+    check_config_files(Path(args.bin))
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
