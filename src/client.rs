@@ -105,7 +105,7 @@ pub struct SendOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     /// The channel it came from.
-    pub channel: String,
+    pub channel: Arc<str>,
     /// The encoded message.
     pub payload: Bytes,
     /// How long it had left before expiring when the server sent it.
@@ -746,7 +746,7 @@ impl PendingReceive {
             let mut d = self.shared.dispatch.lock();
             for m in ready.into_iter().rev() {
                 d.leftovers
-                    .entry(m.channel.clone())
+                    .entry(m.channel.to_string())
                     .or_default()
                     .push_front(m);
             }
@@ -787,7 +787,7 @@ impl Drop for PendingReceive {
             let mut d = self.shared.dispatch.lock();
             for m in ready.into_iter().rev() {
                 d.leftovers
-                    .entry(m.channel.clone())
+                    .entry(m.channel.to_string())
                     .or_default()
                     .push_front(m);
             }
@@ -796,7 +796,7 @@ impl Drop for PendingReceive {
 }
 
 fn to_received(delivery: pb::Delivery) -> Vec<Received> {
-    let channel = delivery.channel;
+    let channel: Arc<str> = delivery.channel.into();
     delivery
         .messages
         .into_iter()

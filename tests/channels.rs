@@ -27,7 +27,7 @@ async fn send_then_receive_in_fifo_order() {
     for i in 0..50 {
         let m = session.receive("work").await.unwrap();
         assert_eq!(m.payload, b(&i.to_string()));
-        assert_eq!(m.channel, "work");
+        assert_eq!(&*m.channel, "work");
         assert!(m.expires_in > Duration::from_secs(50) && m.expires_in <= Duration::from_secs(60));
     }
 }

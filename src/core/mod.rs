@@ -58,6 +58,16 @@ pub trait Waiter {
     fn id(&self) -> u64;
 }
 
+/// Payloads up to this size that stay queued are copied into a buffer of their own by the
+/// sweeper (see [`Namespace::sweep_shard`]), and a group message is copied once before its
+/// fan-out.
+///
+/// A payload decoded from a request is a slice of the request's receive buffer, which
+/// holds other messages too: a small queued message could otherwise keep a large buffer
+/// alive for as long as it waits. Messages delivered within a sweep interval, the common
+/// case, are never copied.
+pub const COMPACT_BELOW: usize = 64 * 1024;
+
 /// One message in a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -67,6 +77,8 @@ pub struct Message {
     pub sent_at: Instant,
     /// When the message expires; it is never delivered at or after this instant.
     pub expires_at: Instant,
+    /// True when the payload is known to own exactly its bytes.
+    compact: bool,
 }
 
 impl Message {
@@ -76,6 +88,17 @@ impl Message {
             payload,
             sent_at: now,
             expires_at: now + expiry,
+            compact: false,
+        }
+    }
+
+    /// Copies a small payload into a buffer of its own (see [`COMPACT_BELOW`]).
+    fn compact(&mut self) {
+        if !self.compact {
+            if self.payload.len() < COMPACT_BELOW {
+                self.payload = Bytes::copy_from_slice(&self.payload);
+            }
+            self.compact = true;
         }
     }
 
@@ -710,7 +733,10 @@ impl<W: Waiter> Namespace<W> {
         let mut members = self.live_members(group, now);
         members.sort_unstable_by_key(|(shard, _)| *shard);
 
-        let message = Message::new(payload, now, expiry);
+        let mut message = Message::new(payload, now, expiry);
+        if !members.is_empty() {
+            message.compact();
+        }
         let counters = self.counters();
         let mut sent = GroupSent {
             delivered: 0,
@@ -819,6 +845,7 @@ impl<W: Waiter> Namespace<W> {
             } else if ch.queue.capacity() > 4 * ch.queue.len().max(8) {
                 ch.queue.shrink_to_fit();
             }
+            ch.queue.iter_mut().for_each(Message::compact);
             keep
         });
         self.channel_count

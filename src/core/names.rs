@@ -25,8 +25,20 @@ pub const GROUP_RULE: &str =
 pub const NAMESPACE_RULE: &str = "a namespace has at most 100 printable ASCII characters \
      other than spaces";
 
+/// Which bytes may appear in a name: ASCII letters and digits, `-`, `_` and `.`.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        b += 1;
+    }
+    table
+};
+
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+    NAME_BYTES[b as usize]
 }
 
 /// Checks a channel name against Channels' rule.

@@ -324,9 +324,33 @@ fn group_send_shares_one_payload_and_reports_drops() {
     assert_eq!(sent.handoffs[0].waiter.0, wid);
     let got = received(ns.receive("a", 1, now, waiter).unwrap());
     assert_eq!(got, vec![payload.clone()]);
-    // Shared, not copied.
-    assert_eq!(got[0].as_ptr(), payload.as_ptr());
-    assert_eq!(sent.handoffs[0].message.payload.as_ptr(), payload.as_ptr());
+    // One buffer shared by every member, not one copy each.
+    assert_eq!(got[0].as_ptr(), sent.handoffs[0].message.payload.as_ptr());
+}
+
+#[test]
+fn small_queued_payloads_stop_pinning_their_receive_buffer_after_a_sweep() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    // A payload that is a slice of a larger buffer, as a decoded request's is.
+    let frame = Bytes::from(vec![7u8; 100_000]);
+    let slice = frame.slice(10..110);
+    ns.send("c", slice.clone(), 100, MIN, now).unwrap();
+    ns.sweep(now);
+    let got = received(ns.receive("c", 1, now, waiter).unwrap());
+    assert_eq!(got[0], slice);
+    assert_ne!(
+        got[0].as_ptr(),
+        slice.as_ptr(),
+        "copied into its own buffer"
+    );
+    // A large payload is kept as it is.
+    let big = Bytes::from(vec![1u8; COMPACT_BELOW]);
+    ns.send("c", big.clone(), 100, MIN, now).unwrap();
+    ns.sweep(now);
+    let got = received(ns.receive("c", 1, now, waiter).unwrap());
+    assert_eq!(got[0].as_ptr(), big.as_ptr());
 }
 
 #[test]

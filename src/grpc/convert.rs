@@ -1,9 +1,8 @@
-//! Proto requests to engine arguments: defaults for zero values, payload compaction and
-//! compiled capacity rules.
+//! Proto requests to engine arguments: defaults for zero values and compiled capacity
+//! rules.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::{
@@ -14,10 +13,6 @@ use crate::{
 
 /// The most capacity rules one group send may carry.
 pub const MAX_CAPACITY_RULES: usize = 64;
-
-/// Payloads up to this size are copied out of the request buffer before they are queued,
-/// so that a small queued message never pins a large receive buffer in memory.
-const COMPACT_BELOW: usize = 64 * 1024;
 
 /// The capacity of a request: zero means the default.
 pub fn capacity(value: u32) -> usize {
@@ -43,15 +38,6 @@ pub fn group_expiry(seconds: u64) -> Duration {
         DEFAULT_GROUP_EXPIRY
     } else {
         Duration::from_secs(seconds)
-    }
-}
-
-/// A payload that owns exactly its bytes when small.
-pub fn payload(bytes: Bytes) -> Bytes {
-    if bytes.len() <= COMPACT_BELOW {
-        Bytes::copy_from_slice(&bytes)
-    } else {
-        bytes
     }
 }
 

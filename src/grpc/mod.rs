@@ -61,7 +61,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         let delivered = self.hub.send(
             &r.namespace,
             &r.channel,
-            convert::payload(r.message),
+            r.message,
             convert::capacity(r.capacity),
             convert::expiry(r.expiry_ms),
         )?;
@@ -100,7 +100,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         let (delivered, dropped) = self.hub.group_send(
             &r.namespace,
             &r.group,
-            convert::payload(r.message),
+            r.message,
             &rules,
             convert::expiry(r.expiry_ms),
         )?;
@@ -475,7 +475,7 @@ impl SessionReader {
                 Some(Operation::Send(s)) => handle.send(
                     s.request_id,
                     &s.channel,
-                    convert::payload(s.message),
+                    s.message,
                     convert::capacity(s.capacity),
                     convert::expiry(s.expiry_ms),
                 ),
@@ -493,7 +493,7 @@ impl SessionReader {
                         Ok(rules) => handle.group_send(
                             g.request_id,
                             &g.group,
-                            convert::payload(g.message),
+                            g.message,
                             &rules,
                             convert::expiry(g.expiry_ms),
                         ),
