@@ -108,3 +108,59 @@ async def test_server_restart_mid_traffic(own_server: Server, kill: bool) -> Non
     assert late_acked <= set(received)
     await receiver.close()
     await sender.close()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+async def test_group_memberships_survive_a_restart(own_server: Server, kill: bool) -> None:
+    member = ChannelLayer(target=own_server.target, connect_timeout=15)
+    sender = ChannelLayer(target=own_server.target, connect_timeout=15)
+    observer = ChannelLayer(target=own_server.target, connect_timeout=15)
+    await _open_session(member)
+    kept = await member.new_channel()
+    left = await member.new_channel()
+    await member.group_add("room", kept)
+    await member.group_add("room", left)
+    await member.group_add("other", left)
+    await member.group_discard("room", left)
+    await member.group_add("room", "plain-worker")  # not this layer's own channel
+    # A receive stays pending across the restart, as a consumer's would.
+    pending = asyncio.create_task(member.receive(kept))
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(own_server.stop, kill=kill)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(own_server.start)
+    try:
+        # The member's session reconnects and restores its own memberships by itself.
+        deadline = time.monotonic() + 15
+        while await observer.group_members("room") != [kept]:
+            assert time.monotonic() < deadline, "the membership was not restored"
+            await asyncio.sleep(0.05)
+        assert await observer.group_members("other") == [left]
+        await sender.group_send("room", {"type": "after.restart", "n": 1})
+        message = await asyncio.wait_for(pending, 10)
+        assert message == {"type": "after.restart", "n": 1}
+        # Discarded memberships stay discarded.
+        await member.group_discard("other", left)
+        assert await observer.group_size("other") == 0
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await member.close()
+        await sender.close()
+        await observer.close()
+
+
+async def test_close_and_flush_forget_memberships(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer()
+    await _open_session(layer)
+    name = await layer.new_channel()
+    await layer.group_add("g", name)
+    await layer.group_add("g", "plain")
+    assert layer._memberships_to_restore()[0][:2] == ("g", name)
+    await layer.flush()
+    assert layer._memberships_to_restore() == []
+    await layer.group_add("g", name)
+    await layer.close()
+    assert layer._memberships_to_restore() == []
+    await layer.flush()
+    await layer.close()

@@ -16,6 +16,10 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
   :class:`~chanlayer.exceptions.ServerUnavailable` (they may or may not have been applied:
   they are never sent twice). Callers that wait longer than ``connect_timeout`` for a
   connection get ``ServerUnavailable`` instead of hanging.
+* **Memberships.** The layer remembers the group memberships of its own specific channels.
+  When the session holding them reopens and the server did not know it (``resumed`` false:
+  the server restarted, or the lease ran out), a ``group_add`` for each is written before any
+  other operation, so group members keep getting group messages without re-adding.
 """
 
 from __future__ import annotations
@@ -112,6 +116,10 @@ class Session:
         self._receives: dict[int, str] = {}
         self._cancelling: set[int] = set()
         self._channels: dict[str, _Channel] = {}
+        #: Request ids of membership replays not acknowledged yet.
+        self._replaying: set[int] = set()
+        #: True when the current stream proposed a resume token (an earlier session existed).
+        self._had_session = False
         self._connected = False
         self._closing = False
         self._closed = asyncio.Event()
@@ -350,6 +358,7 @@ class Session:
             prefix, resume_token = self._layer.client_prefix, self._layer._resume_token
         else:
             prefix, resume_token = self.client_prefix, self._own_token
+        self._had_session = bool(resume_token)
         open_op = pb.OpenOperation(
             namespace=self._layer.prefix,
             client_prefix=prefix,
@@ -393,10 +402,35 @@ class Session:
         if opened.max_message_bytes:
             self._layer._max_message_bytes = opened.max_message_bytes
         self._connected = True
+        if self.primary and ((self._had_session and not opened.resumed) or self._replaying):
+            # The server lost the session (a restart, or the lease ran out): its memberships
+            # went with it. Restore them before anything else, so no group message is missed.
+            self._replay_memberships()
         # Ops queued while disconnected go out now, then the receives of current waiters.
         for channel, state in list(self._channels.items()):
             self._reconcile(channel, state)
         self._wake.set()
+
+    def _replay_memberships(self) -> None:
+        """Put a ``group_add`` for each remembered own membership at the head of the outbox."""
+        self._replaying.clear()
+        replay = []
+        for group, channel, expiry in self._layer._memberships_to_restore():
+            request_id = self._new_id()
+            self._replaying.add(request_id)
+            replay.append(
+                pb.SessionOperation(
+                    group_add=pb.GroupAddOperation(
+                        request_id=request_id,
+                        group=group,
+                        channel=channel,
+                        group_expiry_seconds=expiry,
+                    )
+                )
+            )
+        if replay:
+            logger.info("chanlayer: restoring %d group memberships", len(replay))
+            self._outbox[:0] = replay
 
     async def _write_loop(self, stream: SessionStream) -> None:
         while True:
@@ -439,6 +473,11 @@ class Session:
                 logger.warning("unexpected second 'opened' on a chanlayer session")
 
     def _on_result(self, result: pb.OperationResult) -> None:
+        if result.request_id in self._replaying:
+            self._replaying.discard(result.request_id)
+            if result.HasField("error"):
+                logger.warning("chanlayer: restoring a membership failed: %s", result.error)
+            return
         op = self._ops.pop(result.request_id, None)
         if op is not None and not op.future.done():
             op.future.set_result(result)
@@ -499,6 +538,7 @@ class Session:
             o
             for o in self._outbox
             if o.WhichOneof("operation") in ("send", "group_add", "group_discard", "group_send")
+            and not (o.HasField("group_add") and o.group_add.request_id in self._replaying)
         ]
         if self._closing:
             self._closed.set()

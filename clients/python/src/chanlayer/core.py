@@ -163,6 +163,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._max_message_bytes: int | None = None
         self._buffers: dict[str, deque[tuple[float, bytes]]] = {}
         self._last_sweep = time.monotonic()
+        #: Group memberships of this layer's own specific channels: (group, channel) -> the
+        #: monotonic time the membership expires. Replayed when a server lost them (restart).
+        self._memberships: dict[tuple[str, str], float] = {}
 
     @staticmethod
     def _make_capacity_rules(channel_capacity: Mapping[Any, int]) -> list[pb.CapacityRule]:
@@ -247,6 +250,8 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Add ``channel`` to ``group`` (or refresh its membership)."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
+        if self._is_own_specific(channel):
+            self._memberships[(group, channel)] = time.monotonic() + self._group_expiry_s
         try:
             session = self._stream_for(0)
             if session is not None:
@@ -271,6 +276,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
+        self._memberships.pop((group, channel), None)
         try:
             session = self._stream_for(0)
             if session is not None:
@@ -324,6 +330,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
     async def flush(self) -> None:
         """Remove every channel, message and group of this layer's namespace."""
         self._buffers.clear()
+        self._memberships.clear()
         await self._unary("Flush", pb.FlushRequest(namespace=self.prefix))
 
     async def close(self) -> None:
@@ -343,6 +350,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             if was_primary:
                 self._primary = None
                 self._resume_token = ""
+                self._memberships.clear()
 
     ### Introspection (beyond the Channels spec) ###
 
@@ -450,6 +458,18 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             return await transport.unary(method, request, self.call_timeout)
         except RemoteError as err:
             raise error_from_reason(err.code, err.reason, err.message, channel=channel) from None
+
+    def _memberships_to_restore(self) -> list[tuple[str, str, int]]:
+        """Return (group, channel, expiry seconds) for each unexpired own membership."""
+        now = time.monotonic()
+        restore = []
+        for (group, channel), deadline in list(self._memberships.items()):
+            remaining = deadline - now
+            if remaining <= 0:
+                self._memberships.pop((group, channel), None)
+            else:
+                restore.append((group, channel, max(1, int(remaining))))
+        return restore
 
     def _max_messages(self, channel: str) -> int:
         return self.prefetch if "!" in channel else 1
