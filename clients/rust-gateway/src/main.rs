@@ -48,7 +48,8 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let env =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let mut options = Options {
             host: env("GATEWAY_HOST", "127.0.0.1"),
             port: 0,
@@ -101,7 +102,12 @@ fn log(event: &str, fields: serde_json::Value) {
 
 /// Encodes a msgpack map with string keys, keys in the given order (as Python dicts keep them).
 fn encode(fields: Vec<(&str, Value)>) -> Bytes {
-    let map = Value::Map(fields.into_iter().map(|(k, v)| (Value::from(k), v)).collect());
+    let map = Value::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    );
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &map).expect("writing to a Vec cannot fail");
     Bytes::from(out)
@@ -158,10 +164,14 @@ async fn websocket(
     let group = room_group_name(&room);
     let channel = app.session.new_channel("websocket");
     if let Err(error) = app.session.group_add(&group, &channel).await {
-        log("join_failed", serde_json::json!({ "room": room, "error": error.to_string() }));
+        log(
+            "join_failed",
+            serde_json::json!({ "room": room, "error": error.to_string() }),
+        );
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let (on_fail_app, on_fail_group, on_fail_channel) = (app.clone(), group.clone(), channel.clone());
+    let (on_fail_app, on_fail_group, on_fail_channel) =
+        (app.clone(), group.clone(), channel.clone());
     ws.on_failed_upgrade(move |_| {
         tokio::spawn(async move {
             let _ = on_fail_app
@@ -203,7 +213,10 @@ async fn serve_socket(app: Arc<App>, socket: WebSocket, group: String, channel: 
                         }
                     }
                     Err(error) => {
-                        log("receive_failed", serde_json::json!({ "error": error.to_string() }));
+                        log(
+                            "receive_failed",
+                            serde_json::json!({ "error": error.to_string() }),
+                        );
                         break;
                     }
                 }
@@ -236,7 +249,10 @@ async fn serve_socket(app: Arc<App>, socket: WebSocket, group: String, channel: 
             .group_send(&group, payload, SendOptions::default())
             .await
         {
-            log("group_send_failed", serde_json::json!({ "error": error.to_string() }));
+            log(
+                "group_send_failed",
+                serde_json::json!({ "error": error.to_string() }),
+            );
             let error = serde_json::json!({ "error": "not sent: the server is away" });
             let _ = out_tx.send(error.to_string()).await;
         }
@@ -282,13 +298,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client = match Client::connect(format!("http://{}", options.target), options.prefix.clone()).await {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("chanlayer-ws-gateway: cannot connect to {}: {error}", options.target);
-            return ExitCode::FAILURE;
-        }
-    };
+    let client =
+        match Client::connect(format!("http://{}", options.target), options.prefix.clone()).await {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!(
+                    "chanlayer-ws-gateway: cannot connect to {}: {error}",
+                    options.target
+                );
+                return ExitCode::FAILURE;
+            }
+        };
     let session = match client.session().await {
         Ok(session) => session,
         Err(error) => {
@@ -303,12 +323,21 @@ async fn main() -> ExitCode {
     let listener = match TcpListener::bind((options.host.as_str(), options.port)).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("chanlayer-ws-gateway: cannot listen on {}:{}: {error}", options.host, options.port);
+            eprintln!(
+                "chanlayer-ws-gateway: cannot listen on {}:{}: {error}",
+                options.host, options.port
+            );
             return ExitCode::FAILURE;
         }
     };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(options.port);
-    log("listening", serde_json::json!({ "port": port, "target": options.target }));
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(options.port);
+    log(
+        "listening",
+        serde_json::json!({ "port": port, "target": options.target }),
+    );
 
     let ended = tokio::spawn(session_ended(app.clone()));
     let lost = tokio::select! {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Interop test (tests/interop): one chanlayer server shared by the Django chat example on
+# daphne, a Django runworker, the Node WebSocket gateway and the Rust WebSocket gateway, with
+# WebSocket clients on each gateway. Builds what it runs: the Node client and gateway (npm ci,
+# tsc), the Rust gateway (cargo, sharing <repo>/target), and checks the Python venv.
+#
+# Environment: CHANLAYER_BIN (release server binary), CHANLAYER_VENV (venv with chanlayer).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+step() { printf '\n== interop: %s\n' "$*"; }
+
+export CHANLAYER_BIN="${CHANLAYER_BIN:-$root/target/release/chanlayer}"
+export CHANLAYER_VENV="${CHANLAYER_VENV:-$root/.venv}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+export RUST_GATEWAY_BIN="$CARGO_TARGET_DIR/release/chanlayer-ws-gateway"
+
+if [ ! -d clients/python/examples/chat ]; then
+    echo "the Django chat example (clients/python/examples/chat) is missing" >&2
+    exit 1
+fi
+
+step "Python venv ($CHANLAYER_VENV): chanlayer, channels, daphne"
+if ! "$CHANLAYER_VENV/bin/python" -c 'import chanlayer, channels, daphne, django' 2>/dev/null; then
+    timeout 600 "$CHANLAYER_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -e "clients/python[test]"
+fi
+
+step "Node client and gateway (npm ci, tsc)"
+(cd clients/node && timeout 300 npm ci --no-audit --no-fund && rm -rf dist &&
+    timeout 120 npx --no-install tsc -p tsconfig.json)
+(cd tests/interop && timeout 300 npm ci --no-audit --no-fund)
+
+step "Rust gateway (cargo build --release)"
+# The gateway's Cargo.lock pins its own dependencies; chanlayer's come from the path
+# dependency, so the lock is refreshed (not --locked) when the server's dependencies change.
+(cd clients/rust-gateway && timeout 900 cargo build --release --quiet)
+
+step "interop test"
+# In a process group of its own: whatever it started is stopped with it, whatever happens.
+setsid timeout -k 10 240 node --test --test-timeout=120000 tests/interop/interop.test.mjs &
+test_pid=$!
+cleanup() {
+    kill -TERM -- "-$test_pid" 2>/dev/null || true
+    sleep 1
+    kill -KILL -- "-$test_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+status=0
+wait "$test_pid" || status=$?
+exit "$status"
