@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Channel-layer benchmarks side by side: chanlayer, channels_redis (core and pubsub),
+# channels-nats and Channels' InMemoryChannelLayer, through the public layer API.
+#
+#   bench/run.sh           full run: figures, report and plots in docs/benchmarks/
+#   bench/run.sh --quick   correctness only, small counts (< 2 minutes; what CI runs)
+#
+# Installs redis-server and nats-server (Debian) and channels-redis, channels-nats and
+# matplotlib (PyPI, into the venv) when missing, starts redis, nats and a release chanlayer
+# on free loopback ports, and stops them on exit.
+#
+# Environment:
+#   CHANLAYER_VENV  the venv with the chanlayer client (default: <repo>/.venv)
+#   CHANLAYER_BIN   the server binary (default: <repo>/target/release/chanlayer)
+#   BENCH_OUT       where results go (default: docs/benchmarks, or a temp dir with --quick)
+#   BENCH_ARGS      extra arguments of bench/layerbench.py (e.g. "--runs 5 --only sequential")
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${CHANLAYER_VENV:-$root/.venv}
+bin=${CHANLAYER_BIN:-$root/target/release/chanlayer}
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n== bench: %s\n' "$*"; }
+
+if ! command -v redis-server >/dev/null || ! command -v nats-server >/dev/null; then
+    step "install redis-server and nats-server (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends redis-server nats-server
+fi
+nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+
+if [ ! -x "$venv/bin/python" ]; then
+    step "create venv $venv"
+    python3 -m venv "$venv"
+fi
+py=$venv/bin/python
+step "install the peers and matplotlib into $venv"
+"$py" -m pip install -q --disable-pip-version-check -e "$root/clients/python" \
+    -r "$root/bench/requirements.txt"
+
+if [ ! -x "$bin" ]; then
+    step "build the server (cargo build --release)"
+    (cd "$root" && cargo build --release --locked)
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    local port=$1 name=$2
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "bench: $name did not listen on 127.0.0.1:$port" >&2
+    cat "$work/$name.log" >&2 || true
+    return 1
+}
+
+redis_port=$(free_port)
+nats_port=$(free_port)
+chan_port=$(free_port)
+step "start redis :$redis_port, nats :$nats_port, chanlayer :$chan_port (127.0.0.1)"
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    --daemonize no --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+"$nats_bin" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
+pids+=($!)
+RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$chan_port" --metrics-listen off \
+    >"$work/chanlayer.log" 2>&1 &
+chan_pid=$!
+pids+=("$chan_pid")
+wait_port "$redis_port" redis
+wait_port "$nats_port" nats
+wait_port "$chan_port" chanlayer
+
+if [ "$quick" = 1 ]; then
+    out=${BENCH_OUT:-$root/test-artifacts/bench}
+else
+    out=${BENCH_OUT:-$root/docs/benchmarks}
+fi
+mkdir -p "$out"
+
+step "channel-layer scenarios ($([ $quick = 1 ] && echo quick || echo full))"
+mode_args=()
+[ "$quick" = 1 ] && mode_args=(--quick)
+# shellcheck disable=SC2086
+timeout 3600 "$py" "$root/bench/layerbench.py" "${mode_args[@]}" \
+    --chanlayer "127.0.0.1:$chan_port" --redis "127.0.0.1:$redis_port" \
+    --nats "nats://127.0.0.1:$nats_port" --out "$out/layers.json" ${BENCH_ARGS:-}
+
+step "server-side load generator (chanlayer bench)"
+if [ "$quick" = 1 ]; then
+    server_runs=("stream --pairs 2 --messages 20000" "group --members 200 --rounds 5"
+        "memory --pending 2000 --channels 2000 --depth 2")
+else
+    server_runs=("stream --pairs 4 --messages 1000000" "group --members 10000 --rounds 50"
+        "memory --pending 100000 --channels 100000 --depth 10")
+fi
+: >"$out/server-bench.txt"
+for args in "${server_runs[@]}"; do
+    printf '$ chanlayer bench --scenario %s\n' "$args" | tee -a "$out/server-bench.txt"
+    # shellcheck disable=SC2086
+    timeout 600 "$bin" bench --target "http://127.0.0.1:$chan_port" --scenario $args \
+        --server-pid "$chan_pid" --namespace bench-server 2>&1 | tee -a "$out/server-bench.txt"
+    echo | tee -a "$out/server-bench.txt"
+done
+
+step "report"
+"$py" "$root/bench/report.py" --results "$out/layers.json" \
+    --server "$out/server-bench.txt" --out "$out" $([ $quick = 1 ] && echo --quick)
+echo "bench: report in $out/results.md"
