@@ -15,6 +15,7 @@
 //!   (`--server-pid`, read from /proc).
 
 use std::{
+    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -190,7 +191,8 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
         .into_iter()
         .map(|(session, channel)| {
             tokio::spawn(async move {
-                let mut in_flight = FuturesUnordered::new();
+                // Acknowledgements come in order, so waiting for the oldest is enough.
+                let mut in_flight = VecDeque::with_capacity(window);
                 let mut ticker = interval.map(|i| {
                     let mut t = tokio::time::interval(i);
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -200,15 +202,15 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
                     if let Some(t) = ticker.as_mut() {
                         t.tick().await;
                     }
-                    while in_flight.len() >= window {
-                        if let Some(result) = in_flight.next().await {
-                            result?;
-                        }
+                    if in_flight.len() >= window
+                        && let Some(ack) = in_flight.pop_front()
+                    {
+                        ack.await?;
                     }
-                    in_flight.push(session.send(&channel, payload(size, seq, epoch), options));
+                    in_flight.push_back(session.send(&channel, payload(size, seq, epoch), options));
                 }
-                while let Some(result) = in_flight.next().await {
-                    result?;
+                for ack in in_flight {
+                    ack.await?;
                 }
                 Ok::<_, BenchError>(session)
             })

@@ -388,7 +388,9 @@ enum Answer {
 #[derive(Default)]
 struct Dispatch {
     receives: HashMap<u64, (String, oneshot::Sender<Answer>)>,
-    results: HashMap<u64, oneshot::Sender<pb::OperationResult>>,
+    /// Operations awaiting their result, in the order they were queued, which is the
+    /// order the server acknowledges them in.
+    results: VecDeque<(u64, oneshot::Sender<pb::OperationResult>)>,
     cancels: HashMap<u64, VecDeque<oneshot::Sender<bool>>>,
     /// Messages delivered to receives whose caller had gone; the next receive of the
     /// channel takes them first.
@@ -582,15 +584,18 @@ impl Session {
     ) -> impl Future<Output = Result<pb::OperationResult, ClientError>> + use<> {
         let (tx, rx) = oneshot::channel();
         let queued = {
+            // Queue under the dispatch lock, so `results` stays in queue order.
             let mut d = self.shared.dispatch.lock();
             if d.closed {
                 Err(ClientError::SessionClosed)
             } else {
-                d.results.insert(request_id, tx);
-                Ok(())
+                let queued = self.shared.queue(op);
+                if queued.is_ok() {
+                    d.results.push_back((request_id, tx));
+                }
+                queued
             }
-        }
-        .and_then(|()| self.shared.queue(op));
+        };
         async move {
             queued?;
             let result = rx.await.map_err(|_| ClientError::SessionClosed)?;
@@ -727,7 +732,9 @@ impl PendingReceive {
         if let Some(ready) = self.ready.take() {
             return Ok(ready);
         }
-        let rx = self.rx.take().expect("a pending receive has a receiver");
+        // The receiver stays in `self` while waiting, so that if this future is dropped,
+        // `Drop` finds a delivery that already arrived and keeps it.
+        let rx = self.rx.as_mut().expect("a pending receive has a receiver");
         let answer = rx.await.map_err(|_| ClientError::SessionClosed);
         self.done = true;
         match answer? {
@@ -779,18 +786,28 @@ fn cancel_receive(
 
 impl Drop for PendingReceive {
     fn drop(&mut self) {
+        let mut back = self.ready.take().unwrap_or_default();
         if !self.done {
+            // Withdraw the receive first: after this, a delivery that still comes goes to
+            // the leftovers; then keep one that already arrived.
             if let Ok(ack) = cancel_receive(&self.shared, self.receive_id) {
                 drop(ack);
             }
-        } else if let Some(ready) = self.ready.take() {
-            let mut d = self.shared.dispatch.lock();
-            for m in ready.into_iter().rev() {
-                d.leftovers
-                    .entry(m.channel.to_string())
-                    .or_default()
-                    .push_front(m);
+            if let Some(mut rx) = self.rx.take()
+                && let Ok(Answer::Delivery(delivery)) = rx.try_recv()
+            {
+                back = to_received(delivery);
             }
+        }
+        if back.is_empty() {
+            return;
+        }
+        let mut d = self.shared.dispatch.lock();
+        for m in back.into_iter().rev() {
+            d.leftovers
+                .entry(m.channel.to_string())
+                .or_default()
+                .push_front(m);
         }
     }
 }
@@ -829,7 +846,14 @@ fn dispatch(shared: &SessionShared, events: Vec<pb::SessionEvent>) {
                 }
             }
             session_event::Event::Result(result) => {
-                if let Some(tx) = d.results.remove(&result.request_id) {
+                let position = match d.results.front() {
+                    Some((id, _)) if *id == result.request_id => Some(0),
+                    _ => d
+                        .results
+                        .iter()
+                        .position(|(id, _)| *id == result.request_id),
+                };
+                if let Some((_, tx)) = position.and_then(|p| d.results.remove(p)) {
                     let _ = tx.send(result);
                 }
             }

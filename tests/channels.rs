@@ -418,3 +418,26 @@ async fn one_session_holds_100_000_pending_receives() {
     }
     assert_eq!(delivered, 10);
 }
+
+#[tokio::test]
+async fn a_receive_dropped_after_its_delivery_arrived_keeps_the_message() {
+    let server = Server::start(&[]);
+    let client = server.client("dropped").await;
+    let session = client.session().await.unwrap();
+    let pending = session.start_receive("c", 1).unwrap();
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.channel_info("c").await.unwrap().waiting_receives == 1
+        })
+        .await
+    );
+    assert!(client.send("c", b("kept")).await.unwrap());
+    // Give the delivery time to reach the client, then drop the receive unpolled.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(pending);
+    let got = tokio::time::timeout(Duration::from_secs(5), session.receive("c"))
+        .await
+        .expect("the kept message is served")
+        .unwrap();
+    assert_eq!(got.payload, b("kept"));
+}
