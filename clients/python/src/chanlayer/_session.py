@@ -187,9 +187,19 @@ class Session:
             except BaseException:
                 self._remove_waiter(channel, state, waiter, cancelled=False)
                 raise
+            # The usual way out: this waiter was woken for a buffered message.
+            waiters = state.waiters
+            if waiters and waiters[0] is waiter:
+                waiters.popleft()
+            else:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
             if "!" in channel:
                 self._keep_standing(channel, state)
-            self._remove_waiter(channel, state, waiter, cancelled=False)
+                self._reconcile(channel, state)
+            else:
+                self._reconcile(channel, state)
+                self._forget_if_idle(channel, state)
 
     async def close(self, *, release: bool) -> None:
         """End the session.
@@ -279,14 +289,22 @@ class Session:
         """
         if not self._connected:
             return
-        waiting = sum(1 for w in state.waiters if not w.done())
+        waiting = 0
+        for waiter in state.waiters:
+            if not waiter.done():
+                waiting += 1
         want = waiting
-        if want == 0 and state.standing_until > time.monotonic():
+        if want == 0 and state.standing_until and state.standing_until > time.monotonic():
             want = 1
+        active = state.active
+        if len(active) == want:  # the common case: nothing to change
+            if waiting and self._outbox:
+                self._wake.set()
+            return
         urgent = waiting > 0
-        while len(state.active) < want:
+        while len(active) < want:
             receive_id = self._new_id()
-            state.active.add(receive_id)
+            active.add(receive_id)
             self._receives[receive_id] = channel
             self._outbox.append(
                 pb.SessionOperation(
@@ -297,9 +315,9 @@ class Session:
                     )
                 )
             )
-        while len(state.active) > want:
-            receive_id = max(state.active)
-            state.active.discard(receive_id)
+        while len(active) > want:
+            receive_id = max(active)
+            active.discard(receive_id)
             self._cancelling.add(receive_id)
             self._outbox.append(
                 pb.SessionOperation(cancel=pb.CancelOperation(receive_id=receive_id))
