@@ -239,11 +239,39 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
+def websocket_table(path: str) -> str:
+    """The end-to-end WebSocket table from ``websocket.jsonl`` (one line per layer)."""
+    if not path or not Path(path).is_file():
+        return ""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if not rows:
+        return ""
+    clients = rows[0]["figures"]["clients"]
+    lines = [
+        f"### WebSocket end to end: chat example on daphne, {clients} clients in one room\n",
+        "Latency: one message at a time, from the sender's `send` to each member's receipt "
+        "(percentiles over every delivery), and to the last member (p50 over messages). "
+        "Throughput: 30 messages sent back to back, member deliveries per second until "
+        "every member has all of them.\n",
+        "| layer | latency p50 ms | latency p99 ms | last member p50 ms | deliveries/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        f = row["figures"]
+        lines.append(
+            f"| {LABELS.get(row['layer'], row['layer'])} | {fmt(f['latency_p50_ms'])} | "
+            f"{fmt(f['latency_p99_ms'])} | {fmt(f['last_member_p50_ms'])} | "
+            f"{fmt(f['deliveries_per_s'])} |"
+        )
+    return "\n".join(lines) + "\n\n"
+
+
 def main() -> None:
     """Write the report and the plots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", required=True)
     parser.add_argument("--server", default="")
+    parser.add_argument("--websocket", default="")
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -258,6 +286,7 @@ def main() -> None:
         + tables(results)
         + "\n"
         + "".join(f"![{n}]({n})\n\n" for n in made)
+        + websocket_table(args.websocket)
         + ("### Server-side load generator (`chanlayer bench`)\n\n```\n" + server + "```\n")
     )
     (out / "results.md").write_text(text)

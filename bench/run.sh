@@ -121,7 +121,40 @@ for args in "${server_runs[@]}"; do
     echo | tee -a "$out/server-bench.txt"
 done
 
+step "WebSocket end to end: the chat example on daphne, one room"
+if [ "$quick" = 1 ]; then
+    ws_args=(--clients 20 --procs 1 --latency-messages 3 --burst-messages 3 --timeout 120)
+else
+    ws_args=(--clients "${BENCH_WS_CLIENTS:-1000}" --procs 2 --latency-messages 30 \
+        --burst-messages 30 --timeout 900)
+fi
+chat=$root/clients/python/examples/chat
+: >"$out/websocket.jsonl"
+for layer in chanlayer redis-core redis-pubsub nats; do
+    ws_port=$(free_port)
+    redis-cli -p "$redis_port" flushall >/dev/null
+    (cd "$chat" && BENCH_LAYER=$layer BENCH_CHANLAYER="127.0.0.1:$chan_port" \
+        BENCH_REDIS="127.0.0.1:$redis_port" BENCH_NATS="nats://127.0.0.1:$nats_port" \
+        DJANGO_SETTINGS_MODULE=bench_settings PYTHONPATH="$chat:$root/bench/e2e" \
+        exec "$venv/bin/daphne" -b 127.0.0.1 -p "$ws_port" mysite.asgi:application \
+        >"$work/daphne-$layer.log" 2>&1) &
+    daphne_pid=$!
+    pids+=("$daphne_pid")
+    wait_port "$ws_port" "daphne-$layer"
+    printf '%s: ' "$layer"
+    if ! figures=$(timeout 1200 "$py" "$root/bench/e2e/wsload.py" "${ws_args[@]}" \
+        --url "ws://127.0.0.1:$ws_port/ws/chat/bench/" --origin "http://127.0.0.1:$ws_port"); then
+        echo "bench: the WebSocket benchmark failed on $layer" >&2
+        tail -30 "$work/daphne-$layer.log" >&2
+        exit 1
+    fi
+    echo "$figures"
+    printf '{"layer": "%s", "figures": %s}\n' "$layer" "$figures" >>"$out/websocket.jsonl"
+    kill "$daphne_pid"
+    wait "$daphne_pid" 2>/dev/null || true
+done
+
 step "report"
 "$py" "$root/bench/report.py" --results "$out/layers.json" \
-    --server "$out/server-bench.txt" --out "$out" $([ $quick = 1 ] && echo --quick)
+    --server "$out/server-bench.txt" --websocket "$out/websocket.jsonl" --out "$out" $([ $quick = 1 ] && echo --quick)
 echo "bench: report in $out/results.md"

@@ -1,0 +1,214 @@
+"""WebSocket load on the chat example: N clients in one room, each message broadcast to all.
+
+Client processes hold the N room members; this process holds one more connection, the
+sender. Two phases:
+
+* **latency**: ``--latency-messages`` messages, one at a time: each is sent once every
+  member has the previous one. Latency is send-to-receipt per member (percentiles over all
+  deliveries) and send-to-last-member per message.
+* **throughput**: ``--burst-messages`` messages sent back to back; the figure is member
+  deliveries per second until every member has all of them.
+
+Every member must get every message exactly once and in order (one sender, one group);
+anything else fails the run. Prints one JSON line with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from typing import Any
+
+import websockets
+
+CONNECT_BATCH = 50
+#: The room is quiet when no member received anything for this long.
+QUIET_SECONDS = 1.5
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def _members(url: str, origin: str, count: int, shared: dict[str, Any]) -> dict[str, Any]:
+    """Hold ``count`` members; record when each chat message arrives."""
+    received = shared["received"]
+    last_frame = shared["last_frame"]
+    got: list[list[tuple[str, float]]] = [[] for _ in range(count)]
+    bad: list[str] = []
+
+    async def member(index: int, ws: Any) -> None:
+        async for frame in ws:
+            now = time.monotonic()
+            last_frame.value = now
+            data = json.loads(frame)
+            text = data.get("message")
+            if text is None:
+                continue  # room counts
+            if not text.startswith("bench "):
+                bad.append(text[:60])
+                continue
+            got[index].append((text, now))
+            slot = int(text.split()[2])
+            with received.get_lock():
+                received[slot] += 1
+
+    sockets = []
+    for start in range(0, count, CONNECT_BATCH):
+        batch = range(start, min(count, start + CONNECT_BATCH))
+        sockets += await asyncio.gather(
+            *(
+                websockets.connect(url, origin=origin, open_timeout=60, max_queue=None)
+                for _ in batch
+            )
+        )
+    tasks = [asyncio.create_task(member(i, ws)) for i, ws in enumerate(sockets)]
+    with shared["connected"].get_lock():
+        shared["connected"].value += count
+    while not shared["done"].is_set():
+        await asyncio.sleep(0.05)
+    for ws in sockets:
+        await ws.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"got": got, "bad": bad}
+
+
+def _member_process(url: str, origin: str, count: int, shared: dict[str, Any], out: Any) -> None:
+    try:
+        out.put(asyncio.run(_members(url, origin, count, shared)))
+    except BaseException as exc:  # report every failure to the parent
+        out.put({"error": repr(exc)})
+
+
+async def _drive(args: argparse.Namespace, shared: dict[str, Any]) -> dict[str, Any]:
+    received, n = shared["received"], args.clients
+    deadline = time.monotonic() + args.timeout
+    while shared["connected"].value < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{shared['connected'].value} of {n} members connected")
+        await asyncio.sleep(0.1)
+    ws = await websockets.connect(args.url, origin=args.origin, max_queue=None)
+    drain = asyncio.create_task(_drain(ws))
+    # The joins broadcast room counts: wait for the room to be quiet.
+    while time.monotonic() - shared["last_frame"].value < QUIET_SECONDS:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the room did not get quiet after the joins")
+        await asyncio.sleep(0.1)
+    sent: dict[int, float] = {}
+    slot = 0
+    per_message = []
+    for _ in range(args.latency_messages):
+        sent[slot] = time.monotonic()
+        await ws.send(json.dumps({"message": f"bench lat {slot} x"}))
+        while received[slot] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"message {slot}: {received[slot]} of {n} members")
+            await asyncio.sleep(0.001)
+        per_message.append(time.monotonic() - sent[slot])
+        slot += 1
+    first = slot
+    burst_start = time.monotonic()
+    for _ in range(args.burst_messages):
+        sent[slot] = time.monotonic()
+        await ws.send(json.dumps({"message": f"bench burst {slot} x"}))
+        slot += 1
+    while any(received[s] < n for s in range(first, slot)):
+        if time.monotonic() > deadline:
+            missing = sum(n - received[s] for s in range(first, slot))
+            raise TimeoutError(f"burst: {missing} deliveries missing")
+        await asyncio.sleep(0.002)
+    burst_wall = time.monotonic() - burst_start
+    await asyncio.sleep(0.5)  # duplicates, if any, arrive
+    drain.cancel()
+    await ws.close()
+    return {
+        "sent": sent,
+        "first_burst": first,
+        "burst_wall": burst_wall,
+        "per_message": per_message,
+    }
+
+
+async def _drain(ws: Any) -> None:
+    async for _ in ws:
+        pass
+
+
+def main() -> int:
+    """Run both phases and print the figures as one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/ws/chat/ROOM/")
+    parser.add_argument("--origin", required=True, help="http://127.0.0.1:PORT")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--latency-messages", type=int, default=30)
+    parser.add_argument("--burst-messages", type=int, default=30)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    total = args.latency_messages + args.burst_messages
+    ctx = mp.get_context("spawn")
+    shared = {
+        "received": ctx.Array("l", total),
+        "connected": ctx.Value("l", 0),
+        "last_frame": ctx.Value("d", time.monotonic()),
+        "done": ctx.Event(),
+    }
+    out = ctx.Queue()
+    shares = [args.clients // args.procs] * args.procs
+    shares[0] += args.clients - sum(shares)
+    procs = [
+        ctx.Process(target=_member_process, args=(args.url, args.origin, k, shared, out))
+        for k in shares
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        drive = asyncio.run(_drive(args, shared))
+    finally:
+        shared["done"].set()
+        reports = [out.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    errors = [r["error"] for r in reports if "error" in r]
+    if errors:
+        print("member process failed: " + "; ".join(errors), file=sys.stderr)
+        return 1
+    sent, first = drive["sent"], drive["first_burst"]
+    expected = [f"bench {'lat' if s < first else 'burst'} {s} x" for s in range(total)]
+    latencies, problems = [], []
+    for report in reports:
+        problems += report["bad"]
+        for member in report["got"]:
+            texts = [t for t, _ in member]
+            if texts != expected:
+                problems.append(f"a member got {len(texts)} messages, not {total} in order")
+                continue
+            latencies += [at - sent[s] for s, (_, at) in enumerate(member) if s < first]
+    if problems:
+        print(f"FAILED: {len(problems)} problems, e.g. {problems[:3]}", file=sys.stderr)
+        return 1
+    figures = {
+        "clients": args.clients,
+        "latency_p50_ms": pct(latencies, 0.5) * 1e3,
+        "latency_p99_ms": pct(latencies, 0.99) * 1e3,
+        "last_member_p50_ms": statistics.median(drive["per_message"]) * 1e3,
+        "deliveries_per_s": args.clients * args.burst_messages / drive["burst_wall"],
+        "broadcasts_per_s": args.burst_messages / drive["burst_wall"],
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
