@@ -432,14 +432,19 @@ impl Session {
         tx.send(Operation::Open(open)).expect("receiver is alive");
         let frames = stream::unfold(rx, |mut rx| async move {
             let first = rx.recv().await?;
+            // One frame: what is queued now, up to 4096 operations or 256 KiB of payload.
+            let mut bytes = payload_len(&first);
             let mut operations = vec![pb::SessionOperation {
                 operation: Some(first),
             }];
-            while operations.len() < 4096 {
+            while operations.len() < 4096 && bytes < 256 * 1024 {
                 match rx.try_recv() {
-                    Ok(op) => operations.push(pb::SessionOperation {
-                        operation: Some(op),
-                    }),
+                    Ok(op) => {
+                        bytes += payload_len(&op);
+                        operations.push(pb::SessionOperation {
+                            operation: Some(op),
+                        });
+                    }
                     Err(_) => break,
                 }
             }
@@ -809,6 +814,14 @@ impl Drop for PendingReceive {
                 .or_default()
                 .push_front(m);
         }
+    }
+}
+
+fn payload_len(op: &Operation) -> usize {
+    match op {
+        Operation::Send(s) => s.message.len(),
+        Operation::GroupSend(g) => g.message.len(),
+        _ => 16,
     }
 }
 

@@ -24,6 +24,11 @@ use crate::{
 /// How long a new Session stream may take to send its `open` operation.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much payload a server frame carries before the rest waits for the next frame
+/// (a single larger message still goes alone). Large frames cost more than they save:
+/// the encoder's buffer grows by copying, and the client's decoder likewise.
+const FRAME_TARGET_BYTES: usize = 256 * 1024;
+
 /// The largest page of group members.
 const MAX_PAGE_SIZE: usize = 10_000;
 
@@ -294,7 +299,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
             Flow::Abort => handle.end(),
         }
 
-        let max_frame_bytes = self.max_frame_bytes;
+        let max_frame_bytes = self.max_frame_bytes.min(FRAME_TARGET_BYTES);
         let events = stream::unfold(
             (Some(opened_frame), outbox, abort, false),
             move |(first, outbox, abort, done)| async move {
