@@ -523,11 +523,11 @@ impl<S> Layer<S> for RpcMetricsLayer {
     }
 }
 
-/// Per-method handles, registered on first use.
+/// Per-method handles, registered on first use; frame counters for streams only.
 #[derive(Clone)]
 struct MethodHandles {
-    received: Counter,
-    sent: Counter,
+    received: Option<Counter>,
+    sent: Option<Counter>,
     received_bytes: Counter,
     sent_bytes: Counter,
 }
@@ -541,13 +541,13 @@ pub struct RpcMetrics<S> {
 }
 
 impl<S> RpcMetrics<S> {
-    fn handles(&self, method: &'static str) -> MethodHandles {
+    fn handles(&self, method: &'static str, streaming: bool) -> MethodHandles {
         self.handles
             .lock()
             .entry(method)
             .or_insert_with(|| MethodHandles {
-                received: counter!(STREAM_RECEIVED, "method" => method),
-                sent: counter!(STREAM_SENT, "method" => method),
+                received: streaming.then(|| counter!(STREAM_RECEIVED, "method" => method)),
+                sent: streaming.then(|| counter!(STREAM_SENT, "method" => method)),
                 received_bytes: counter!(RECEIVED_BYTES, "method" => method),
                 sent_bytes: counter!(SENT_BYTES, "method" => method),
             })
@@ -578,12 +578,12 @@ where
         }
         let start = Instant::now();
         let (method, streaming) = method_label(request.uri().path());
-        let handles = self.handles(method);
+        let handles = self.handles(method, streaming);
         let request = request.map(|body| {
             Body::new(Counted {
                 inner: body,
                 frames: FrameCounter::default(),
-                messages: streaming.then(|| handles.received.clone()),
+                messages: handles.received.clone(),
                 bytes: handles.received_bytes.clone(),
                 call: None,
             })
@@ -606,7 +606,7 @@ where
                 Body::new(Counted {
                     inner: body,
                     frames: FrameCounter::default(),
-                    messages: streaming.then(|| handles.sent.clone()),
+                    messages: handles.sent,
                     bytes: handles.sent_bytes,
                     call: Some(call),
                 })

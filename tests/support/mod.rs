@@ -15,7 +15,17 @@ use chanlayer::client::Client;
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The metrics endpoint, unless turned off.
+    pub metrics_addr: Option<SocketAddr>,
     logs: mpsc::Receiver<String>,
+}
+
+/// The value of the JSON log field `"field":"..."` in `line`.
+fn log_field(line: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\":\"");
+    let start = line.find(&key)? + key.len();
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_owned())
 }
 
 impl Server {
@@ -24,11 +34,29 @@ impl Server {
         Self::start_on("127.0.0.1:0", extra)
     }
 
-    /// Starts the server on `listen` with extra flags.
+    /// Starts the server on `listen` with extra flags. Unless the flags say otherwise,
+    /// metrics are served on an ephemeral loopback port.
     pub fn start_on(listen: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chanlayer"))
-            .args(["serve", "--listen", listen, "--log-format", "json"])
+        Self::start_with_env(listen, extra, &[])
+    }
+
+    /// Starts the server on `listen` with extra flags and environment variables.
+    pub fn start_with_env(listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chanlayer"));
+        command.args(["serve", "--listen", listen, "--log-format", "json"]);
+        // A config file given to the test says where metrics go.
+        let configured = extra
+            .iter()
+            .any(|a| a.starts_with("--metrics-listen") || a.starts_with("--config"))
+            || env
+                .iter()
+                .any(|(k, _)| *k == "CHANLAYER_METRICS_LISTEN" || *k == "CHANLAYER_CONFIG");
+        if !configured {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,chanlayer=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -44,6 +72,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut metrics_addr = None;
         loop {
             let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
@@ -51,17 +80,56 @@ impl Server {
                 let _ = child.wait();
                 panic!("the server did not log its address within 20 s");
             };
+            if line.contains("metrics listening") {
+                metrics_addr = log_field(&line, "addr").and_then(|a| a.parse().ok());
+            }
             if line.contains("chanlayer listening") {
-                let start = line.find("\"addr\":\"").expect("addr field") + 8;
-                let end = start + line[start..].find('"').expect("closing quote");
-                let addr = line[start..end].parse().expect("a socket address");
+                let addr = log_field(&line, "addr")
+                    .expect("addr field")
+                    .parse()
+                    .expect("a socket address");
                 return Self {
                     child,
                     addr,
+                    metrics_addr,
                     logs: rx,
                 };
             }
         }
+    }
+
+    /// GETs `path` from the metrics endpoint: the status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr.expect("metrics are served");
+        let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request written");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response read");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Scrapes `/metrics`.
+    pub fn scrape(&self) -> Metrics {
+        let (status, body) = self.http_get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        Metrics(body)
     }
 
     pub fn endpoint(&self) -> String {
@@ -114,6 +182,76 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Prometheus text exposition.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the series written exactly as `series` (name and labels in the
+    /// exposition's order), or 0 when it is absent.
+    pub fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().expect("a number"))
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// The sum over every series of `name` whose labels contain each of `labels`
+    /// (`key="value"` strings).
+    pub fn sum(&self, name: &str, labels: &[&str]) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (series_name, series_labels) = match series.split_once('{') {
+                    Some((n, rest)) => (n, rest),
+                    None => (series, ""),
+                };
+                (series_name == name && labels.iter().all(|x| series_labels.contains(x)))
+                    .then(|| value.parse::<f64>().expect("a number"))
+            })
+            .sum()
+    }
+
+    /// True when the exposition has a series of `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.lines().any(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
+    }
+}
+
+/// Runs the binary with `args` and `env` and expects it to fail at start-up: returns its
+/// exit code and what it wrote to stderr.
+pub fn start_fails(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chanlayer"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the chanlayer binary starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+                .expect("stderr read");
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server was expected to stop at start-up but kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
