@@ -14,6 +14,10 @@
 #   CHANLAYER_BIN   the server binary (default: <repo>/target/release/chanlayer)
 #   BENCH_OUT       where results go (default: docs/benchmarks, or a temp dir with --quick)
 #   BENCH_ARGS      extra arguments of bench/layerbench.py (e.g. "--runs 5 --only sequential")
+#   BENCH_PARTS     what to run (default "layers server ws": the layer scenarios, the server's
+#                   load generator, the WebSocket end-to-end benchmark); the report uses the
+#                   results found in the output directory
+#   BENCH_WS_CLIENTS  WebSocket clients in the room (default 1000)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${CHANLAYER_VENV:-$root/.venv}
@@ -45,6 +49,7 @@ if [ ! -x "$bin" ]; then
     (cd "$root" && cargo build --release --locked)
 fi
 
+ulimit -n 65536 2>/dev/null || true  # 1 000 WebSocket clients and their server
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -96,6 +101,8 @@ else
 fi
 mkdir -p "$out"
 
+parts=" ${BENCH_PARTS:-layers server ws} "
+if [[ $parts == *" layers "* ]]; then
 step "channel-layer scenarios ($([ $quick = 1 ] && echo quick || echo full))"
 mode_args=()
 [ "$quick" = 1 ] && mode_args=(--quick)
@@ -103,7 +110,9 @@ mode_args=()
 timeout 3600 "$py" "$root/bench/layerbench.py" "${mode_args[@]}" \
     --chanlayer "127.0.0.1:$chan_port" --redis "127.0.0.1:$redis_port" \
     --nats "nats://127.0.0.1:$nats_port" --out "$out/layers.json" ${BENCH_ARGS:-}
+fi
 
+if [[ $parts == *" server "* ]]; then
 step "server-side load generator (chanlayer bench)"
 if [ "$quick" = 1 ]; then
     server_runs=("stream --pairs 2 --messages 20000" "group --members 200 --rounds 5"
@@ -120,7 +129,9 @@ for args in "${server_runs[@]}"; do
         --server-pid "$chan_pid" --namespace bench-server 2>&1 | tee -a "$out/server-bench.txt"
     echo | tee -a "$out/server-bench.txt"
 done
+fi
 
+if [[ $parts == *" ws "* ]]; then
 step "WebSocket end to end: the chat example on daphne, one room"
 if [ "$quick" = 1 ]; then
     ws_args=(--clients 20 --procs 1 --latency-messages 3 --burst-messages 3 --timeout 120)
@@ -136,7 +147,8 @@ for layer in chanlayer redis-core redis-pubsub nats; do
     (cd "$chat" && BENCH_LAYER=$layer BENCH_CHANLAYER="127.0.0.1:$chan_port" \
         BENCH_REDIS="127.0.0.1:$redis_port" BENCH_NATS="nats://127.0.0.1:$nats_port" \
         DJANGO_SETTINGS_MODULE=bench_settings PYTHONPATH="$chat:$root/bench/e2e" \
-        exec "$venv/bin/daphne" -b 127.0.0.1 -p "$ws_port" mysite.asgi:application \
+        exec "$venv/bin/daphne" -b 127.0.0.1 -p "$ws_port" --websocket_connect_timeout 600 \
+        mysite.asgi:application \
         >"$work/daphne-$layer.log" 2>&1) &
     daphne_pid=$!
     pids+=("$daphne_pid")
@@ -153,6 +165,7 @@ for layer in chanlayer redis-core redis-pubsub nats; do
     kill "$daphne_pid"
     wait "$daphne_pid" 2>/dev/null || true
 done
+fi
 
 step "report"
 "$py" "$root/bench/report.py" --results "$out/layers.json" \

@@ -3,6 +3,8 @@
 Client processes hold the N room members; this process holds one more connection, the
 sender. Two phases:
 
+* **warm-up**: ``--warmup-messages`` messages, one at a time, not counted: the joins'
+  room-count broadcasts queued ahead of them are delivered first.
 * **latency**: ``--latency-messages`` messages, one at a time: each is sent once every
   member has the previous one. Latency is send-to-receipt per member (percentiles over all
   deliveries) and send-to-last-member per message.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import statistics
@@ -26,9 +29,9 @@ from typing import Any
 
 import websockets
 
-CONNECT_BATCH = 50
+CONNECT_BATCH = 20
 #: The room is quiet when no member received anything for this long.
-QUIET_SECONDS = 1.5
+QUIET_SECONDS = 3.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -65,7 +68,9 @@ async def _members(url: str, origin: str, count: int, shared: dict[str, Any]) ->
         batch = range(start, min(count, start + CONNECT_BATCH))
         sockets += await asyncio.gather(
             *(
-                websockets.connect(url, origin=origin, open_timeout=60, max_queue=None)
+                websockets.connect(
+                    url, origin=origin, open_timeout=300, ping_interval=None, max_queue=None
+                )
                 for _ in batch
             )
         )
@@ -89,14 +94,18 @@ def _member_process(url: str, origin: str, count: int, shared: dict[str, Any], o
         out.put({"error": repr(exc)})
 
 
-async def _drive(args: argparse.Namespace, shared: dict[str, Any]) -> dict[str, Any]:
+async def _drive(
+    args: argparse.Namespace, shared: dict[str, Any], procs: list[Any]
+) -> dict[str, Any]:
     received, n = shared["received"], args.clients
     deadline = time.monotonic() + args.timeout
     while shared["connected"].value < n:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{shared['connected'].value} of {n} members connected")
+        if not all(proc.is_alive() for proc in procs):
+            raise RuntimeError("a member process ended while connecting")
         await asyncio.sleep(0.1)
-    ws = await websockets.connect(args.url, origin=args.origin, max_queue=None)
+    ws = await websockets.connect(args.url, origin=args.origin, ping_interval=None, max_queue=None)
     drain = asyncio.create_task(_drain(ws))
     # The joins broadcast room counts: wait for the room to be quiet.
     while time.monotonic() - shared["last_frame"].value < QUIET_SECONDS:
@@ -106,14 +115,15 @@ async def _drive(args: argparse.Namespace, shared: dict[str, Any]) -> dict[str, 
     sent: dict[int, float] = {}
     slot = 0
     per_message = []
-    for _ in range(args.latency_messages):
+    for _ in range(args.warmup_messages + args.latency_messages):
         sent[slot] = time.monotonic()
         await ws.send(json.dumps({"message": f"bench lat {slot} x"}))
         while received[slot] < n:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"message {slot}: {received[slot]} of {n} members")
             await asyncio.sleep(0.001)
-        per_message.append(time.monotonic() - sent[slot])
+        if slot >= args.warmup_messages:
+            per_message.append(time.monotonic() - sent[slot])
         slot += 1
     first = slot
     burst_start = time.monotonic()
@@ -152,9 +162,15 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--latency-messages", type=int, default=30)
     parser.add_argument("--burst-messages", type=int, default=30)
+    parser.add_argument(
+        "--warmup-messages",
+        type=int,
+        default=3,
+        help="messages sent and awaited one at a time before the latency phase, not counted",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    total = args.latency_messages + args.burst_messages
+    total = args.warmup_messages + args.latency_messages + args.burst_messages
     ctx = mp.get_context("spawn")
     shared = {
         "received": ctx.Array("l", total),
@@ -172,10 +188,20 @@ def main() -> int:
     for proc in procs:
         proc.start()
     try:
-        drive = asyncio.run(_drive(args, shared))
+        drive = asyncio.run(_drive(args, shared, procs))
+    except Exception:
+        shared["done"].set()
+        for _ in procs:
+            with contextlib.suppress(Exception):
+                print(f"member process: {out.get(timeout=30)}"[:2000], file=sys.stderr)
+        for proc in procs:
+            proc.kill()
+        raise
     finally:
         shared["done"].set()
+    try:
         reports = [out.get(timeout=120) for _ in procs]
+    finally:
         for proc in procs:
             proc.join(timeout=10)
             if proc.is_alive():
@@ -194,7 +220,11 @@ def main() -> int:
             if texts != expected:
                 problems.append(f"a member got {len(texts)} messages, not {total} in order")
                 continue
-            latencies += [at - sent[s] for s, (_, at) in enumerate(member) if s < first]
+            latencies += [
+                at - sent[s]
+                for s, (_, at) in enumerate(member)
+                if args.warmup_messages <= s < first
+            ]
     if problems:
         print(f"FAILED: {len(problems)} problems, e.g. {problems[:3]}", file=sys.stderr)
         return 1
