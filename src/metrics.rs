@@ -212,10 +212,7 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), LATENCY_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full(RPC_LATENCY.into()), LATENCY_BUCKETS)
-                })
+                .set_buckets_for_metric(Matcher::Full(RPC_LATENCY.into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(STREAM_DURATION.into()), STREAM_BUCKETS)
                 })
@@ -286,10 +283,65 @@ pub fn refresh(hub: &Hub, ready: bool) {
     gauge!(READY).set(if ready { 1.0 } else { 0.0 });
 }
 
+/// A histogram with fixed buckets kept in atomics: recording is a search over the
+/// bounds and three relaxed additions, cheap enough for once per delivered message. It is
+/// rendered beside the recorder's output.
+pub struct AtomicHistogram {
+    name: &'static str,
+    help: &'static str,
+    bounds: &'static [f64],
+    /// One count per bound (not cumulative) and one for +Inf.
+    buckets: Box<[std::sync::atomic::AtomicU64]>,
+    /// The sum, in nanoseconds.
+    sum_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
+        Self {
+            name,
+            help,
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| Default::default()).collect(),
+            sum_nanos: Default::default(),
+        }
+    }
+
+    /// Records a duration.
+    pub fn record(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        let index = self.bounds.partition_point(|&b| b < seconds);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            value.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Appends it to a Prometheus text exposition.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = self.name;
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(self.buckets.iter()) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+        out.push('\n');
+    }
+}
+
 /// The hub's observer: records what the hub does not count itself, through handles
 /// registered once.
 pub struct HubMetrics {
-    delivery_latency: Histogram,
+    delivery_latency: AtomicHistogram,
     group_sends: Counter,
     fanout: Histogram,
 }
@@ -297,11 +349,20 @@ pub struct HubMetrics {
 impl HubMetrics {
     /// Registers the handles with the installed recorder.
     pub fn new() -> Self {
+        let help = METRICS
+            .iter()
+            .find(|m| m.name == DELIVERY_LATENCY)
+            .map_or("", |m| m.help);
         Self {
-            delivery_latency: histogram!(DELIVERY_LATENCY),
+            delivery_latency: AtomicHistogram::new(DELIVERY_LATENCY, help, LATENCY_BUCKETS),
             group_sends: counter!(GROUP_SENDS),
             fanout: histogram!(GROUP_SEND_FANOUT),
         }
+    }
+
+    /// Appends what the recorder does not hold to a text exposition.
+    pub fn render(&self, out: &mut String) {
+        self.delivery_latency.render(out);
     }
 }
 
@@ -313,7 +374,7 @@ impl Default for HubMetrics {
 
 impl Observer for HubMetrics {
     fn delivered(&self, latency: Duration) {
-        self.delivery_latency.record(latency.as_secs_f64());
+        self.delivery_latency.record(latency);
     }
 
     fn group_sent(&self, delivered: usize, dropped: usize) {
@@ -343,6 +404,7 @@ impl Readiness {
 #[derive(Clone)]
 struct HttpState {
     hub: Arc<Hub>,
+    hub_metrics: Arc<HubMetrics>,
     handle: PrometheusHandle,
     ready: Readiness,
 }
@@ -352,6 +414,7 @@ struct HttpState {
 pub fn spawn_http(
     listener: TcpListener,
     hub: Arc<Hub>,
+    hub_metrics: Arc<HubMetrics>,
     handle: PrometheusHandle,
     ready: Readiness,
 ) -> tokio::task::JoinHandle<()> {
@@ -367,7 +430,12 @@ pub fn spawn_http(
         .route("/metrics", get(render))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(HttpState { hub, handle, ready });
+        .with_state(HttpState {
+            hub,
+            hub_metrics,
+            handle,
+            ready,
+        });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the metrics endpoint failed");
@@ -394,12 +462,14 @@ pub async fn bind(addr: SocketAddr) -> Option<TcpListener> {
 
 async fn render(State(state): State<HttpState>) -> impl IntoResponse {
     refresh(&state.hub, state.ready.get());
+    let mut text = state.handle.render();
+    state.hub_metrics.render(&mut text);
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.handle.render(),
+        text,
     )
 }
 
@@ -795,15 +865,34 @@ mod tests {
     #[test]
     fn the_recorder_renders_described_histograms_with_buckets() {
         let handle = install();
-        histogram!(DELIVERY_LATENCY).record(0.001);
+        histogram!(RPC_LATENCY, "method" => "m", "code" => "OK").record(0.001);
         let text = handle.render();
         assert!(
-            text.contains("chanlayer_delivery_latency_seconds_bucket"),
+            text.contains("chanlayer_grpc_server_handling_seconds_bucket"),
             "{text}"
         );
         assert!(
-            text.contains("# HELP chanlayer_delivery_latency_seconds"),
+            text.contains("# HELP chanlayer_grpc_server_handling_seconds"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn atomic_histograms_render_cumulative_buckets() {
+        let h = AtomicHistogram::new("x_seconds", "help", &[0.001, 0.01]);
+        h.record(Duration::from_micros(500));
+        h.record(Duration::from_millis(1));
+        h.record(Duration::from_millis(5));
+        h.record(Duration::from_secs(1));
+        let mut text = String::new();
+        h.render(&mut text);
+        assert!(
+            text.contains("x_seconds_bucket{le=\"0.001\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("x_seconds_bucket{le=\"0.01\"} 3\n"), "{text}");
+        assert!(text.contains("x_seconds_bucket{le=\"+Inf\"} 4\n"), "{text}");
+        assert!(text.contains("x_seconds_count 4\n"), "{text}");
+        assert!(text.contains("x_seconds_sum 1.0065\n"), "{text}");
     }
 }

@@ -83,20 +83,30 @@ pub async fn run(
     let tls = tls_config(&args)?;
     let metrics_on = args.metrics_listen.0.is_some();
     let handle = metrics_on.then(metrics::install);
-    let observer: Arc<dyn Observer> = if metrics_on {
+    let hub_metrics = metrics_on.then(|| {
         metrics::record_limits(&args);
         Arc::new(HubMetrics::new())
-    } else {
-        Arc::new(NoObserver)
+    });
+    let observer: Arc<dyn Observer> = match &hub_metrics {
+        Some(m) => Arc::clone(m) as Arc<dyn Observer>,
+        None => Arc::new(NoObserver),
     };
     let hub = Hub::with_observer(args.hub_config(), observer);
     let local_addr = listener.local_addr().ok();
     let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper());
     let ready = Readiness::default();
-    let metrics_http = match (args.metrics_listen.0, handle) {
-        (Some(addr), Some(handle)) => metrics::bind(addr)
-            .await
-            .map(|l| metrics::spawn_http(l, Arc::clone(&hub), handle, ready.clone())),
+    let metrics_http = match (args.metrics_listen.0, handle, hub_metrics) {
+        (Some(addr), Some(handle), Some(hub_metrics)) => {
+            metrics::bind(addr).await.map(|listener| {
+                metrics::spawn_http(
+                    listener,
+                    Arc::clone(&hub),
+                    hub_metrics,
+                    handle,
+                    ready.clone(),
+                )
+            })
+        }
         _ => None,
     };
 
