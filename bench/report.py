@@ -246,7 +246,7 @@ def websocket_table(path: str) -> str:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     if not rows:
         return ""
-    clients = rows[0]["figures"]["clients"]
+    clients = next((r["figures"]["clients"] for r in rows if "figures" in r), 0)
     lines = [
         f"### WebSocket end to end: chat example on daphne, {clients} clients in one room\n",
         "Latency: one message at a time, from the sender's `send` to each member's receipt "
@@ -257,6 +257,11 @@ def websocket_table(path: str) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for row in rows:
+        if "error" in row:
+            lines.append(
+                f"| {LABELS.get(row['layer'], row['layer'])} | FAIL: {row['error']} | — | — | — |"
+            )
+            continue
         f = row["figures"]
         lines.append(
             f"| {LABELS.get(row['layer'], row['layer'])} | {fmt(f['latency_p50_ms'])} | "

@@ -48,6 +48,14 @@ async def _members(url: str, origin: str, count: int, shared: dict[str, Any]) ->
     bad: list[str] = []
 
     async def member(index: int, ws: Any) -> None:
+        try:
+            await read(index, ws)
+        finally:
+            if not shared["done"].is_set():  # the server closed it: the app failed
+                with shared["lost"].get_lock():
+                    shared["lost"].value += 1
+
+    async def read(index: int, ws: Any) -> None:
         async for frame in ws:
             now = time.monotonic()
             last_frame.value = now
@@ -99,18 +107,27 @@ async def _drive(
 ) -> dict[str, Any]:
     received, n = shared["received"], args.clients
     deadline = time.monotonic() + args.timeout
+
+    def check_lost() -> None:
+        if shared["lost"].value:
+            raise RuntimeError(f"the server closed {shared['lost'].value} member connections")
+
     while shared["connected"].value < n:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{shared['connected'].value} of {n} members connected")
         if not all(proc.is_alive() for proc in procs):
             raise RuntimeError("a member process ended while connecting")
+        check_lost()
         await asyncio.sleep(0.1)
-    ws = await websockets.connect(args.url, origin=args.origin, ping_interval=None, max_queue=None)
+    ws = await websockets.connect(
+        args.url, origin=args.origin, open_timeout=300, ping_interval=None, max_queue=None
+    )
     drain = asyncio.create_task(_drain(ws))
     # The joins broadcast room counts: wait for the room to be quiet.
     while time.monotonic() - shared["last_frame"].value < QUIET_SECONDS:
         if time.monotonic() > deadline:
             raise TimeoutError("the room did not get quiet after the joins")
+        check_lost()
         await asyncio.sleep(0.1)
     sent: dict[int, float] = {}
     slot = 0
@@ -121,6 +138,7 @@ async def _drive(
         while received[slot] < n:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"message {slot}: {received[slot]} of {n} members")
+            check_lost()
             await asyncio.sleep(0.001)
         if slot >= args.warmup_messages:
             per_message.append(time.monotonic() - sent[slot])
@@ -135,6 +153,7 @@ async def _drive(
         if time.monotonic() > deadline:
             missing = sum(n - received[s] for s in range(first, slot))
             raise TimeoutError(f"burst: {missing} deliveries missing")
+        check_lost()
         await asyncio.sleep(0.002)
     burst_wall = time.monotonic() - burst_start
     await asyncio.sleep(0.5)  # duplicates, if any, arrive
@@ -175,6 +194,7 @@ def main() -> int:
     shared = {
         "received": ctx.Array("l", total),
         "connected": ctx.Value("l", 0),
+        "lost": ctx.Value("l", 0),
         "last_frame": ctx.Value("d", time.monotonic()),
         "done": ctx.Event(),
     }
