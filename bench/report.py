@@ -244,6 +244,7 @@ def websocket_table(path: str) -> str:
     if not path or not Path(path).is_file():
         return ""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda r: ORDER.index(r["layer"]) if r["layer"] in ORDER else len(ORDER))
     if not rows:
         return ""
     clients = next((r["figures"]["clients"] for r in rows if "figures" in r), 0)
