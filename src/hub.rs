@@ -371,6 +371,11 @@ pub trait Observer: Send + Sync {
     fn group_sent(&self, delivered: usize, dropped: usize) {
         let _ = (delivered, dropped);
     }
+    /// An operation or a receive on a session stream was refused; the refusal goes to the
+    /// client inside the stream, not as a call's status.
+    fn refused(&self, error: &HubError) {
+        let _ = error;
+    }
     /// A session was opened (`resumed` when an existing one was taken over).
     fn session_opened(&self, resumed: bool) {
         let _ = resumed;
@@ -914,6 +919,7 @@ impl SessionHandle {
                 None
             };
             if let Some(error) = error {
+                self.hub.observer.refused(&error);
                 state
                     .events
                     .push_back(Event::ReceiveFailed { receive_id, error });
@@ -972,13 +978,14 @@ impl SessionHandle {
                 }
             }
             Err(error) => {
+                let error = HubError::from(error);
+                self.hub.observer.refused(&error);
                 let mut state = self.outbox.state.lock();
                 state.pending.remove(&receive_id);
                 if !state.closed {
-                    state.events.push_back(Event::ReceiveFailed {
-                        receive_id,
-                        error: error.into(),
-                    });
+                    state
+                        .events
+                        .push_back(Event::ReceiveFailed { receive_id, error });
                 }
                 drop(state);
                 self.outbox.notify.notify_one();
@@ -1009,6 +1016,9 @@ impl SessionHandle {
     }
 
     fn ack(&mut self, request_id: u64, outcome: Result<OpOutcome, HubError>) {
+        if let Err(error) = &outcome {
+            self.hub.observer.refused(error);
+        }
         self.acks.push(Event::Result {
             request_id,
             outcome,
@@ -1084,6 +1094,7 @@ impl SessionHandle {
 
     /// Fails a receive that could not be registered (for example a malformed request).
     pub fn fail_receive(&mut self, receive_id: u64, error: HubError) {
+        self.hub.observer.refused(&error);
         self.outbox.push(Event::ReceiveFailed { receive_id, error });
     }
 

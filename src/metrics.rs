@@ -383,6 +383,15 @@ impl Observer for HubMetrics {
     }
 
     fn session_released(&self, _expired: bool, _report: &core::ReleaseReport) {}
+
+    fn refused(&self, error: &crate::hub::HubError) {
+        let (code, reason) = crate::grpc::status::classify(error);
+        if code == Code::ResourceExhausted
+            && let Some(limit) = limit_label(reason, &error.to_string())
+        {
+            counter!(LIMIT_HITS, "limit" => limit).increment(1);
+        }
+    }
 }
 
 /// Whether the server accepts calls; `/readyz` and `chanlayer_ready` report it.

@@ -306,3 +306,34 @@ async fn metrics_can_be_turned_off() {
     client.send("c", &b"x"[..]).await.expect("send");
     assert_eq!(client.stats().await.expect("stats").messages_sent_total, 1);
 }
+
+#[tokio::test]
+async fn limits_hit_inside_session_streams_are_counted() {
+    let server = Server::start(&["--max-pending-receives", "1", "--max-message-bytes", "1024"]);
+    let client = server.client(&ns("stream-limits")).await;
+    let session = client.session().await.expect("session");
+    let _held = session.start_receive("held", 1).expect("receive");
+    let refused = session.receive("second").await.expect_err("over the limit");
+    assert_eq!(
+        refused.reason().as_deref(),
+        Some("TOO_MANY_PENDING_RECEIVES")
+    );
+    let refused = session
+        .send(
+            "c",
+            bytes::Bytes::from(vec![0u8; 2048]),
+            SendOptions::default(),
+        )
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.reason().as_deref(), Some("MESSAGE_TOO_LARGE"));
+    let m = server.scrape();
+    assert_eq!(
+        m.value("chanlayer_limit_hits_total{limit=\"pending_receives_per_session\"}"),
+        1.0
+    );
+    assert_eq!(
+        m.value("chanlayer_limit_hits_total{limit=\"message_bytes\"}"),
+        1.0
+    );
+}
