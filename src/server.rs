@@ -10,7 +10,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -156,8 +156,11 @@ pub async fn run(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    // `serve_with_incoming*` ignores the builder's `tcp_nodelay`, so the accepted sockets get
+    // it from the incoming stream itself. Without it, Nagle's algorithm holds small delivery
+    // frames back until the client's delayed ACK: tens of milliseconds on the latency tail.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve = builder
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .initial_stream_window_size(Some(4 * 1024 * 1024))
@@ -168,7 +171,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
 
