@@ -28,7 +28,7 @@ pub mod error;
 pub mod names;
 
 use std::{
-    collections::{HashMap, VecDeque, hash_map::RandomState},
+    collections::{HashMap, VecDeque},
     hash::BuildHasher,
     sync::{
         Arc,
@@ -38,6 +38,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use foldhash::quality::RandomState;
 use parking_lot::{Mutex, RwLock};
 
 use self::names::{client_prefix_of, validate_channel, validate_group, validate_namespace};
@@ -295,7 +296,7 @@ impl<W: Waiter> Layer<W> {
             namespaces: RwLock::new(HashMap::new()),
             limits: Arc::new(limits),
             shard_count: shard_count.max(1).next_power_of_two(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
@@ -386,27 +387,102 @@ impl<W> Default for Channel<W> {
     }
 }
 
+/// The maps of a shard, keyed by client-chosen names: a randomly seeded foldhash, several
+/// times faster than SipHash on names this short.
+type Map<K, V> = HashMap<K, V, RandomState>;
+
 struct Member {
     expires_at: Instant,
     shard: usize,
 }
 
+/// A group's members, with the fan-out list that group_send walks.
 #[derive(Default)]
 struct Group {
-    members: HashMap<Arc<str>, Member>,
+    members: Map<Arc<str>, Member>,
+    /// The members sorted by shard, built by the first group_send after a change of
+    /// membership and shared by the sends that follow, so that a send to a stable group
+    /// neither collects, sorts nor reference-counts its members.
+    fanout: Option<Arc<Fanout>>,
+}
+
+/// A snapshot of a group's members for group_send.
+struct Fanout {
+    /// (shard, channel) for every member, sorted by shard.
+    targets: Box<[(usize, Arc<str>)]>,
+    /// The earliest membership expiry in the snapshot: from then on it must be rebuilt.
+    /// A refresh by group_add only moves expiries later, so it does not invalidate it.
+    valid_until: Instant,
+}
+
+impl Group {
+    /// Adds a member; the fan-out list is rebuilt on the next send.
+    fn insert(&mut self, channel: &str, member: Member) {
+        self.members.insert(channel.into(), member);
+        self.fanout = None;
+    }
+
+    /// Removes a member. Returns true when it was one.
+    fn remove(&mut self, channel: &str) -> bool {
+        let removed = self.members.remove(channel).is_some();
+        if removed {
+            self.fanout = None;
+        }
+        removed
+    }
+
+    /// Keeps the members `keep` accepts. Returns how many were removed.
+    fn retain(&mut self, mut keep: impl FnMut(&str, &Member) -> bool) -> u64 {
+        let before = self.members.len();
+        self.members.retain(|name, m| keep(name, m));
+        let removed = (before - self.members.len()) as u64;
+        if removed > 0 {
+            self.fanout = None;
+        }
+        removed
+    }
+
+    /// Removes the members expired at `now`. Returns how many.
+    fn prune(&mut self, now: Instant) -> u64 {
+        match &self.fanout {
+            Some(f) if f.valid_until > now => 0,
+            _ => self.retain(|_, m| m.expires_at > now),
+        }
+    }
+
+    /// The fan-out list at `now`, after [`Group::prune`].
+    fn fanout(&mut self) -> Arc<Fanout> {
+        if let Some(f) = &self.fanout {
+            return Arc::clone(f);
+        }
+        let mut targets: Vec<(usize, Arc<str>)> = self
+            .members
+            .iter()
+            .map(|(name, m)| (m.shard, Arc::clone(name)))
+            .collect();
+        targets.sort_unstable_by_key(|(shard, _)| *shard);
+        let valid_until = self.members.values().map(|m| m.expires_at).min();
+        let fanout = Arc::new(Fanout {
+            targets: targets.into(),
+            // An empty group is removed, so this default is never relied on.
+            valid_until: valid_until.unwrap_or_else(Instant::now),
+        });
+        self.fanout = Some(Arc::clone(&fanout));
+        fanout
+    }
 }
 
 struct Shard<W> {
-    channels: HashMap<Box<str>, Channel<W>>,
-    groups: HashMap<Box<str>, Group>,
+    channels: Map<Box<str>, Channel<W>>,
+    groups: Map<Box<str>, Group>,
     stats: Stats,
 }
 
 impl<W> Default for Shard<W> {
     fn default() -> Self {
         Self {
-            channels: HashMap::new(),
-            groups: HashMap::new(),
+            channels: Map::default(),
+            groups: Map::default(),
             stats: Stats::default(),
         }
     }
@@ -415,7 +491,7 @@ impl<W> Default for Shard<W> {
 impl<W: Waiter> Shard<W> {
     /// The channel called `name`, created if missing and the namespace's limit allows.
     fn channel_mut<'a>(
-        channels: &'a mut HashMap<Box<str>, Channel<W>>,
+        channels: &'a mut Map<Box<str>, Channel<W>>,
         name: &str,
         ns: &NamespaceCounters<'_>,
     ) -> Result<&'a mut Channel<W>, CoreError> {
@@ -465,7 +541,7 @@ impl<W: Waiter> Shard<W> {
     }
 
     fn create_channel<'a>(
-        channels: &'a mut HashMap<Box<str>, Channel<W>>,
+        channels: &'a mut Map<Box<str>, Channel<W>>,
         name: &str,
         ns: &NamespaceCounters<'_>,
     ) -> Result<&'a mut Channel<W>, CoreError> {
@@ -687,8 +763,8 @@ impl<W: Waiter> Namespace<W> {
                 limit: self.limits.max_members_per_group,
             });
         }
-        g.members.insert(
-            channel.into(),
+        g.insert(
+            channel,
             Member {
                 expires_at,
                 shard: member_shard,
@@ -707,7 +783,7 @@ impl<W: Waiter> Namespace<W> {
         let Some(g) = shard.groups.get_mut(group) else {
             return Ok(false);
         };
-        let removed = g.members.remove(channel).is_some();
+        let removed = g.remove(channel);
         if removed {
             shard.stats.memberships -= 1;
         }
@@ -730,24 +806,29 @@ impl<W: Waiter> Namespace<W> {
     ) -> Result<GroupSent<W>, CoreError> {
         validate_group(group)?;
         self.check_size(&payload)?;
-        let mut members = self.live_members(group, now);
-        members.sort_unstable_by_key(|(shard, _)| *shard);
-
+        let Some(fanout) = self.fanout(group, now) else {
+            return Ok(GroupSent {
+                delivered: 0,
+                dropped: 0,
+                handoffs: Vec::new(),
+            });
+        };
         let mut message = Message::new(payload, now, expiry);
-        if !members.is_empty() {
-            message.compact();
-        }
+        message.compact();
+        // Every copy is made up front: cloning touches one shared counter, and doing it in
+        // the loop below would serialise that loop's cache misses on it.
+        let mut copies = vec![message; fanout.targets.len()].into_iter();
         let counters = self.counters();
         let mut sent = GroupSent {
             delivered: 0,
             dropped: 0,
             handoffs: Vec::new(),
         };
-        for run in members.chunk_by(|a, b| a.0 == b.0) {
+        for run in fanout.targets.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.shards[run[0].0].lock();
-            for (_, channel) in run {
+            for ((_, channel), copy) in run.iter().zip(copies.by_ref()) {
                 let capacity = capacities.capacity_of(channel);
-                match shard.push(channel, message.clone(), capacity, now, &counters) {
+                match shard.push(channel, copy, capacity, now, &counters) {
                     Ok(Some(handoff)) => {
                         sent.delivered += 1;
                         sent.handoffs.push(handoff);
@@ -760,28 +841,21 @@ impl<W: Waiter> Namespace<W> {
         Ok(sent)
     }
 
-    /// The unexpired members of `group` with their shards, pruning expired ones.
-    fn live_members(&self, group: &str, now: Instant) -> Vec<(usize, Arc<str>)> {
+    /// The fan-out list of `group` at `now`, pruning expired members; None for a group
+    /// with no members.
+    fn fanout(&self, group: &str, now: Instant) -> Option<Arc<Fanout>> {
         let mut guard = self.shards[self.shard_of(group)].lock();
         let shard = &mut *guard;
-        let Some(g) = shard.groups.get_mut(group) else {
-            return Vec::new();
-        };
-        let before = g.members.len();
-        g.members.retain(|_, m| m.expires_at > now);
-        let expired = (before - g.members.len()) as u64;
+        let g = shard.groups.get_mut(group)?;
+        let expired = g.prune(now);
         shard.stats.memberships -= expired;
         shard.stats.memberships_expired_total += expired;
-        let members = g
-            .members
-            .iter()
-            .map(|(name, m)| (m.shard, Arc::clone(name)))
-            .collect();
         if g.members.is_empty() {
             shard.groups.remove(group);
             self.group_count.fetch_sub(1, Ordering::Relaxed);
+            return None;
         }
-        members
+        Some(g.fanout())
     }
 
     /// Removes every queued message and every group of the namespace. Waiting receives
@@ -853,9 +927,7 @@ impl<W: Waiter> Namespace<W> {
         report.removed_channels += removed_channels as u64;
         let mut removed_groups = 0;
         shard.groups.retain(|_, g| {
-            let before = g.members.len();
-            g.members.retain(|_, m| m.expires_at > now);
-            let expired = (before - g.members.len()) as u64;
+            let expired = g.prune(now);
             stats.memberships -= expired;
             stats.memberships_expired_total += expired;
             report.expired_memberships += expired;
@@ -902,9 +974,7 @@ impl<W: Waiter> Namespace<W> {
                 .fetch_sub(removed_channels, Ordering::Relaxed);
             let mut removed_groups = 0;
             shard.groups.retain(|_, g| {
-                let before = g.members.len();
-                g.members.retain(|name, _| !owned(name));
-                let released = (before - g.members.len()) as u64;
+                let released = g.retain(|name, _| !owned(name));
                 stats.memberships -= released;
                 stats.memberships_released_total += released;
                 report.memberships += released;
