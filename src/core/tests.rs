@@ -426,6 +426,55 @@ fn memberships_expire_after_group_expiry_and_group_add_refreshes() {
 }
 
 #[test]
+fn group_send_follows_every_change_of_membership() {
+    // group_send keeps a fan-out list between sends; every change must show in the next.
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let t0 = Instant::now();
+    let rules = CapacityRules::uniform(100);
+    let members = |t: Instant| {
+        let sent = ns.group_send("g", msg("x"), &rules, MIN, t).unwrap();
+        let mut got = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            loop {
+                let w = waiter();
+                let id = w.0;
+                match ns.receive(name, 10, t, || w).unwrap() {
+                    Received::Messages(m) => got.extend(m.iter().map(|_| name)),
+                    Received::Waiting => {
+                        assert!(ns.cancel(name, id));
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(sent.delivered, got.len());
+        got
+    };
+    ns.group_add("g", "a", MIN, t0).unwrap();
+    ns.group_add("g", "b", MIN, t0).unwrap();
+    assert_eq!(members(t0), ["a", "b"]);
+    ns.group_add("g", "c", MIN, t0).unwrap();
+    assert_eq!(members(t0), ["a", "b", "c"]);
+    ns.group_discard("g", "a").unwrap();
+    assert_eq!(members(t0), ["b", "c"]);
+    // "d" expires first; "b" is refreshed, which must not resurrect anything.
+    ns.group_add("g", "d", Duration::from_secs(5), t0).unwrap();
+    assert_eq!(members(t0), ["b", "c", "d"]);
+    let t4 = t0 + Duration::from_secs(4);
+    ns.group_add("g", "b", MIN, t4).unwrap();
+    assert_eq!(members(t4), ["b", "c", "d"]);
+    let t5 = t0 + Duration::from_secs(5);
+    assert_eq!(members(t5), ["b", "c"]);
+    // "c" expires at t0 + 60 s, "b" (refreshed) at t4 + 60 s.
+    assert_eq!(members(t0 + MIN), ["b"]);
+    ns.flush();
+    assert_eq!(members(t0 + MIN), Vec::<&str>::new());
+    ns.group_add("g", "a", MIN, t0 + MIN).unwrap();
+    assert_eq!(members(t0 + MIN), ["a"]);
+}
+
+#[test]
 fn group_send_messages_expire_too() {
     let l = layer();
     let ns = l.namespace("").unwrap();
