@@ -375,6 +375,9 @@ struct Channel<W> {
     queue: VecDeque<Message>,
     waiters: VecDeque<W>,
     bytes: usize,
+    /// True when the queue may hold a message not yet compacted, so the sweeper does not
+    /// walk queues that hold only compact ones.
+    loose: bool,
 }
 
 impl<W> Default for Channel<W> {
@@ -383,6 +386,7 @@ impl<W> Default for Channel<W> {
             queue: VecDeque::new(),
             waiters: VecDeque::new(),
             bytes: 0,
+            loose: false,
         }
     }
 }
@@ -536,6 +540,7 @@ impl<W: Waiter> Shard<W> {
         stats.queued_bytes += message.payload.len() as u64;
         stats.queued_messages += 1;
         stats.sent_total += 1;
+        channel.loose |= !message.compact;
         channel.queue.push_back(message);
         Ok(None)
     }
@@ -715,6 +720,7 @@ impl<W: Waiter> Namespace<W> {
         ch.bytes += message.payload.len();
         shard.stats.queued_bytes += message.payload.len() as u64;
         shard.stats.queued_messages += 1;
+        ch.loose |= !message.compact;
         ch.queue.push_front(message);
         None
     }
@@ -919,7 +925,9 @@ impl<W: Waiter> Namespace<W> {
             } else if ch.queue.capacity() > 4 * ch.queue.len().max(8) {
                 ch.queue.shrink_to_fit();
             }
-            ch.queue.iter_mut().for_each(Message::compact);
+            if std::mem::take(&mut ch.loose) {
+                ch.queue.iter_mut().for_each(Message::compact);
+            }
             keep
         });
         self.channel_count
