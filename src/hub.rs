@@ -384,6 +384,30 @@ pub trait Observer: Send + Sync {
     fn session_released(&self, expired: bool, report: &core::ReleaseReport) {
         let _ = (expired, report);
     }
+    /// A frame of a session stream was applied: `operations` counts its operations by
+    /// kind, and applying them took `elapsed`.
+    fn frame_handled(&self, operations: &OperationCounts, elapsed: Duration) {
+        let _ = (operations, elapsed);
+    }
+}
+
+/// The operations of one session frame, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OperationCounts {
+    /// Receive operations.
+    pub receive: u32,
+    /// Cancel operations.
+    pub cancel: u32,
+    /// Send operations.
+    pub send: u32,
+    /// Group add operations.
+    pub group_add: u32,
+    /// Group discard operations.
+    pub group_discard: u32,
+    /// Group send operations.
+    pub group_send: u32,
+    /// Close operations.
+    pub close: u32,
 }
 
 /// The observer that observes nothing.
@@ -497,6 +521,11 @@ impl Hub {
             shutting_down: watch::Sender::new(false),
             observer,
         })
+    }
+
+    /// The observer events are reported to.
+    pub fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
     }
 
     /// The settings in force.

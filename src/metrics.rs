@@ -41,7 +41,7 @@ use tower_service::Service;
 use crate::{
     config::ServeArgs,
     core,
-    hub::{Hub, Observer},
+    hub::{Hub, Observer, OperationCounts},
 };
 
 /// What kind of metric a name is.
@@ -144,6 +144,15 @@ metrics_list! {
     /// Streams' lifetime.
     STREAM_DURATION = "chanlayer_grpc_server_stream_duration_seconds", Histogram, Seconds, ["method", "code"],
         "Lifetime of a streaming gRPC call, by method and status code.";
+    /// Session frames' handling time.
+    SESSION_FRAME_LATENCY = "chanlayer_session_frame_handling_seconds", Histogram, Seconds, [],
+        "Time to apply the operations of one frame received on a Session stream.";
+    /// Session operations.
+    SESSION_OPERATIONS = "chanlayer_session_operations_total", Counter, Count, ["op"],
+        "Operations received on Session streams, by op: receive, cancel, send, group_add, group_discard, group_send, close.";
+    /// Session operations refused.
+    SESSION_ERRORS = "chanlayer_session_errors_total", Counter, Count, ["code", "reason"],
+        "Operations and receives of Session streams answered with an error inside the stream, by status code and ErrorInfo reason.";
     /// Frames received on streams.
     STREAM_RECEIVED = "chanlayer_grpc_server_stream_messages_received_total", Counter, Count, ["method"],
         "Frames (gRPC messages) received on streaming calls, by method.";
@@ -342,27 +351,54 @@ impl AtomicHistogram {
 /// registered once.
 pub struct HubMetrics {
     delivery_latency: AtomicHistogram,
+    frame_latency: AtomicHistogram,
     group_sends: Counter,
     fanout: Histogram,
+    /// One counter per operation kind, in the order of [`OPERATION_KINDS`].
+    operations: [Counter; 7],
 }
+
+/// The `op` label values of `chanlayer_session_operations_total`.
+const OPERATION_KINDS: [&str; 7] = [
+    "receive",
+    "cancel",
+    "send",
+    "group_add",
+    "group_discard",
+    "group_send",
+    "close",
+];
 
 impl HubMetrics {
     /// Registers the handles with the installed recorder.
     pub fn new() -> Self {
-        let help = METRICS
-            .iter()
-            .find(|m| m.name == DELIVERY_LATENCY)
-            .map_or("", |m| m.help);
+        let help = |name: &str| {
+            METRICS
+                .iter()
+                .find(|m| m.name == name)
+                .map_or("", |m| m.help)
+        };
         Self {
-            delivery_latency: AtomicHistogram::new(DELIVERY_LATENCY, help, LATENCY_BUCKETS),
+            delivery_latency: AtomicHistogram::new(
+                DELIVERY_LATENCY,
+                help(DELIVERY_LATENCY),
+                LATENCY_BUCKETS,
+            ),
+            frame_latency: AtomicHistogram::new(
+                SESSION_FRAME_LATENCY,
+                help(SESSION_FRAME_LATENCY),
+                LATENCY_BUCKETS,
+            ),
             group_sends: counter!(GROUP_SENDS),
             fanout: histogram!(GROUP_SEND_FANOUT),
+            operations: OPERATION_KINDS.map(|op| counter!(SESSION_OPERATIONS, "op" => op)),
         }
     }
 
     /// Appends what the recorder does not hold to a text exposition.
     pub fn render(&self, out: &mut String) {
         self.delivery_latency.render(out);
+        self.frame_latency.render(out);
     }
 }
 
@@ -384,8 +420,27 @@ impl Observer for HubMetrics {
 
     fn session_released(&self, _expired: bool, _report: &core::ReleaseReport) {}
 
+    fn frame_handled(&self, operations: &OperationCounts, elapsed: Duration) {
+        self.frame_latency.record(elapsed);
+        let counts = [
+            operations.receive,
+            operations.cancel,
+            operations.send,
+            operations.group_add,
+            operations.group_discard,
+            operations.group_send,
+            operations.close,
+        ];
+        for (counter, count) in self.operations.iter().zip(counts) {
+            if count > 0 {
+                counter.increment(u64::from(count));
+            }
+        }
+    }
+
     fn refused(&self, error: &crate::hub::HubError) {
         let (code, reason) = crate::grpc::status::classify(error);
+        counter!(SESSION_ERRORS, "code" => code_label(code), "reason" => reason).increment(1);
         if code == Code::ResourceExhausted
             && let Some(limit) = limit_label(reason, &error.to_string())
         {

@@ -220,6 +220,36 @@ async fn metrics_follow_the_traffic() {
         server.scrape().0
     );
 
+    // Session streams: each operation counted by kind, each frame timed, and a refusal
+    // inside the stream counted by code and reason.
+    let m = server.scrape();
+    let ops = "chanlayer_session_operations_total";
+    assert!(m.value(&format!("{ops}{{op=\"receive\"}}")) >= 4.0);
+    assert_eq!(m.value(&format!("{ops}{{op=\"cancel\"}}")), 1.0);
+    assert_eq!(m.value(&format!("{ops}{{op=\"close\"}}")), 2.0);
+    let frames = m.value("chanlayer_session_frame_handling_seconds_count");
+    assert!(frames >= 6.0, "{frames} frames timed");
+    let third = client.session().await.expect("third session");
+    let refused = third
+        .send(
+            "no spaces allowed",
+            bytes::Bytes::from_static(b"h"),
+            SendOptions::default(),
+        )
+        .await;
+    assert_eq!(
+        refused.expect_err("invalid name").reason().as_deref(),
+        Some("INVALID_CHANNEL_NAME")
+    );
+    let m = server.scrape();
+    assert_eq!(
+        m.value(
+            "chanlayer_session_errors_total{code=\"INVALID_ARGUMENT\",reason=\"INVALID_CHANNEL_NAME\"}"
+        ),
+        1.0
+    );
+    assert_eq!(m.value(&format!("{ops}{{op=\"send\"}}")), 1.0);
+
     // Never a channel or group name as a label.
     let text = server.scrape().0;
     for name in [
@@ -264,6 +294,7 @@ async fn every_listed_metric_is_exported() {
         let on_refusal = [
             chanlayer::metrics::AUTH_FAILURES,
             chanlayer::metrics::LIMIT_HITS,
+            chanlayer::metrics::SESSION_ERRORS,
         ];
         assert!(
             present || on_refusal.contains(&metric.name),

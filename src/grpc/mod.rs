@@ -14,7 +14,10 @@ use self::{
     status::{invalid_argument, status, to_detail},
 };
 use crate::{
-    hub::{Batch, CloseReason, Event, Hub, OpOutcome, OpenRequest, Opened, SessionHandle},
+    hub::{
+        Batch, CloseReason, Event, Hub, Observer, OpOutcome, OpenRequest, Opened, OperationCounts,
+        SessionHandle,
+    },
     proto::v1::{
         self as pb, channel_layer_service_server::ChannelLayerService, session_event,
         session_operation::Operation,
@@ -286,6 +289,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         let mut reader = SessionReader {
             capacities: Arc::clone(&self.capacities),
             abort: Arc::clone(&abort),
+            observer: Arc::clone(self.hub.observer()),
         };
         let outbox = handle.outbox();
         let first_ops: Vec<_> = operations.collect();
@@ -422,6 +426,7 @@ enum Flow {
 struct SessionReader {
     capacities: Arc<CapacityCache>,
     abort: Arc<parking_lot::Mutex<Option<Status>>>,
+    observer: Arc<dyn Observer>,
 }
 
 impl SessionReader {
@@ -469,31 +474,57 @@ impl SessionReader {
         Flow::Abort
     }
 
+    /// Applies one frame's operations and reports the frame to the observer.
     fn apply(&mut self, handle: &mut SessionHandle, operations: Vec<pb::SessionOperation>) -> Flow {
+        let started = std::time::Instant::now();
+        let mut counts = OperationCounts::default();
+        let flow = self.apply_operations(handle, operations, &mut counts);
+        self.observer.frame_handled(&counts, started.elapsed());
+        flow
+    }
+
+    fn apply_operations(
+        &mut self,
+        handle: &mut SessionHandle,
+        operations: Vec<pb::SessionOperation>,
+        counts: &mut OperationCounts,
+    ) -> Flow {
         let mut operations = operations.into_iter();
         while let Some(op) = operations.next() {
             match op.operation {
                 Some(Operation::Receive(r)) => {
+                    counts.receive += 1;
                     handle.receive(r.receive_id, &r.channel, (r.max_messages as usize).max(1));
                 }
-                Some(Operation::Cancel(c)) => handle.cancel(c.receive_id),
-                Some(Operation::Send(s)) => handle.send(
-                    s.request_id,
-                    &s.channel,
-                    s.message,
-                    convert::capacity(s.capacity),
-                    convert::expiry(s.expiry_ms),
-                ),
-                Some(Operation::GroupAdd(g)) => handle.group_add(
-                    g.request_id,
-                    &g.group,
-                    &g.channel,
-                    convert::group_expiry(g.group_expiry_seconds),
-                ),
+                Some(Operation::Cancel(c)) => {
+                    counts.cancel += 1;
+                    handle.cancel(c.receive_id);
+                }
+                Some(Operation::Send(s)) => {
+                    counts.send += 1;
+                    handle.send(
+                        s.request_id,
+                        &s.channel,
+                        s.message,
+                        convert::capacity(s.capacity),
+                        convert::expiry(s.expiry_ms),
+                    );
+                }
+                Some(Operation::GroupAdd(g)) => {
+                    counts.group_add += 1;
+                    handle.group_add(
+                        g.request_id,
+                        &g.group,
+                        &g.channel,
+                        convert::group_expiry(g.group_expiry_seconds),
+                    );
+                }
                 Some(Operation::GroupDiscard(g)) => {
+                    counts.group_discard += 1;
                     handle.group_discard(g.request_id, &g.group, &g.channel);
                 }
                 Some(Operation::GroupSend(g)) => {
+                    counts.group_send += 1;
                     match self.capacities.rules(g.capacity, &g.channel_capacity) {
                         Ok(rules) => handle.group_send(
                             g.request_id,
@@ -506,6 +537,7 @@ impl SessionReader {
                     }
                 }
                 Some(Operation::Close(_)) => {
+                    counts.close += 1;
                     // Operations after close are not served.
                     let ignored = operations.count();
                     if ignored > 0 {
