@@ -18,12 +18,12 @@
 //   CHROMIUM           the browser (default /usr/bin/chromium, Debian's package; Playwright
 //                      never downloads one)
 //   INTEROP_LOGS       where process logs, the browser's console and, on failure, screenshots go
-//                      (default: a temporary directory, printed on failure)
+//                      (default: a temporary directory, printed on failure and removed on success)
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -231,10 +231,11 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
   let layer;
   let browser;
   let browserConsole;
-  let failed = false;
+  /** How many tests there are, and how many passed: the logs are printed unless all did. */
+  let tests = 0;
+  let passed = 0;
 
   before(async () => {
-    failed = true; // until the set-up is done: its failure prints the logs too
     const chanlayer = new Proc("chanlayer", CHANLAYER_BIN, [
       "serve",
       "--listen",
@@ -315,7 +316,6 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
     await Promise.all(Object.values(clients).map((c) => c.opened));
     // Every gateway joins before accepting, so the room is complete once every socket is open.
     assert.equal(await layer.groupSize(`chat_${ROOM}`), 6);
-    failed = false;
   });
 
   after(async () => {
@@ -324,23 +324,26 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
     browserConsole?.end();
     await layer?.close();
     for (const name of ["node", "rust", "daphne", "worker", "chanlayer"]) await procs[name]?.stop();
-    if (failed) {
+    if (passed < tests) {
       for (const proc of Object.values(procs)) printTail(proc.name, proc.logPath);
       printTail("chromium console", join(LOGS, "chromium-console.log"));
       console.error(`\nlogs and screenshots: ${LOGS}`);
+    } else if (process.env.INTEROP_LOGS === undefined) {
+      rmSync(LOGS, { recursive: true, force: true });
     }
   });
 
-  /** `it`, keeping the logs and a screenshot of every page when the test fails. */
+  /** `it`, counting the tests that pass and saving a screenshot of every page when one fails. */
   function check(title, body) {
+    tests += 1;
     it(title, async () => {
       try {
         await body();
       } catch (error) {
-        failed = true;
         for (const client of pageClients()) await client.screenshot().catch(() => {});
         throw error;
       }
+      passed += 1;
     });
   }
 
