@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Interop test (tests/interop): one chanlayer server shared by the Django chat example on
-# daphne, a Django runworker, the Node WebSocket gateway and the Rust WebSocket gateway, with
-# WebSocket clients on each gateway. Builds what it runs: the Node client and gateway (npm ci,
-# tsc), the Rust gateway (cargo, sharing <repo>/target), and checks the Python venv.
+# daphne, a Django runworker, the Node WebSocket gateway and the Rust WebSocket gateway. The
+# Django side is the chat's room page in Debian's chromium (installed here if missing), driven
+# by Playwright (playwright-core, which never downloads a browser); each gateway has WebSocket
+# clients. Builds what it runs: the Node client and gateway (npm ci, tsc), the test's packages
+# (npm ci), the Rust gateway (cargo, sharing <repo>/target), and checks the Python venv.
 #
-# Environment: CHANLAYER_BIN (release server binary), CHANLAYER_VENV (venv with chanlayer).
+# Environment: CHANLAYER_BIN (release server binary), CHANLAYER_VENV (venv with chanlayer),
+# CHROMIUM (default /usr/bin/chromium), INTEROP_LOGS (logs and screenshots; default a temporary
+# directory, printed on failure).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -15,13 +19,25 @@ export CHANLAYER_BIN="${CHANLAYER_BIN:-$root/target/release/chanlayer}"
 export CHANLAYER_VENV="${CHANLAYER_VENV:-$root/.venv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export RUST_GATEWAY_BIN="$CARGO_TARGET_DIR/release/chanlayer-ws-gateway"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ ! -d clients/python/examples/chat ]; then
     echo "the Django chat example (clients/python/examples/chat) is missing" >&2
     exit 1
 fi
 
+if [ ! -x "$CHROMIUM" ]; then
+    step "install Debian's chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends chromium fonts-liberation fonts-dejavu-core
+fi
+"$CHROMIUM" --version
+
 step "Python venv ($CHANLAYER_VENV): chanlayer, channels, daphne"
+if [ ! -x "$CHANLAYER_VENV/bin/python" ]; then
+    python3 -m venv "$CHANLAYER_VENV"
+fi
 if ! "$CHANLAYER_VENV/bin/python" -c 'import chanlayer, channels, daphne, django' 2>/dev/null; then
     timeout 600 "$CHANLAYER_VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -e "clients/python[test]"
@@ -30,6 +46,7 @@ fi
 step "Node client and gateway (npm ci, tsc)"
 (cd clients/node && timeout 300 npm ci --no-audit --no-fund && rm -rf dist &&
     timeout 120 npx --no-install tsc -p tsconfig.json)
+# The test's own packages: the Node client (a path dependency), ws and playwright-core.
 (cd tests/interop && timeout 300 npm ci --no-audit --no-fund)
 
 step "Rust gateway (cargo build --release)"

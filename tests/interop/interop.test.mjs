@@ -1,22 +1,29 @@
 // Interop test: one chanlayer server shared by
-//   - the Django chat example (clients/python/examples/chat) on daphne,
+//   - the Django chat example (clients/python/examples/chat) on daphne, used from its room page
+//     in a headless Chromium driven by Playwright,
 //   - the Node WebSocket gateway (clients/node/examples/ws-gateway),
 //   - the Rust WebSocket gateway (clients/rust-gateway),
 //   - a Django `runworker` (tests/interop/django_worker) and this Node process.
-// WebSocket clients on each gateway join one room: every message sent through any gateway must
-// reach every client of the room exactly once. The worker and a Node client exchange messages
+// Two browser pages of one room on Django and two WebSocket clients of the room on each gateway:
+// a message typed in a page and sent like a user reaches every gateway's clients exactly once, a
+// message sent by a gateway's client shows exactly once in every page's log, and every message
+// through any gateway reaches every client of the room exactly once. A page and a client of
+// another room on each side hear nothing of it. The worker and a Node client exchange messages
 // on normal channels.
 //
 // Environment:
 //   CHANLAYER_BIN      the server binary (default <repo>/target/release/chanlayer)
 //   CHANLAYER_VENV     the Python venv with chanlayer and daphne (default <repo>/.venv)
 //   RUST_GATEWAY_BIN   the Rust gateway (default <repo>/target/release/chanlayer-ws-gateway)
-//   INTEROP_LOGS       where process logs go (default: a temporary directory, printed on failure)
+//   CHROMIUM           the browser (default /usr/bin/chromium, Debian's package; Playwright
+//                      never downloads one)
+//   INTEROP_LOGS       where process logs, the browser's console and, on failure, screenshots go
+//                      (default: a temporary directory, printed on failure and removed on success)
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -24,6 +31,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { ChannelLayer } from "@chanlayer/client";
+import { chromium } from "playwright-core";
 import WebSocket from "ws";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -35,12 +43,25 @@ const RUST_GATEWAY_BIN =
   process.env.RUST_GATEWAY_BIN ?? join(REPO, "target", "release", "chanlayer-ws-gateway");
 const NODE_GATEWAY = join(REPO, "clients", "node", "dist", "examples", "ws-gateway", "gateway.js");
 const CHAT_EXAMPLE = join(REPO, "clients", "python", "examples", "chat");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/** The chat example's end-to-end tests launch Chromium with the same flags. */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const LOGS = process.env.INTEROP_LOGS ?? mkdtempSync(join(tmpdir(), "chanlayer-interop-"));
 mkdirSync(LOGS, { recursive: true });
 /** The Django chat example's namespace: the Python client's default `prefix`. */
 const PREFIX = "asgi";
 const ROOM = `interop${randomBytes(3).toString("hex")}`;
 const WAIT_MS = 15_000;
+/** How long to wait, once every message has arrived, for a duplicate to show up. */
+const DUPLICATE_WAIT_MS = 500;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -52,6 +73,14 @@ async function eventually(check, what, timeoutMs = WAIT_MS) {
     await sleep(25);
   }
   throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+/** How many times `text` is in `list`. */
+const occurrences = (list, text) => list.filter((item) => item === text).length;
+
+/** Prints the end of the log file at `path`, if there is one. */
+function printTail(name, path) {
+  if (existsSync(path)) console.error(`\n----- ${name} (${path}) -----\n${readFileSync(path, "utf8").slice(-3000)}`);
 }
 
 /** A free loopback port. */
@@ -87,7 +116,7 @@ class Proc {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Waits for a JSON line with `event` (or a line containing `text`) and returns it. */
+  /** Waits for a line that `match` accepts and returns it. */
   async waitFor(match, what) {
     await eventually(() => {
       if (!this.running) throw new Error(`${this.name} exited early:\n${this.output.slice(-2000)}`);
@@ -115,15 +144,15 @@ function jsonLine(event) {
   };
 }
 
-/** A chat client: a WebSocket on one gateway, and the chat messages it got. */
-class ChatClient {
-  constructor(name, url, origin) {
+/** A chat client of a gateway: a WebSocket, and the chat messages it got. */
+class SocketClient {
+  constructor(name, url) {
     this.name = name;
-    this.messages = [];
-    this.socket = new WebSocket(url, origin ? { origin } : {});
+    this.received = [];
+    this.socket = new WebSocket(url);
     this.socket.on("message", (data) => {
       const frame = JSON.parse(data.toString());
-      if (typeof frame.message === "string") this.messages.push(frame.message);
+      if (typeof frame.message === "string") this.received.push(frame.message);
     });
     this.opened = new Promise((resolve, reject) => {
       this.socket.once("open", resolve);
@@ -131,8 +160,13 @@ class ChatClient {
     });
   }
 
-  say(text) {
+  async say(text) {
     this.socket.send(JSON.stringify({ message: text }));
+  }
+
+  /** The chat messages received so far, in order. */
+  async messages() {
+    return [...this.received];
   }
 
   async close() {
@@ -144,11 +178,62 @@ class ChatClient {
   }
 }
 
-describe("interop: Django, Node and Rust share one chanlayer", () => {
+/** A chat client in the browser: the Django room page, used as a person would. */
+class PageClient {
+  constructor(name, page) {
+    this.name = name;
+    this.page = page;
+  }
+
+  /** Opens the room page at `url` and waits until its socket is connected; console to `consoleLog`. */
+  static async open(name, context, url, consoleLog) {
+    const page = await context.newPage();
+    page.on("console", (message) => consoleLog.write(`${name} ${message.type()}: ${message.text()}\n`));
+    page.on("pageerror", (error) => consoleLog.write(`${name} page error: ${error}\n`));
+    await page.goto(url);
+    await page.locator("#status.connected").waitFor({ timeout: WAIT_MS });
+    return new PageClient(name, page);
+  }
+
+  /** Types `text` in the page's input, key by key, and sends it with Enter. */
+  async say(text) {
+    await this.page.bringToFront(); // Chromium throttles background tabs.
+    const input = this.page.locator("#chat-message-input");
+    await input.click();
+    await input.pressSequentially(text);
+    await input.press("Enter");
+    // The page empties the input once it has sent the message on its socket.
+    await eventually(async () => (await input.inputValue()) === "", `${this.name} sends ${JSON.stringify(text)}`);
+  }
+
+  /** The chat messages in the page's log, in order; errors excluded. */
+  async messages() {
+    return this.page.locator("#chat-log > .message:not(.error)").allInnerTexts();
+  }
+
+  /** The errors the page shows in its log. */
+  async errors() {
+    return this.page.locator("#chat-log > .message.error").allInnerTexts();
+  }
+
+  async screenshot() {
+    if (!this.page.isClosed()) await this.page.screenshot({ path: join(LOGS, `${this.name}.png`) });
+  }
+
+  async close() {
+    if (!this.page.isClosed()) await this.page.close();
+  }
+}
+
+describe("interop: Django in a browser, Node and Rust share one chanlayer", () => {
   const procs = {};
   const clients = {};
   let layer;
-  let failed = false;
+  let browser;
+  let browserConsole;
+  /** How many tests there are, and how many passed: the logs are printed unless all did. */
+  let tests = 0;
+  let passed = 0;
 
   before(async () => {
     const chanlayer = new Proc("chanlayer", CHANLAYER_BIN, [
@@ -200,24 +285,33 @@ describe("interop: Django, Node and Rust share one chanlayer", () => {
       "--prefix",
       PREFIX,
     ]);
+    // The browser starts while the servers do.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     const nodePort = JSON.parse(await procs.node.waitFor(jsonLine("listening"), "listening")).port;
     const rustPort = JSON.parse(await procs.rust.waitFor(jsonLine("listening"), "listening")).port;
     await procs.daphne.waitFor((l) => l.includes("Listening on TCP address"), "listening");
+    const context = await browser.newContext({ viewport: { width: 640, height: 560 } });
+    browserConsole = createWriteStream(join(LOGS, "chromium-console.log"));
 
     layer = new ChannelLayer({ target, prefix: PREFIX });
-    // The chat page's own URL and origin, as a browser on the Django site sends them.
-    const daphneOrigin = `http://127.0.0.1:${daphnePort}`;
-    const urls = {
-      django: [`ws://127.0.0.1:${daphnePort}/ws/chat/${ROOM}/`, daphneOrigin],
-      node: [`ws://127.0.0.1:${nodePort}/ws/chat/${ROOM}/`, undefined],
-      rust: [`ws://127.0.0.1:${rustPort}/ws/chat/${ROOM}/`, undefined],
+    const room = (base, name) => `${base}/${name}/`;
+    const pageUrl = `http://127.0.0.1:${daphnePort}/chat`;
+    const socketUrls = {
+      node: `ws://127.0.0.1:${nodePort}/ws/chat`,
+      rust: `ws://127.0.0.1:${rustPort}/ws/chat`,
     };
-    for (const [gateway, [url, origin]] of Object.entries(urls)) {
-      for (const n of [1, 2]) clients[`${gateway}${n}`] = new ChatClient(`${gateway}${n}`, url, origin);
+    for (const [gateway, url] of Object.entries(socketUrls)) {
+      for (const n of [1, 2]) clients[`${gateway}${n}`] = new SocketClient(`${gateway}${n}`, room(url, ROOM));
+      // A client of another room on each gateway, which must hear nothing of this room.
+      clients[`${gateway}-other`] = new SocketClient(`${gateway}-other`, room(url, `${ROOM}x`));
     }
-    // A client of another room on each gateway, which must hear nothing of this room.
-    for (const [gateway, [url, origin]] of Object.entries(urls)) {
-      clients[`${gateway}-other`] = new ChatClient(`${gateway}-other`, url.replace(ROOM, `${ROOM}x`), origin);
+    const pages = [
+      ["django1", ROOM],
+      ["django2", ROOM],
+      ["django-other", `${ROOM}x`],
+    ];
+    for (const [name, roomName] of pages) {
+      clients[name] = await PageClient.open(name, context, room(pageUrl, roomName), browserConsole);
     }
     await Promise.all(Object.values(clients).map((c) => c.opened));
     // Every gateway joins before accepting, so the room is complete once every socket is open.
@@ -226,106 +320,111 @@ describe("interop: Django, Node and Rust share one chanlayer", () => {
 
   after(async () => {
     for (const client of Object.values(clients)) await client.close();
+    await browser?.close();
+    browserConsole?.end();
     await layer?.close();
     for (const name of ["node", "rust", "daphne", "worker", "chanlayer"]) await procs[name]?.stop();
-    if (failed) {
-      for (const proc of Object.values(procs)) {
-        console.error(`\n----- ${proc.name} (${proc.logPath}) -----\n${readFileSync(proc.logPath, "utf8").slice(-3000)}`);
-      }
+    if (passed < tests) {
+      for (const proc of Object.values(procs)) printTail(proc.name, proc.logPath);
+      printTail("chromium console", join(LOGS, "chromium-console.log"));
+      console.error(`\nlogs and screenshots: ${LOGS}`);
+    } else if (process.env.INTEROP_LOGS === undefined) {
+      rmSync(LOGS, { recursive: true, force: true });
     }
   });
 
-  const roomClients = () => Object.values(clients).filter((c) => !c.name.endsWith("-other"));
-  const otherClients = () => Object.values(clients).filter((c) => c.name.endsWith("-other"));
-
-  async function expectEverywhere(texts) {
-    await eventually(
-      () => roomClients().every((c) => texts.every((t) => c.messages.includes(t))),
-      `every client gets ${JSON.stringify(texts)}`,
-    );
+  /** `it`, counting the tests that pass and saving a screenshot of every page when one fails. */
+  function check(title, body) {
+    tests += 1;
+    it(title, async () => {
+      try {
+        await body();
+      } catch (error) {
+        for (const client of pageClients()) await client.screenshot().catch(() => {});
+        throw error;
+      }
+      passed += 1;
+    });
   }
 
-  for (const [from, to] of [
-    ["django", ["node", "rust"]],
-    ["node", ["django", "rust"]],
-    ["rust", ["django", "node"]],
+  const roomClients = () => Object.values(clients).filter((c) => !c.name.endsWith("-other"));
+  const otherClients = () => Object.values(clients).filter((c) => c.name.endsWith("-other"));
+  const pageClients = () => Object.values(clients).filter((c) => c instanceof PageClient);
+
+  /** Waits until every client of the room has every one of `texts`, then for duplicates. */
+  async function expectEverywhere(texts) {
+    const hasAll = async (client) => {
+      const got = await client.messages();
+      return texts.every((t) => got.includes(t));
+    };
+    await eventually(
+      async () => (await Promise.all(roomClients().map(hasAll))).every(Boolean),
+      `every client gets ${JSON.stringify(texts)}`,
+    );
+    await sleep(DUPLICATE_WAIT_MS);
+  }
+
+  for (const [from, title] of [
+    ["django", "a message typed in the browser page (Django) reaches the Node and Rust clients once"],
+    ["node", "a message from a Node gateway client shows once in the browser page, and reaches the Rust clients"],
+    ["rust", "a message from a Rust gateway client shows once in the browser page, and reaches the Node clients"],
   ]) {
-    it(`a message typed on the ${from} side reaches the ${to.join(" and ")} clients`, async () => {
-      try {
-        const text = `hello from ${from} ${randomBytes(4).toString("hex")}`;
-        clients[`${from}1`].say(text);
-        await expectEverywhere([text]);
-        for (const gateway of to) {
-          assert.ok(clients[`${gateway}1`].messages.includes(text));
-          assert.ok(clients[`${gateway}2`].messages.includes(text));
-        }
-      } catch (error) {
-        failed = true;
-        throw error;
+    check(title, async () => {
+      const text = `hello from ${from} ${randomBytes(4).toString("hex")}`;
+      await clients[`${from}1`].say(text);
+      await expectEverywhere([text]);
+      for (const client of roomClients()) {
+        assert.equal(occurrences(await client.messages(), text), 1, `${client.name} got it once`);
       }
     });
   }
 
-  it("delivers every message through any gateway to every client exactly once", async () => {
-    try {
-      const before = new Map(roomClients().map((c) => [c.name, c.messages.length]));
-      const sent = [];
-      for (const client of roomClients()) {
-        for (let n = 0; n < 5; n++) {
-          const text = `${client.name} #${n} ${randomBytes(3).toString("hex")}`;
-          sent.push(text);
-          client.say(text);
-        }
+  check("delivers every message through any gateway to every client exactly once", async () => {
+    const before = new Map();
+    for (const client of roomClients()) before.set(client.name, (await client.messages()).length);
+    const sent = [];
+    for (const client of roomClients()) {
+      for (let n = 0; n < 5; n++) {
+        const text = `${client.name} #${n} ${randomBytes(3).toString("hex")}`;
+        sent.push(text);
+        await client.say(text);
       }
-      await expectEverywhere(sent);
-      await sleep(500); // a duplicate would arrive by now
-      for (const client of roomClients()) {
-        const got = client.messages.slice(before.get(client.name));
-        assert.deepEqual([...got].sort(), [...sent].sort(), `${client.name} got each message once`);
-        // Messages of one sender arrive in the order it sent them.
-        for (const sender of roomClients()) {
-          const fromSender = got.filter((m) => m.startsWith(`${sender.name} #`));
-          assert.deepEqual(
-            fromSender.map((m) => m.split(" ")[1]),
-            ["#0", "#1", "#2", "#3", "#4"],
-            `${client.name} got ${sender.name}'s messages in order`,
-          );
-        }
+    }
+    await expectEverywhere(sent);
+    for (const client of roomClients()) {
+      const got = (await client.messages()).slice(before.get(client.name));
+      assert.deepEqual([...got].sort(), [...sent].sort(), `${client.name} got each message once`);
+      // Messages of one sender arrive in the order it sent them.
+      for (const sender of roomClients()) {
+        const fromSender = got.filter((m) => m.startsWith(`${sender.name} #`));
+        assert.deepEqual(
+          fromSender.map((m) => m.split(" ")[1]),
+          ["#0", "#1", "#2", "#3", "#4"],
+          `${client.name} got ${sender.name}'s messages in order`,
+        );
       }
-      for (const client of otherClients()) assert.deepEqual(client.messages, [], `${client.name} heard nothing`);
-    } catch (error) {
-      failed = true;
-      throw error;
+    }
+    for (const client of otherClients()) assert.deepEqual(await client.messages(), [], `${client.name} heard nothing`);
+    for (const client of pageClients()) assert.deepEqual(await client.errors(), [], `${client.name} shows no error`);
+  });
+
+  check("a Django runworker and a Node process exchange messages on normal channels", async () => {
+    const replies = `node-replies-${randomBytes(4).toString("hex")}`;
+    const texts = ["ping", "ünïcode", "third"];
+    for (const text of texts) {
+      await layer.send("interop-echo", { type: "echo.request", text, reply_channel: replies });
+    }
+    for (const text of texts) {
+      const reply = await layer.receive(replies, { signal: AbortSignal.timeout(30_000) });
+      assert.equal(reply.type, "echo.reply");
+      assert.equal(reply.text, text);
+      assert.equal(reply.handled_by, "django-runworker");
+      assert.equal(reply.pid, procs.worker.child.pid);
     }
   });
 
-  it("a Django runworker and a Node process exchange messages on normal channels", async () => {
-    try {
-      const replies = `node-replies-${randomBytes(4).toString("hex")}`;
-      const texts = ["ping", "ünïcode", "third"];
-      for (const text of texts) {
-        await layer.send("interop-echo", { type: "echo.request", text, reply_channel: replies });
-      }
-      for (const text of texts) {
-        const reply = await layer.receive(replies, { signal: AbortSignal.timeout(30_000) });
-        assert.equal(reply.type, "echo.reply");
-        assert.equal(reply.text, text);
-        assert.equal(reply.handled_by, "django-runworker");
-        assert.equal(reply.pid, procs.worker.child.pid);
-      }
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  });
-
-  it("leaves no member behind when the sockets close", async () => {
-    try {
-      for (const client of Object.values(clients)) await client.close();
-      await eventually(async () => (await layer.groupSize(`chat_${ROOM}`)) === 0, "the room empties");
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
+  check("leaves no member behind when the pages and sockets close", async () => {
+    for (const client of Object.values(clients)) await client.close();
+    await eventually(async () => (await layer.groupSize(`chat_${ROOM}`)) === 0, "the room empties");
   });
 });
