@@ -24,7 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 
-use crate::client::{Client, ClientError, SendOptions};
+use crate::client::{Client, ClientError, ConnectOptions, SendOptions};
 
 /// The scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +85,9 @@ pub struct BenchArgs {
     /// The namespace the benchmark works in (flushed first).
     #[arg(long, default_value = "bench")]
     pub namespace: String,
+    /// The bearer token of a server started with an auth token.
+    #[arg(long, env = "CHANLAYER_AUTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Why a benchmark failed.
@@ -121,7 +124,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    let client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
+    let client = connect(&args).await?;
     client.flush().await?;
     match args.scenario {
         Scenario::Stream => stream(&args).await,
@@ -138,6 +141,14 @@ fn payload(size: usize, seq: u64, epoch: Instant) -> Bytes {
     buf.freeze()
 }
 
+async fn connect(args: &BenchArgs) -> Result<Client, ClientError> {
+    let options = ConnectOptions {
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    Client::connect_with(args.target.clone(), args.namespace.clone(), options).await
+}
+
 async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
     let pairs = args.pairs.max(1);
     let per_pair = args.messages / pairs;
@@ -146,8 +157,8 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
     let mut senders = Vec::new();
     // One connection per session, as separate gateway processes would have.
     for _ in 0..pairs {
-        let rx_client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
-        let tx_client = Client::connect(args.target.clone(), args.namespace.clone()).await?;
+        let rx_client = connect(args).await?;
+        let tx_client = connect(args).await?;
         let rx = rx_client.session().await?;
         let tx = tx_client.session().await?;
         let channel = rx.new_channel("bench");

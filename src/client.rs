@@ -32,7 +32,12 @@ use bytes::Bytes;
 use futures_util::stream;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{
+    Code, Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, ClientTlsConfig, Endpoint},
+};
 use tonic_types::StatusExt;
 
 use crate::proto::v1::{
@@ -62,6 +67,9 @@ pub enum ClientError {
     /// The session stream ended before the answer came.
     #[error("the session stream ended")]
     SessionClosed,
+    /// The bearer token cannot be sent as a header value.
+    #[error("the token is not a valid header value (visible ASCII only)")]
+    InvalidToken,
 }
 
 impl ClientError {
@@ -80,6 +88,7 @@ impl ClientError {
             ClientError::Status(status) => status.code(),
             ClientError::Operation { code, .. } => *code,
             ClientError::Connect(_) | ClientError::SessionClosed => Code::Unavailable,
+            ClientError::InvalidToken => Code::InvalidArgument,
         }
     }
 
@@ -125,32 +134,97 @@ fn expiry_ms(expiry: Option<Duration>) -> u64 {
     expiry.map_or(0, |d| d.as_millis().max(1) as u64)
 }
 
+/// How to reach a server beyond its address: a bearer token and TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The token of a server started with `--auth-token-file`, sent with every call as
+    /// `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// TLS for an `https://` endpoint: the CA to trust, the server's name, and a client
+    /// certificate for a server started with `--tls-client-ca`.
+    pub tls: Option<ClientTlsConfig>,
+    /// How long connecting may take; `None` waits as long as the operating system does.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Adds the bearer token, when there is one, to every call.
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// The header value for `token`.
+    pub fn new(token: &str) -> Result<Self, ClientError> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::InvalidToken)?;
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The generated client with the token interceptor.
+pub type GrpcClient = ChannelLayerServiceClient<InterceptedService<Channel, BearerToken>>;
+
 /// A connection to a chanlayer server, working in one namespace.
 #[derive(Clone)]
 pub struct Client {
-    grpc: ChannelLayerServiceClient<Channel>,
+    grpc: GrpcClient,
     namespace: String,
 }
 
 impl Client {
-    /// Connects to `endpoint` (for example `http://127.0.0.1:50051`).
+    /// Connects to `endpoint` (for example `http://127.0.0.1:50051`), with no token and
+    /// no TLS.
     pub async fn connect(
         endpoint: impl Into<String>,
         namespace: impl Into<String>,
     ) -> Result<Self, ClientError> {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.into())?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(4 * 1024 * 1024))
-            .initial_connection_window_size(Some(16 * 1024 * 1024))
-            .connect()
-            .await?;
-        Ok(Self::from_channel(channel, namespace))
+        Self::connect_with(endpoint, namespace, ConnectOptions::default()).await
     }
 
-    /// A client over an existing transport channel.
+    /// Connects to `endpoint` (`https://` with [`ConnectOptions::tls`]) with `options`.
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        namespace: impl Into<String>,
+        options: ConnectOptions,
+    ) -> Result<Self, ClientError> {
+        let token = match &options.token {
+            Some(token) => BearerToken::new(token)?,
+            None => BearerToken::default(),
+        };
+        let mut endpoint = Endpoint::from_shared(endpoint.into())?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(4 * 1024 * 1024))
+            .initial_connection_window_size(Some(16 * 1024 * 1024));
+        if let Some(tls) = options.tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        if let Some(timeout) = options.connect_timeout {
+            endpoint = endpoint.connect_timeout(timeout);
+        }
+        let channel = endpoint.connect().await?;
+        Ok(Self::with_token(channel, namespace, token))
+    }
+
+    /// A client over an existing transport channel, with no token.
     pub fn from_channel(channel: Channel, namespace: impl Into<String>) -> Self {
+        Self::with_token(channel, namespace, BearerToken::default())
+    }
+
+    /// A client over an existing transport channel that sends `token` with every call.
+    pub fn with_token(channel: Channel, namespace: impl Into<String>, token: BearerToken) -> Self {
         Self {
-            grpc: ChannelLayerServiceClient::new(channel)
+            grpc: ChannelLayerServiceClient::with_interceptor(channel, token)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
             namespace: namespace.into(),
@@ -158,7 +232,7 @@ impl Client {
     }
 
     /// The generated client, for calls this type does not wrap.
-    pub fn grpc(&self) -> ChannelLayerServiceClient<Channel> {
+    pub fn grpc(&self) -> GrpcClient {
         self.grpc.clone()
     }
 
@@ -424,10 +498,7 @@ pub struct Session {
 }
 
 impl Session {
-    async fn open(
-        mut grpc: ChannelLayerServiceClient<Channel>,
-        open: pb::OpenOperation,
-    ) -> Result<Self, ClientError> {
+    async fn open(mut grpc: GrpcClient, open: pb::OpenOperation) -> Result<Self, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel::<Operation>();
         tx.send(Operation::Open(open)).expect("receiver is alive");
         let frames = stream::unfold(rx, |mut rx| async move {

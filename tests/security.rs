@@ -6,7 +6,7 @@ mod support;
 use std::{path::PathBuf, time::Duration};
 
 use chanlayer::{
-    client::Client,
+    client::{Client, ClientError, ConnectOptions},
     proto::v1::{self as pb, channel_layer_service_client::ChannelLayerServiceClient},
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -222,6 +222,33 @@ async fn the_token_can_come_from_the_environment() {
     good.get_server_stats(stats_request())
         .await
         .expect("accepted");
+
+    // The typed client sends it on unary calls and on its session stream.
+    let options = ConnectOptions {
+        token: Some("from-env".into()),
+        ..Default::default()
+    };
+    let client = Client::connect_with(server.endpoint(), ns("env"), options)
+        .await
+        .expect("connects");
+    let session = client.session().await.expect("session with the token");
+    let me = session.new_channel("specific");
+    client
+        .send(&me, &b"t"[..])
+        .await
+        .expect("send with the token");
+    assert_eq!(
+        &session.receive(&me).await.expect("receive").payload[..],
+        b"t"
+    );
+    let options = ConnectOptions {
+        token: Some("line\nbreak".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Client::connect_with(server.endpoint(), ns("env"), options).await,
+        Err(ClientError::InvalidToken)
+    ));
 }
 
 async fn tls_channel(
@@ -303,10 +330,18 @@ async fn with_a_client_ca_a_client_needs_a_certificate() {
     ]);
 
     // With a certificate the client CA signed, calls go through.
-    let channel = tls_channel(&server, &ca, Some(&gateway))
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost")
+        .identity(Identity::from_pem(&gateway.cert, &gateway.key));
+    let options = ConnectOptions {
+        tls: Some(tls),
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let client = Client::connect_with(format!("https://{}", server.addr), ns("mtls"), options)
         .await
         .expect("mTLS connects");
-    let client = Client::from_channel(channel, ns("mtls"));
     client.send("c", &b"x"[..]).await.expect("send over mTLS");
     let session = client.session().await.expect("session over mTLS");
     let me = session.new_channel("specific");

@@ -15,7 +15,8 @@
 //!
 //! Options (or environment): `--host` (`GATEWAY_HOST`, default 127.0.0.1), `--port`
 //! (`GATEWAY_PORT`, default 8002; 0 picks a free port), `--target` (`CHANLAYER_TARGET`, default
-//! 127.0.0.1:50051), `--prefix` (`CHANLAYER_PREFIX`, default `asgi`). It prints one JSON line
+//! 127.0.0.1:50051), `--prefix` (`CHANLAYER_PREFIX`, default `asgi`), `--token`
+//! (`CHANLAYER_AUTH_TOKEN`, for a server started with a token). It prints one JSON line
 //! `{"event":"listening","port":<port>}` once it accepts connections and stops on SIGINT or
 //! SIGTERM, releasing its session. If the session stream ends (the server went away), the
 //! gateway exits with status 1 for its supervisor to restart it.
@@ -33,7 +34,7 @@ use axum::{
     routing::get,
 };
 use bytes::Bytes;
-use chanlayer::client::{Client, SendOptions, Session};
+use chanlayer::client::{Client, ConnectOptions, SendOptions, Session};
 use futures_util::{SinkExt, StreamExt};
 use rmpv::Value;
 use tokio::{net::TcpListener, sync::mpsc};
@@ -44,6 +45,7 @@ struct Options {
     port: u16,
     target: String,
     prefix: String,
+    token: Option<String>,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             port: 0,
             target: env("CHANLAYER_TARGET", "127.0.0.1:50051"),
             prefix: env("CHANLAYER_PREFIX", "asgi"),
+            token: std::env::var("CHANLAYER_AUTH_TOKEN").ok(),
         };
         let mut port = env("GATEWAY_PORT", "8002");
         let mut args = std::env::args().skip(1);
@@ -65,6 +68,7 @@ impl Options {
                 "--port" => port = value,
                 "--target" => options.target = value,
                 "--prefix" => options.prefix = value,
+                "--token" => options.token = Some(value),
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
@@ -298,17 +302,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client =
-        match Client::connect(format!("http://{}", options.target), options.prefix.clone()).await {
-            Ok(client) => client,
-            Err(error) => {
-                eprintln!(
-                    "chanlayer-ws-gateway: cannot connect to {}: {error}",
-                    options.target
-                );
-                return ExitCode::FAILURE;
-            }
-        };
+    let connect = ConnectOptions {
+        token: options.token.clone(),
+        ..Default::default()
+    };
+    let target = format!("http://{}", options.target);
+    let client = match Client::connect_with(target, options.prefix.clone(), connect).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!(
+                "chanlayer-ws-gateway: cannot connect to {}: {error}",
+                options.target
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let session = match client.session().await {
         Ok(session) => session,
         Err(error) => {
