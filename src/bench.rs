@@ -7,7 +7,8 @@
 //!   them with prefetch. Every message carries its send time and sequence number, so the
 //!   receiver measures send-to-delivery latency and checks that each pair's messages
 //!   arrive exactly once and in order. With `--rate`, senders are paced to that many
-//!   messages per second in all, for latency at a given load.
+//!   messages per second in all, for latency at a given load: by a millisecond tick
+//!   (`--pacing tick`) or spaced evenly (`--pacing even`).
 //! - `group`: a group of `--members` channels; times each `GroupSend` call (the fan-out
 //!   to every member) over `--rounds` rounds.
 //! - `memory`: holds `--pending` receives on one session and fills `--channels` channels
@@ -24,7 +25,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 
-use crate::client::{Client, ClientError, ConnectOptions, SendOptions};
+use crate::client::{Client, ClientError, ConnectOptions, SendOptions, Session};
 
 /// The scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,6 +36,17 @@ pub enum Scenario {
     Group,
     /// Server memory with many pending receives and queued messages.
     Memory,
+}
+
+/// How a rate is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pacing {
+    /// Each sender on a tokio interval, which ticks in whole milliseconds: each
+    /// millisecond's messages leave together, as events gathered by a gateway's tick do.
+    Tick,
+    /// Every message at its own due time, spaced evenly, from one thread that sleeps
+    /// between them: no two messages leave together.
+    Even,
 }
 
 /// Flags of `chanlayer bench`.
@@ -58,6 +70,9 @@ pub struct BenchArgs {
     /// Messages per second in all; 0 sends as fast as possible (`stream`).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// How `--rate` paces the senders (`stream`).
+    #[arg(long, value_enum, default_value_t = Pacing::Tick)]
+    pub pacing: Pacing,
     /// Unacknowledged sends each sender keeps in flight (`stream`).
     #[arg(long, default_value_t = 1024)]
     pub window: usize,
@@ -191,14 +206,73 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
             })
         })
         .collect();
-    let interval =
-        (args.rate > 0).then(|| Duration::from_secs_f64(pairs as f64 / args.rate as f64));
     let (size, window) = (args.size, args.window.max(1));
     let options = SendOptions {
         capacity: u32::try_from(window * 4).unwrap_or(u32::MAX).max(100_000),
         expiry: None,
     };
-    let send_tasks: Vec<_> = senders
+    let send_tasks = match (args.rate, args.pacing) {
+        (0, _) => windowed(senders, per_pair, window, None, size, options, epoch),
+        (rate, Pacing::Tick) => {
+            let interval = Duration::from_secs_f64(pairs as f64 / rate as f64);
+            windowed(
+                senders,
+                per_pair,
+                window,
+                Some(interval),
+                size,
+                options,
+                epoch,
+            )
+        }
+        (rate, Pacing::Even) => paced(senders, per_pair, rate, size, options, epoch),
+    };
+    let mut keep = Vec::new();
+    for task in send_tasks {
+        keep.push(task.await.expect("sender task")?);
+    }
+    let sent_at = start.elapsed();
+    let mut latencies = Vec::new();
+    for task in receive_tasks {
+        let (l, session) = task.await.expect("receiver task")?;
+        latencies.extend(l);
+        keep.push(session);
+    }
+    let elapsed = start.elapsed();
+    let total = per_pair * pairs;
+    println!(
+        "scenario stream: {pairs} session pairs, {total} messages of {size} bytes, window {window}, prefetch {prefetch}, rate {}",
+        if args.rate > 0 {
+            format!("{}/s ({:?} pacing)", args.rate, args.pacing)
+        } else {
+            "unlimited".to_owned()
+        }
+    );
+    println!(
+        "  sent in {:.3} s, all delivered in {:.3} s: {:.0} messages/s sent and delivered",
+        sent_at.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!("  send-to-delivery latency: {}", percentiles(latencies));
+    println!("  verified: every message exactly once, in order per pair");
+    Ok(())
+}
+
+type SendTask = tokio::task::JoinHandle<Result<Session, BenchError>>;
+
+/// Senders that keep up to `window` sends unacknowledged, as fast as acknowledgements
+/// allow or one message per tick of a tokio `interval`.
+fn windowed(
+    senders: Vec<(Session, String)>,
+    per_pair: usize,
+    window: usize,
+    interval: Option<Duration>,
+    size: usize,
+    options: SendOptions,
+    epoch: Instant,
+) -> Vec<SendTask> {
+    senders
         .into_iter()
         .map(|(session, channel)| {
             tokio::spawn(async move {
@@ -226,37 +300,61 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
                 Ok::<_, BenchError>(session)
             })
         })
+        .collect()
+}
+
+/// Senders paced to `rate` messages per second in all, each message at its own due time,
+/// pairs in turn. One thread paces them with the operating system's sleep: a tokio timer
+/// ticks in whole milliseconds, which would send each millisecond's messages in one burst.
+/// A task per pair awaits the acknowledgements, in order.
+fn paced(
+    senders: Vec<(Session, String)>,
+    per_pair: usize,
+    rate: u64,
+    size: usize,
+    options: SendOptions,
+    epoch: Instant,
+) -> Vec<SendTask> {
+    type Ack = std::pin::Pin<Box<dyn Future<Output = Result<bool, ClientError>> + Send>>;
+    let pairs = senders.len();
+    let sessions: Vec<(Arc<Session>, String)> = senders
+        .into_iter()
+        .map(|(session, channel)| (Arc::new(session), channel))
         .collect();
-    let mut keep = Vec::new();
-    for task in send_tasks {
-        keep.push(task.await.expect("sender task")?);
+    let mut acks = Vec::with_capacity(pairs);
+    let mut tasks = Vec::with_capacity(pairs);
+    for (session, _) in &sessions {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Ack>();
+        acks.push(tx);
+        let session = Arc::clone(session);
+        tasks.push(tokio::spawn(async move {
+            while let Some(ack) = rx.recv().await {
+                ack.await?;
+            }
+            Arc::into_inner(session)
+                .ok_or_else(|| BenchError::Verification("the pacer still holds a session".into()))
+        }));
     }
-    let sent_at = start.elapsed();
-    let mut latencies = Vec::new();
-    for task in receive_tasks {
-        let (l, session) = task.await.expect("receiver task")?;
-        latencies.extend(l);
-        keep.push(session);
-    }
-    let elapsed = start.elapsed();
-    let total = per_pair * pairs;
-    println!(
-        "scenario stream: {pairs} session pairs, {total} messages of {size} bytes, window {window}, prefetch {prefetch}, rate {}",
-        if args.rate > 0 {
-            format!("{}/s", args.rate)
-        } else {
-            "unlimited".to_owned()
+    std::thread::spawn(move || {
+        let step = Duration::from_secs_f64(1.0 / rate as f64);
+        let start = Instant::now();
+        for i in 0..per_pair * pairs {
+            let due = start + step.mul_f64(i as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let (session, channel) = &sessions[i % pairs];
+            let seq = (i / pairs) as u64;
+            let ack = session.send(channel, payload(size, seq, epoch), options);
+            if acks[i % pairs].send(Box::pin(ack)).is_err() {
+                break;
+            }
         }
-    );
-    println!(
-        "  sent in {:.3} s, all delivered in {:.3} s: {:.0} messages/s sent and delivered",
-        sent_at.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
-    );
-    println!("  send-to-delivery latency: {}", percentiles(latencies));
-    println!("  verified: every message exactly once, in order per pair");
-    Ok(())
+        // Dropping the sessions and the senders lets each task finish.
+        drop(sessions);
+    });
+    tasks
 }
 
 async fn group(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
