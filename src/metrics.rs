@@ -889,7 +889,7 @@ mod tests {
             for label in m.labels {
                 assert!(
                     [
-                        "method", "code", "reason", "limit", "state", "kind", "version"
+                        "method", "code", "reason", "limit", "state", "kind", "version", "op"
                     ]
                     .contains(label),
                     "{}: unbounded label {label}",
