@@ -7,6 +7,10 @@
 //! return the waiters they fulfilled ([`Handoff`]) and the caller delivers to them after the
 //! lock is released.
 //!
+//! `group_send` walks a per-group fan-out list (members sorted by shard, rebuilt only after
+//! the membership changed or a member expired), takes each shard lock once per run of
+//! members, and shares one payload among every copy.
+//!
 //! Time is a parameter (`now`) of every operation that needs it, so every rule is tested
 //! here without a runtime and without sleeping.
 //!
@@ -454,7 +458,7 @@ impl Group {
         }
     }
 
-    /// The fan-out list at `now`, after [`Group::prune`].
+    /// The fan-out list; [`Group::prune`] comes first, so that it holds no expired member.
     fn fanout(&mut self) -> Arc<Fanout> {
         if let Some(f) = &self.fanout {
             return Arc::clone(f);
