@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 import types
@@ -29,7 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
@@ -40,6 +41,11 @@ from chanlayer._session import Session
 from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
 from chanlayer.exceptions import ChanlayerError, error_from_reason
 from chanlayer.serializers import registry
+
+if TYPE_CHECKING:
+    from chanlayer._native import NativeSession
+
+    AnySession = Session | NativeSession
 
 logger = logging.getLogger("chanlayer")
 
@@ -56,7 +62,7 @@ class _LoopState:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.session: Session | None = None
+        self.session: AnySession | None = None
 
     async def aclose(self, *, release: bool) -> None:
         if self.session is not None:
@@ -91,6 +97,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             :class:`~chanlayer.exceptions.ServerUnavailable`.
         call_timeout: Deadline of unary calls, in seconds.
         prefetch: Most messages one receive on a specific channel may fetch ahead (1 disables).
+        transport: ``"native"`` (the ``chanlayer-native`` extension), ``"grpc"`` (grpc.aio) or
+            ``"auto"``: native when the extension is installed and can reach ``target``,
+            else grpc. Defaults to ``$CHANLAYER_TRANSPORT``, else ``"auto"``.
     """
 
     extensions = ["groups", "flush"]
@@ -116,6 +125,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
         prefetch: int = 16,
+        transport: str | None = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if not isinstance(prefix, str):
@@ -149,13 +159,19 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             tls_key=Path(tls_key_file).read_bytes() if tls_key_file else None,
             tls_server_name=tls_server_name,
         )
+        #: The transport in use: "native" or "grpc".
+        self.transport = _choose_transport(
+            transport or os.environ.get("CHANLAYER_TRANSPORT") or "auto",
+            self._transport_config,
+        )
+        self._native = self.transport == "native"
         #: Names this layer's specific channels; proposed to the server as the session prefix.
         self.client_prefix = uuid.uuid4().hex
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._lock = threading.Lock()
-        self._primary: Session | None = None
+        self._primary: AnySession | None = None
         self._resume_token = ""
         #: (client prefix, resume token) of detached sessions that hold no specific channels of
         #: this layer, for the next loop to resume instead of opening one more session.
@@ -210,15 +226,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         capacity = self.get_capacity(channel)
         session = self._stream_for(len(payload))
         if session is not None:
-            op = pb.SessionOperation(
-                send=pb.SendOperation(
-                    channel=channel,
-                    message=payload,
-                    capacity=capacity,
-                    expiry_ms=self._expiry_ms,
-                )
-            )
-            await session.request(op, channel)
+            await session.send(channel, payload, capacity, self._expiry_ms)
             return
         request = pb.SendRequest(
             namespace=self.prefix,
@@ -255,12 +263,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         try:
             session = self._stream_for(0)
             if session is not None:
-                op = pb.SessionOperation(
-                    group_add=pb.GroupAddOperation(
-                        group=group, channel=channel, group_expiry_seconds=self._group_expiry_s
-                    )
-                )
-                await session.request(op)
+                await session.group_add(group, channel, self._group_expiry_s)
                 return
             request = pb.GroupAddRequest(
                 namespace=self.prefix,
@@ -280,10 +283,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         try:
             session = self._stream_for(0)
             if session is not None:
-                op = pb.SessionOperation(
-                    group_discard=pb.GroupDiscardOperation(group=group, channel=channel)
-                )
-                await session.request(op)
+                await session.group_discard(group, channel)
                 return
             request = pb.GroupDiscardRequest(namespace=self.prefix, group=group, channel=channel)
             await self._unary("GroupDiscard", request)
@@ -298,18 +298,10 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         payload = self.serialize(message)
         session = self._stream_for(len(payload))
         if session is not None:
-            op = pb.SessionOperation(
-                group_send=pb.GroupSendOperation(
-                    group=group,
-                    message=payload,
-                    capacity=self.capacity,
-                    channel_capacity=self._capacity_rules,
-                    expiry_ms=self._expiry_ms,
-                )
+            delivered, dropped = await session.group_send(
+                group, payload, self.capacity, self._expiry_ms
             )
-            result = await session.request(op)
-            dropped = result.dropped_count
-            total = result.delivered_count + dropped
+            total = delivered + dropped
         else:
             request = pb.GroupSendRequest(
                 namespace=self.prefix,
@@ -331,6 +323,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Remove every channel, message and group of this layer's namespace."""
         self._buffers.clear()
         self._memberships.clear()
+        state = self._states.get(asyncio.get_running_loop())
+        if state is not None and state.session is not None:
+            state.session.clear_buffers()
         await self._unary("Flush", pb.FlushRequest(namespace=self.prefix))
 
     async def close(self) -> None:
@@ -406,12 +401,19 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = _LoopState(GrpcTransport(self._transport_config))
+            state = _LoopState(self._make_transport())
             self._states[loop] = state
             _wrap_close(self, loop)
         return state
 
-    def _stream_for(self, payload_size: int) -> Session | None:
+    def _make_transport(self) -> Transport:
+        if self._native:
+            from chanlayer._native import NativeTransport
+
+            return NativeTransport(self._transport_config)
+        return GrpcTransport(self._transport_config)
+
+    def _stream_for(self, payload_size: int) -> AnySession | None:
         """Return this loop's session if operations should ride on it, else None (unary).
 
         Raises:
@@ -427,7 +429,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             return None
         return session
 
-    def _session_for_receive(self, channel: str) -> Session:
+    def _session_for_receive(self, channel: str) -> AnySession:
         state = self._loop_state()
         session = state.session
         if session is None or not session.usable:
@@ -435,7 +437,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             with self._lock:
                 owner = self._primary
                 primary = owner is None or not owner.usable
-                session = Session(self, loop, state.transport, primary=primary)
+                session = state.transport.session_class()(
+                    self, loop, state.transport, primary=primary
+                )
                 if primary:
                     self._primary = session
             state.session = session
@@ -492,6 +496,13 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             if not buffer:
                 self._buffers.pop(name, None)
 
+    def _keep_buffered(self, channel: str, messages: list[tuple[float, bytes]]) -> None:
+        """Put messages a closed session had fetched ahead (deadline, payload) first."""
+        buffer = self._buffers.get(channel)
+        if buffer is None:
+            buffer = self._buffers[channel] = deque()
+        buffer.extendleft(reversed(messages))
+
     def _pop_buffered(self, channel: str) -> bytes | None:
         buffer = self._buffers.get(channel)
         if buffer is None:
@@ -518,6 +529,30 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 if self._primary is state.session:
                     self._primary = None
         return state
+
+
+def _choose_transport(mode: str, config: TransportConfig) -> str:
+    """Resolve the ``transport`` setting to "native" or "grpc".
+
+    Raises:
+        ValueError: an unknown mode, or "native" for a target the extension cannot reach.
+        ImportError: "native" without the extension installed.
+    """
+    if mode not in ("auto", "native", "grpc"):
+        raise ValueError(f"transport must be 'auto', 'native' or 'grpc', not {mode!r}")
+    if mode == "grpc":
+        return "grpc"
+    try:
+        from chanlayer._native import native_uri
+    except ImportError:
+        if mode == "native":
+            raise
+        return "grpc"
+    if native_uri(config) is None:
+        if mode == "native":
+            raise ValueError(f"the native transport cannot reach {config.target!r}")
+        return "grpc"
+    return "native"
 
 
 def _wrap_close(layer: ChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
