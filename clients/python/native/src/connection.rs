@@ -399,9 +399,7 @@ impl Connection {
             next_call: AtomicU64::new(1),
             engines: Mutex::new(HashMap::new()),
             next_engine: AtomicU64::new(1),
-            create_future: event_loop
-                .getattr(intern!(py, "create_future"))?
-                .unbind(),
+            create_future: event_loop.getattr(intern!(py, "create_future"))?.unbind(),
             call_soon: event_loop.getattr(intern!(py, "call_soon"))?.unbind(),
         })
     }

@@ -52,6 +52,9 @@ const FRAME_PAYLOAD: usize = 256 * 1024;
 /// How often buffers are swept of expired messages that no receive came for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Buffered messages handed back to Python: `[(channel, [(seconds_left, bytes)])]`.
+type Buffered<'py> = Vec<(String, Vec<(f64, Bound<'py, PyBytes>)>)>;
+
 /// What an operation's future resolves to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -179,7 +182,6 @@ struct State {
 }
 
 impl State {
-
     fn new_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -351,15 +353,10 @@ impl Engine {
                     .and_then(|value| set_result(py, &future, value)),
                 Outcome::Error(failure, channel) => this
                     .make_error
-                    .call1(
-                        py,
-                        (failure.code, failure.reason, failure.message, channel),
-                    )
+                    .call1(py, (failure.code, failure.reason, failure.message, channel))
                     .and_then(|exc| set_exception(py, &future, exc.into_bound(py))),
                 Outcome::Exception(exc) => set_exception(py, &future, exc.into_bound(py)),
-                Outcome::Cancel => future
-                    .call_method0(py, intern!(py, "cancel"))
-                    .map(|_| ()),
+                Outcome::Cancel => future.call_method0(py, intern!(py, "cancel")).map(|_| ()),
             };
             if let Err(err) = done
                 && first_error.is_none()
@@ -368,10 +365,7 @@ impl Engine {
             }
         }
         if effects.flush {
-            this.connection
-                .get()
-                .call_soon
-                .call1(py, (slf.clone(),))?;
+            this.connection.get().call_soon.call1(py, (slf.clone(),))?;
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -500,10 +494,7 @@ impl Engine {
             }
             if let Some(future) = state.opened.take() {
                 let failure = failure.clone().unwrap_or_else(|| {
-                    Failure::new(
-                        Code::Unavailable,
-                        "the session stream ended before opened",
-                    )
+                    Failure::new(Code::Unavailable, "the session stream ended before opened")
                 });
                 effects.complete(future, Outcome::Value(Value::Ended(Some(failure))));
             }
@@ -581,10 +572,9 @@ fn on_result(state: &mut State, result: pb::OperationResult, effects: &mut Effec
             },
             op.channel,
         ),
-        None if op.kind == OpKind::GroupSend => Outcome::Value(Value::Counts(
-            result.delivered_count,
-            result.dropped_count,
-        )),
+        None if op.kind == OpKind::GroupSend => {
+            Outcome::Value(Value::Counts(result.delivered_count, result.dropped_count))
+        }
         None => Outcome::Value(Value::None),
     };
     effects.complete(op.future, outcome);
@@ -634,9 +624,7 @@ impl Value {
         Ok(match self {
             Value::None => py.None().into_bound(py),
             Value::Payload(payload) => PyBytes::new(py, &payload).into_any(),
-            Value::Counts(delivered, dropped) => {
-                (delivered, dropped).into_pyobject(py)?.into_any()
-            }
+            Value::Counts(delivered, dropped) => (delivered, dropped).into_pyobject(py)?.into_any(),
             Value::Opened(opened) => PyTuple::new(
                 py,
                 [
@@ -1169,10 +1157,7 @@ impl Engine {
     }
 
     /// Removes and returns the buffered messages: `[(channel, [(seconds_left, bytes)])]`.
-    fn take_buffers<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, Vec<(f64, Bound<'py, PyBytes>)>)>> {
+    fn take_buffers<'py>(&self, py: Python<'py>) -> PyResult<Buffered<'py>> {
         let now = Instant::now();
         let mut out = Vec::new();
         let mut state = self.state.lock();

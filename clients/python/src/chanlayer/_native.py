@@ -231,10 +231,10 @@ class NativeSession:
         if self._failure is not None or self._closing:
             self._raise_if_failed()
         waiter = self._engine.receive(channel)
-        if waiter.__class__ is bytes:
+        if isinstance(waiter, bytes):
             return waiter
         try:
-            return await waiter  # type: ignore[no-any-return]
+            return await waiter
         except asyncio.CancelledError:
             # The reader went away (a consumer exits this way): no standing demand.
             self._engine.abandon(channel, waiter, True)
@@ -332,7 +332,8 @@ class NativeSession:
             if reason == _RESUMED_ELSEWHERE:
                 # Another loop of this layer took the client prefix over.
                 self.primary = False
-            logger.info("chanlayer session closing: %s", pb.SessionCloseReason.Name(reason))
+            name = pb.SessionCloseReason.Name(pb.SessionCloseReason.ValueType(reason))
+            logger.info("chanlayer session closing: %s", name)
         if failure is not None:
             raise RemoteError(*failure)
 
