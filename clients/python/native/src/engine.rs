@@ -14,8 +14,10 @@
 //!   for up to `prefetch` messages, and after a receive is served one receive stays pending
 //!   for a second (standing demand), so that the next message rides back with the
 //!   acknowledgement of the send that caused it.
-//! - Operations queued during one loop iteration are written as one frame, by a callback
-//!   the engine schedules with `loop.call_soon` (the engine object is that callback).
+//! - An operation queued while no acknowledgement is awaited is written at once; those
+//!   queued while some are awaited are written as one frame at the end of the loop
+//!   iteration, by a callback the engine schedules with `loop.call_soon` (the engine object
+//!   is that callback).
 //!
 //! Calls into Python that may run Python code (`create_future`, `set_result`,
 //! `call_soon`, building exceptions) are made with the engine's lock released.
@@ -139,7 +141,10 @@ enum Value {
 #[derive(Default)]
 struct Effects {
     completions: Vec<(Py<PyAny>, Outcome)>,
+    /// Write the outbox at the end of this loop iteration.
     flush: bool,
+    /// Write the outbox now.
+    flush_now: bool,
     tick: Option<Instant>,
 }
 
@@ -188,11 +193,18 @@ impl State {
         id
     }
 
-    /// Marks that a frame should be written at the end of this loop iteration.
+    /// Marks that the outbox should be written: at once when no acknowledgement is
+    /// awaited (a lone operation pays no extra loop iteration), else at the end of this loop
+    /// iteration, so that what the iteration queues behind it shares one frame.
     fn want_flush(&mut self, effects: &mut Effects) {
-        if self.connected && !self.flush_scheduled && !self.outbox.is_empty() {
+        if !self.connected || self.flush_scheduled || self.outbox.is_empty() {
+            return;
+        }
+        if self.ops.front().is_some_and(|op| op.written) {
             self.flush_scheduled = true;
             effects.flush = true;
+        } else {
+            effects.flush_now = true;
         }
     }
 
@@ -363,6 +375,9 @@ impl Engine {
             {
                 first_error = Some(err);
             }
+        }
+        if effects.flush_now {
+            this.__call__();
         }
         if effects.flush {
             this.connection.get().call_soon.call1(py, (slf.clone(),))?;

@@ -15,8 +15,9 @@
 //!   for their in-order acknowledgement, receives multiplexed on the stream, per-channel
 //!   waiters and prefetch buffers (with their deadlines), standing demand on specific
 //!   channels, and what survives a reconnection. It runs on the loop's thread, under the
-//!   GIL, when Python calls it or when the connection drains a frame of events. Operations
-//!   queued during one loop iteration go out as one frame.
+//!   GIL, when Python calls it or when the connection drains a frame of events. A lone
+//!   operation is written at once; operations queued while others await their
+//!   acknowledgement go out as one frame per loop iteration.
 //!
 //! Reconnection (backoff, resume tokens, restoring memberships) stays in Python
 //! (`chanlayer._native_session`), which drives the engine; the semantics are those of the

@@ -28,10 +28,11 @@ import time
 import types
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
 
@@ -40,7 +41,7 @@ from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
 from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
 from chanlayer.exceptions import ChanlayerError, error_from_reason
-from chanlayer.serializers import registry
+from chanlayer.serializers import MsgPackSerializer, registry
 
 if TYPE_CHECKING:
     from chanlayer._native import NativeSession
@@ -55,19 +56,36 @@ _SPEC_MESSAGE_BYTES = 1024 * 1024
 #: At most this many channel_capacity rules travel with a group_send.
 _MAX_CAPACITY_RULES = 64
 _SWEEP_INTERVAL = 10.0
+#: A loop that made this many unary calls opens a session stream for the next ones: a loop
+#: that only sends (a worker, a long-lived thread) then pays per message what a receiving
+#: loop pays, while short-lived ``async_to_sync`` loops stay on unary calls.
+_SESSION_AFTER_UNARY = 8
+#: Channel names validated lately (the validation is a regex match): at most this many.
+_VALID_NAMES_CACHE = 4096
 
 
 class _LoopState:
     """The connection and session of one event loop."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
+        self.loop = loop
         self.session: AnySession | None = None
+        #: Unary sends and group operations made while the loop had no session.
+        self.unary_ops = 0
+        #: False once the loop closed (its state was forgotten).
+        self.alive = True
 
     async def aclose(self, *, release: bool) -> None:
         if self.session is not None:
             await self.session.close(release=release)
         await self.transport.close()
+
+
+class _ThreadState(threading.local):
+    """The loop state last used by this thread (saves ``get_running_loop()``)."""
+
+    state: _LoopState | None = None
 
 
 class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
@@ -147,6 +165,14 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             random_prefix_length=random_prefix_length,
             expiry=expiry,
         )
+        # Plain msgpack (the default) skips the serializer's layers: the same bytes.
+        plain = type(self._serializer) is MsgPackSerializer and (
+            self._serializer.crypter is None and self._serializer.random_prefix_length <= 0
+        )
+        self._pack: Callable[[Any], bytes] = msgpack.packb if plain else self._serializer.serialize
+        self._unpack: Callable[[bytes], Any] = (
+            msgpack.unpackb if plain else self._serializer.deserialize
+        )
         if token_file is not None:
             token = Path(token_file).read_text().strip()
         use_tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
@@ -170,6 +196,8 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._thread = _ThreadState()
+        self._valid_names: set[str] = set()
         self._lock = threading.Lock()
         self._primary: AnySession | None = None
         self._resume_token = ""
@@ -201,11 +229,11 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def serialize(self, message: dict[str, Any]) -> bytes:
         """Encode (and encrypt) a message."""
-        return self._serializer.serialize(message)
+        return self._pack(message)
 
     def deserialize(self, message: bytes) -> dict[str, Any]:
         """Decode (and decrypt) a message."""
-        return self._serializer.deserialize(message)  # type: ignore[no-any-return]
+        return self._unpack(message)  # type: ignore[no-any-return]
 
     ### Channel layer API ###
 
@@ -339,6 +367,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         state = self._states.pop(loop, None)
         if state is None:
             return
+        state.alive = False
         was_primary = state.session is not None and state.session is self._primary
         await state.aclose(release=True)
         with self._lock:
@@ -398,13 +427,34 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
     ### Internals ###
 
     def _loop_state(self) -> _LoopState:
+        state = self._thread.state
+        # A loop runs in one thread at a time, and its _thread_id is that thread's while it
+        # runs: this is the running loop without asking asyncio (which costs a getpid()).
+        if (
+            state is not None
+            and state.alive
+            and getattr(state.loop, "_thread_id", None) == threading.get_ident()
+        ):
+            return state
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = _LoopState(self._make_transport())
+            state = _LoopState(self._make_transport(), loop)
             self._states[loop] = state
             _wrap_close(self, loop)
+        self._thread.state = state
         return state
+
+    def require_valid_channel_name(self, name: str, receive: bool = False) -> bool:
+        """Channels' check (``TypeError`` with its text), remembered for names seen lately."""
+        if not receive and name in self._valid_names:
+            return True
+        valid: bool = super().require_valid_channel_name(name, receive)
+        if not receive:
+            if len(self._valid_names) >= _VALID_NAMES_CACHE:
+                self._valid_names.clear()
+            self._valid_names.add(name)
+        return valid
 
     def _make_transport(self) -> Transport:
         if self._native:
@@ -422,28 +472,37 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         limit = self._max_message_bytes
         if limit is not None and payload_size > limit:
             raise MessageTooLarge(f"message of {payload_size} bytes exceeds {limit}")
-        session = self._loop_state().session
+        state = self._loop_state()
+        session = state.session
         if session is None or not session.usable:
+            state.unary_ops += 1
+            if state.unary_ops >= _SESSION_AFTER_UNARY:
+                self._open_session(state)
             return None
         if limit is None and payload_size > _SPEC_MESSAGE_BYTES:
             return None
+        return session
+
+    def _open_session(self, state: _LoopState) -> AnySession:
+        """Start the session of a loop; it holds the client prefix unless a live one does."""
+        with self._lock:
+            owner = self._primary
+            primary = owner is None or not owner.usable
+            session: AnySession = state.transport.session_class()(
+                self, state.loop, state.transport, primary=primary
+            )
+            if primary:
+                self._primary = session
+        state.session = session
+        state.unary_ops = 0
         return session
 
     def _session_for_receive(self, channel: str) -> AnySession:
         state = self._loop_state()
         session = state.session
         if session is None or not session.usable:
-            loop = asyncio.get_running_loop()
-            with self._lock:
-                owner = self._primary
-                primary = owner is None or not owner.usable
-                session = state.transport.session_class()(
-                    self, loop, state.transport, primary=primary
-                )
-                if primary:
-                    self._primary = session
-            state.session = session
-        if self._is_own_specific(channel) and not session.primary:
+            session = self._open_session(state)
+        if not session.primary and self._is_own_specific(channel):
             raise RuntimeError(
                 "Two event loops are trying to receive() on one channel layer at once!"
             )
@@ -524,6 +583,8 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState | None:
         state = self._states.pop(loop, None)
+        if state is not None:
+            state.alive = False
         if state is not None and state.session is not None:
             with self._lock:
                 if self._primary is state.session:
