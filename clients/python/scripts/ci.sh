@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI for the Python client: install into a venv, build the native transport (the
 # chanlayer-native extension, with maturin from PyPI), lint, check the generated stubs for
-# drift, then run the tests against the real server binary twice: once on the grpc.aio
-# transport and once on the native one.
+# drift, then run the tests against the real server binary on each transport: grpc.aio, the
+# native one (HTTP/2 on the event loop's thread) and the native one with its I/O on a tokio
+# thread (what TLS targets use).
 #
 # Environment:
 #   CHANLAYER_VENV  the virtualenv to create or reuse (default: <repo>/.venv)
@@ -11,7 +12,7 @@
 #                   that the dependencies both use are built once)
 #   PYTHON          the interpreter that creates the venv (default: python3)
 #   PYTEST_ARGS     extra pytest arguments
-#   TRANSPORTS      the transports to test (default: "grpc native")
+#   TRANSPORTS      the transports to test (default: "grpc native native-threaded")
 set -euo pipefail
 
 CLIENT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,9 +70,15 @@ if [ -z "${CHANLAYER_BIN:-}" ]; then
     fi
 fi
 
-for transport in ${TRANSPORTS:-grpc native}; do
+for transport in ${TRANSPORTS:-grpc native native-threaded}; do
     step "pytest, $transport transport (server: $CHANLAYER_BIN)"
+    io=direct
+    if [ "$transport" = native-threaded ]; then
+        transport=native
+        io=threaded
+    fi
     # pytest exits 5 when it collected no test: with `set -e` that fails this script too.
     # shellcheck disable=SC2086
-    CHANLAYER_TRANSPORT=$transport "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests
+    CHANLAYER_TRANSPORT=$transport CHANLAYER_NATIVE_IO=$io \
+        "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests
 done

@@ -4,6 +4,7 @@
 use std::{
     collections::HashMap,
     io::{ErrorKind, Read, Write},
+    net::SocketAddr,
     os::{fd::AsRawFd, unix::net::UnixStream},
     sync::{
         Arc,
@@ -25,7 +26,7 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 
-use crate::{engine::Engine, runtime};
+use crate::{engine::Engine, runtime, wire::Wire};
 
 /// The `ErrorInfo.domain` of the server's errors.
 const ERROR_DOMAIN: &str = "chanlayer.dev";
@@ -94,8 +95,6 @@ pub(crate) enum Completion {
         generation: u64,
         failure: Option<Failure>,
     },
-    /// A session's standing-demand timer fired.
-    Tick { engine: u64 },
 }
 
 /// The queue of completions and the socket that wakes the loop when it stops being empty.
@@ -247,25 +246,49 @@ impl Decoder for RawCodec {
     }
 }
 
+/// How the connection does its network I/O.
+pub(crate) enum Backend {
+    /// On the runtime's thread, through tonic; completions come back through the socket
+    /// pair (`drain`). Used for TLS.
+    Threaded {
+        link: Arc<Link>,
+        /// The end of the socket pair the loop watches.
+        reader: UnixStream,
+    },
+    /// On the loop's thread (`pump`); see [`crate::wire`].
+    Direct(Box<Mutex<Wire>>),
+}
+
 /// The connection of one event loop to a chanlayer server.
 ///
-/// Python registers [`Connection::fileno`] with `loop.add_reader` and [`Connection::drain`]
-/// as its callback. Every awaitable this type and [`Engine`] return is a future of that loop.
+/// Direct (plaintext targets): the connection registers its socket with the loop itself and
+/// does its I/O in `pump`. Threaded (TLS): Python registers [`Connection::fileno`] with
+/// `loop.add_reader` and [`Connection::drain`] as its callback. Every awaitable this type
+/// and [`Engine`] return is a future of that loop.
 #[pyclass(frozen, module = "chanlayer_native")]
 pub struct Connection {
-    pub(crate) link: Arc<Link>,
-    /// The end of the socket pair the loop watches.
-    reader: UnixStream,
-    /// Futures of unary calls and `wait_ready`, by call id.
+    pub(crate) backend: Backend,
+    /// Futures of unary calls, `wait_ready` and `connect`, by call id.
     calls: Mutex<HashMap<u64, Py<PyAny>>>,
     next_call: AtomicU64,
     /// Engines with a stream, by id, for routing their events.
     pub(crate) engines: Mutex<HashMap<u64, Py<Engine>>>,
     next_engine: AtomicU64,
-    /// `loop.create_future`.
+    /// `loop.create_future`, `call_soon`, `call_later`, `add_reader`, `remove_reader`,
+    /// `add_writer`, `remove_writer`.
     create_future: Py<PyAny>,
-    /// `loop.call_soon`.
     pub(crate) call_soon: Py<PyAny>,
+    pub(crate) call_later: Py<PyAny>,
+    add_reader: Py<PyAny>,
+    remove_reader: Py<PyAny>,
+    add_writer: Py<PyAny>,
+    remove_writer: Py<PyAny>,
+    /// The socket registered with the loop (descriptor, socket id), and whether for
+    /// writing too (direct).
+    registered: Mutex<Option<(i32, u64, bool)>>,
+    /// A `pump` is running: a nested one only asks it to go round again.
+    pumping: AtomicBool,
+    repump: AtomicBool,
 }
 
 impl Connection {
@@ -321,24 +344,101 @@ impl Connection {
                 Some(engine) => Engine::on_ended(&engine, generation, failure),
                 None => Ok(()),
             },
-            Completion::Tick { engine } => match self.engine(py, engine) {
-                Some(engine) => Engine::on_tick(&engine),
-                None => Ok(()),
-            },
         }
     }
 
     fn engine<'py>(&self, py: Python<'py>, id: u64) -> Option<Bound<'py, Engine>> {
         self.engines.lock().get(&id).map(|e| e.bind(py).clone())
     }
+
+    fn dispatch(&self, py: Python<'_>, items: Vec<Completion>) {
+        for item in items {
+            if let Err(err) = self.handle(py, item) {
+                err.write_unraisable(py, None);
+            }
+        }
+    }
+
+    /// The link of the threaded back end.
+    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
+        match &self.backend {
+            Backend::Threaded { link, .. } => Some(link),
+            Backend::Direct(_) => None,
+        }
+    }
+
+    /// Runs the direct back end until nothing makes progress, handing what completed to
+    /// its owners; then watches the socket as the connection needs.
+    pub(crate) fn pump_direct(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let Backend::Direct(wire) = &this.backend else {
+            return Ok(());
+        };
+        if this.pumping.swap(true, Ordering::Relaxed) {
+            this.repump.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        loop {
+            this.repump.store(false, Ordering::Relaxed);
+            let mut out = Vec::new();
+            wire.lock().poll(&mut out);
+            let progress = !out.is_empty();
+            this.dispatch(slf.py(), out);
+            if !progress && !this.repump.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        this.pumping.store(false, Ordering::Relaxed);
+        let interest = wire.lock().interest();
+        Self::watch(slf, interest)
+    }
+
+    /// Registers the socket with the loop for reading (and writing) as `interest` says.
+    /// Removing a registration fails harmlessly when the socket is already closed.
+    fn watch(slf: &Bound<'_, Self>, interest: Option<(i32, u64, bool)>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut registered = this.registered.lock();
+        if *registered == interest {
+            return Ok(());
+        }
+        let same_socket = matches!(
+            (*registered, interest),
+            (Some((_, old, _)), Some((_, new, _))) if old == new
+        );
+        if let Some((fd, _, writing)) = *registered {
+            let keep_reader = same_socket;
+            let keep_writer = same_socket && interest.is_some_and(|(_, _, w)| w);
+            if writing && !keep_writer {
+                let _ = this.remove_writer.call1(py, (fd,));
+            }
+            if !keep_reader {
+                let _ = this.remove_reader.call1(py, (fd,));
+            }
+        }
+        if let Some((fd, _, want_write)) = interest {
+            let had_writer = same_socket && registered.is_some_and(|(_, _, w)| w);
+            if !same_socket {
+                let on_readable = slf.getattr(intern!(py, "on_readable"))?;
+                this.add_reader.call1(py, (fd, on_readable))?;
+            }
+            if want_write && !had_writer {
+                let pump = slf.getattr(intern!(py, "pump"))?;
+                this.add_writer.call1(py, (fd, pump))?;
+            }
+        }
+        *registered = interest;
+        Ok(())
+    }
 }
 
 #[pymethods]
 impl Connection {
     /// Makes the connection of `event_loop` to the server at `uri` (`http://host:port`, or
-    /// `https://` for TLS). Nothing is connected until [`Connection::wait_ready`].
+    /// `https://` for TLS). Nothing is connected until [`Connection::connect`] (direct) or
+    /// [`Connection::wait_ready`] (threaded). `threaded` forces the threaded back end.
     #[new]
-    #[pyo3(signature = (event_loop, uri, token=None, ca=None, cert=None, key=None, server_name=None))]
+    #[pyo3(signature = (event_loop, uri, token=None, ca=None, cert=None, key=None, server_name=None, threaded=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         event_loop: &Bound<'_, PyAny>,
@@ -348,29 +448,10 @@ impl Connection {
         cert: Option<&[u8]>,
         key: Option<&[u8]>,
         server_name: Option<&str>,
+        threaded: bool,
     ) -> PyResult<Self> {
         let py = event_loop.py();
         let bad = |err: &dyn std::fmt::Display| PyValueError::new_err(err.to_string());
-        let mut endpoint = Endpoint::from_shared(uri.to_owned())
-            .map_err(|e| bad(&e))?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(4 * 1024 * 1024))
-            .initial_connection_window_size(Some(16 * 1024 * 1024))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        if uri.starts_with("https:") {
-            let mut tls = ClientTlsConfig::new();
-            if let Some(ca) = ca {
-                tls = tls.ca_certificate(Certificate::from_pem(ca));
-            }
-            if let (Some(cert), Some(key)) = (cert, key) {
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            if let Some(name) = server_name {
-                tls = tls.domain_name(name);
-            }
-            endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
-        }
         let authorization = match token {
             Some(token) => Some(
                 MetadataValue::try_from(format!("Bearer {token}"))
@@ -378,73 +459,169 @@ impl Connection {
             ),
             None => None,
         };
-        let (reader, wake) = UnixStream::pair().map_err(|e| bad(&e))?;
-        reader.set_nonblocking(true).map_err(|e| bad(&e))?;
-        wake.set_nonblocking(true).map_err(|e| bad(&e))?;
-        let runtime = runtime::handle().map_err(|e| bad(&e))?;
+        let tls = uri.starts_with("https:");
+        let backend = if tls || threaded {
+            let mut endpoint = Endpoint::from_shared(uri.to_owned())
+                .map_err(|e| bad(&e))?
+                .tcp_nodelay(true)
+                .initial_stream_window_size(Some(4 * 1024 * 1024))
+                .initial_connection_window_size(Some(16 * 1024 * 1024))
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10));
+            if tls {
+                let mut config = ClientTlsConfig::new();
+                if let Some(ca) = ca {
+                    config = config.ca_certificate(Certificate::from_pem(ca));
+                }
+                if let (Some(cert), Some(key)) = (cert, key) {
+                    config = config.identity(Identity::from_pem(cert, key));
+                }
+                if let Some(name) = server_name {
+                    config = config.domain_name(name);
+                }
+                endpoint = endpoint.tls_config(config).map_err(|e| bad(&e))?;
+            }
+            let (reader, wake) = UnixStream::pair().map_err(|e| bad(&e))?;
+            reader.set_nonblocking(true).map_err(|e| bad(&e))?;
+            wake.set_nonblocking(true).map_err(|e| bad(&e))?;
+            let runtime = runtime::handle().map_err(|e| bad(&e))?;
+            Backend::Threaded {
+                link: Arc::new(Link {
+                    runtime,
+                    notifier: Notifier {
+                        inbox: Mutex::new((Vec::new(), false)),
+                        wake,
+                    },
+                    endpoint,
+                    channel: Mutex::new(None),
+                    healthy: AtomicBool::new(false),
+                    authorization,
+                }),
+                reader,
+            }
+        } else {
+            let authority = uri
+                .strip_prefix("http://")
+                .unwrap_or(uri)
+                .trim_end_matches('/')
+                .to_owned();
+            Backend::Direct(Box::new(Mutex::new(Wire::new(authority, authorization))))
+        };
+        let method = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<Py<PyAny>> {
+            Ok(event_loop.getattr(name)?.unbind())
+        };
         Ok(Self {
-            link: Arc::new(Link {
-                runtime,
-                notifier: Notifier {
-                    inbox: Mutex::new((Vec::new(), false)),
-                    wake,
-                },
-                endpoint,
-                channel: Mutex::new(None),
-                healthy: AtomicBool::new(false),
-                authorization,
-            }),
-            reader,
+            backend,
             calls: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
             engines: Mutex::new(HashMap::new()),
             next_engine: AtomicU64::new(1),
-            create_future: event_loop.getattr(intern!(py, "create_future"))?.unbind(),
-            call_soon: event_loop.getattr(intern!(py, "call_soon"))?.unbind(),
+            create_future: method(intern!(py, "create_future"))?,
+            call_soon: method(intern!(py, "call_soon"))?,
+            call_later: method(intern!(py, "call_later"))?,
+            add_reader: method(intern!(py, "add_reader"))?,
+            remove_reader: method(intern!(py, "remove_reader"))?,
+            add_writer: method(intern!(py, "add_writer"))?,
+            remove_writer: method(intern!(py, "remove_writer"))?,
+            registered: Mutex::new(None),
+            pumping: AtomicBool::new(false),
+            repump: AtomicBool::new(false),
         })
     }
 
-    /// The file descriptor to watch with `loop.add_reader`.
-    fn fileno(&self) -> i32 {
-        self.reader.as_raw_fd()
+    /// True when the I/O is done on the loop's thread (the loop then never needs to watch
+    /// [`Connection::fileno`]).
+    #[getter]
+    fn direct(&self) -> bool {
+        matches!(self.backend, Backend::Direct(_))
     }
 
-    /// True when the channel is connected and no call has found the server unreachable
-    /// since.
+    /// The file descriptor to watch with `loop.add_reader` (threaded), or -1.
+    fn fileno(&self) -> i32 {
+        match &self.backend {
+            Backend::Threaded { reader, .. } => reader.as_raw_fd(),
+            Backend::Direct(_) => -1,
+        }
+    }
+
+    /// True when the connection is up and no call has found the server unreachable since.
     #[getter]
     fn ready(&self) -> bool {
-        self.link.is_ready()
+        match &self.backend {
+            Backend::Threaded { link, .. } => link.is_ready(),
+            Backend::Direct(wire) => wire.lock().is_up(),
+        }
     }
 
-    /// Handles every completion queued since the last drain (the `add_reader` callback).
+    /// Handles every completion queued since the last drain (the `add_reader` callback of
+    /// the threaded back end).
     fn drain(&self, py: Python<'_>) {
+        let Backend::Threaded { link, reader } = &self.backend else {
+            return;
+        };
         let mut sink = [0u8; 256];
         loop {
-            match (&self.reader).read(&mut sink) {
+            match (&*reader).read(&mut sink) {
                 Ok(n) if n == sink.len() => continue,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 _ => break,
             }
         }
         let items = {
-            let mut inbox = self.link.notifier.inbox.lock();
+            let mut inbox = link.notifier.inbox.lock();
             inbox.1 = false;
             std::mem::take(&mut inbox.0)
         };
-        for item in items {
-            if let Err(err) = self.handle(py, item) {
-                err.write_unraisable(py, None);
-            }
-        }
+        self.dispatch(py, items);
     }
 
-    /// A future that resolves to True once the server is reachable, or False after
-    /// `timeout` seconds.
+    /// Does the direct back end's I/O (the socket's writer callback).
+    fn pump(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::pump_direct(slf)
+    }
+
+    /// Does the direct back end's I/O after the socket became readable (its reader
+    /// callback).
+    fn on_readable(slf: &Bound<'_, Self>) -> PyResult<()> {
+        if let Backend::Direct(wire) = &slf.get().backend {
+            wire.lock().set_readable();
+        }
+        Self::pump_direct(slf)
+    }
+
+    /// Direct back end: starts connecting to `host` (an IP address) and `port`; the future
+    /// resolves to True once connected, False when the attempt failed.
+    fn connect(slf: &Bound<'_, Self>, host: &str, port: u16) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let Backend::Direct(wire) = &this.backend else {
+            return Err(PyValueError::new_err(
+                "connect() is for the direct back end",
+            ));
+        };
+        let ip: std::net::IpAddr = host
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
+        let (id, future) = this.register_call(py)?;
+        let mut out = Vec::new();
+        wire.lock().connect(SocketAddr::new(ip, port), id, &mut out);
+        this.dispatch(py, out);
+        Self::pump_direct(slf)?;
+        Ok(future)
+    }
+
+    /// Threaded back end: a future that resolves to True once the server is reachable, or
+    /// False after `timeout` seconds.
     fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<Py<PyAny>> {
+        let Some(link) = self.link() else {
+            return Err(PyValueError::new_err(
+                "wait_ready() is for the threaded back end",
+            ));
+        };
         let (id, future) = self.register_call(py)?;
-        let link = Arc::clone(&self.link);
+        let link = Arc::clone(link);
         let timeout = Duration::from_secs_f64(timeout.max(0.0));
-        self.link.runtime.spawn(async move {
+        link.runtime.clone().spawn(async move {
             let ok = link.connect(timeout).await;
             link.notifier.push(Completion::Ready { id, ok });
         });
@@ -454,36 +631,59 @@ impl Connection {
     /// Calls the unary RPC `method` with an encoded request; the future resolves to the
     /// encoded response, or to `(code, reason, message)` when the call failed.
     fn unary(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         method: &str,
         request: &[u8],
         timeout: f64,
     ) -> PyResult<Py<PyAny>> {
-        let path = http::uri::PathAndQuery::try_from(format!(
-            "/chanlayer.v1.ChannelLayerService/{method}"
-        ))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let (id, future) = self.register_call(py)?;
-        let body = Bytes::copy_from_slice(request);
-        let link = Arc::clone(&self.link);
+        let py = slf.py();
+        let this = slf.get();
+        let (id, future) = this.register_call(py)?;
         let timeout = Duration::from_secs_f64(timeout.max(0.0));
-        self.link.runtime.spawn(async move {
-            let result = link.unary(path, body, timeout).await;
-            if matches!(&result, Err(f) if f.code == Code::Unavailable as i32) {
-                link.mark_unhealthy();
+        match &this.backend {
+            Backend::Threaded { link, .. } => {
+                let path = http::uri::PathAndQuery::try_from(format!(
+                    "/chanlayer.v1.ChannelLayerService/{method}"
+                ))
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let body = Bytes::copy_from_slice(request);
+                let link = Arc::clone(link);
+                link.runtime.clone().spawn(async move {
+                    let result = link.unary(path, body, timeout).await;
+                    if matches!(&result, Err(f) if f.code == Code::Unavailable as i32) {
+                        link.mark_unhealthy();
+                    }
+                    link.notifier.push(Completion::Call { id, result });
+                });
             }
-            link.notifier.push(Completion::Call { id, result });
-        });
+            Backend::Direct(wire) => {
+                let mut out = Vec::new();
+                wire.lock().unary(id, method, request, timeout, &mut out);
+                this.dispatch(py, out);
+                Self::pump_direct(slf)?;
+            }
+        }
         Ok(future)
     }
 
-    /// Drops the channel and ends the calls still waiting (with CANCELLED).
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.link.channel.lock().take();
-        self.link.mark_unhealthy();
-        let calls: Vec<_> = self.calls.lock().drain().collect();
+    /// Drops the connection and ends the calls still waiting (with CANCELLED).
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let cancelled = Failure::new(Code::Cancelled, "the connection was closed");
+        match &this.backend {
+            Backend::Threaded { link, .. } => {
+                link.channel.lock().take();
+                link.mark_unhealthy();
+            }
+            Backend::Direct(wire) => {
+                let mut out = Vec::new();
+                wire.lock().shut(&cancelled, &mut out);
+                this.dispatch(py, out);
+                Self::watch(slf, None)?;
+            }
+        }
+        let calls: Vec<_> = this.calls.lock().drain().collect();
         for (_, future) in calls {
             set_result(py, &future, cancelled.to_tuple(py)?)?;
         }

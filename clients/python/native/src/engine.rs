@@ -43,14 +43,13 @@ use pyo3::{
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tonic::{Code, Request};
 
-use crate::connection::{Completion, Connection, Failure, Link, set_exception, set_result};
+use crate::{
+    connection::{Backend, Completion, Connection, Failure, Link, set_exception, set_result},
+    wire::{FRAME_OPERATIONS, FRAME_PAYLOAD},
+};
 
 /// How long a specific channel keeps one receive pending after a receive was served.
 const STANDING_DEMAND: Duration = Duration::from_secs(1);
-/// Most operations in one frame.
-const FRAME_OPERATIONS: usize = 4096;
-/// Most payload bytes in one frame (a larger single message gets a frame of its own).
-const FRAME_PAYLOAD: usize = 256 * 1024;
 /// How often buffers are swept of expired messages that no receive came for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -114,9 +113,14 @@ impl ChannelState {
 }
 
 /// The stream currently open.
-struct StreamHandle {
-    ops: mpsc::UnboundedSender<Vec<Operation>>,
-    task: JoinHandle<()>,
+enum StreamHandle {
+    /// On the runtime's thread (threaded back end).
+    Threaded {
+        ops: mpsc::UnboundedSender<Vec<Operation>>,
+        task: JoinHandle<()>,
+    },
+    /// On the connection's wire (direct back end), by its key.
+    Direct(u64),
 }
 
 /// What a future is completed with once the lock is released.
@@ -337,7 +341,6 @@ impl State {
 pub struct Engine {
     id: u64,
     connection: Py<Connection>,
-    link: Arc<Link>,
     prefetch: u32,
     capacity_rules: Vec<pb::CapacityRule>,
     /// `make_error(code, reason, message, channel) -> Exception`.
@@ -350,12 +353,12 @@ impl Engine {
         let py = slf.py();
         let this = slf.get();
         if let Some(deadline) = effects.tick {
-            let link = Arc::clone(&this.link);
-            let engine = this.id;
-            this.link.runtime.spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                link.notifier.push(Completion::Tick { engine });
-            });
+            let delay = deadline.saturating_duration_since(Instant::now());
+            let tick = slf.getattr(intern!(py, "_tick"))?;
+            this.connection
+                .get()
+                .call_later
+                .call1(py, (delay.as_secs_f64(), tick))?;
         }
         let mut first_error = None;
         for (future, outcome) in effects.completions {
@@ -377,7 +380,7 @@ impl Engine {
             }
         }
         if effects.flush_now {
-            this.__call__();
+            Self::flush(slf)?;
         }
         if effects.flush {
             this.connection.get().call_soon.call1(py, (slf.clone(),))?;
@@ -504,8 +507,10 @@ impl Engine {
             state.connected = false;
             state.stream = None;
             let shutdown = state.closing_reason == Some(pb::SessionCloseReason::Shutdown as i32);
-            if failure.is_some() || shutdown {
-                this.link.mark_unhealthy();
+            if (failure.is_some() || shutdown)
+                && let Some(link) = this.connection.get().link()
+            {
+                link.mark_unhealthy();
             }
             if let Some(future) = state.opened.take() {
                 let failure = failure.clone().unwrap_or_else(|| {
@@ -551,13 +556,55 @@ impl Engine {
         Self::finish(slf, effects)
     }
 
-    /// Ends the current stream's task, if any, and ignores its events from now on.
-    fn drop_stream(state: &mut State) {
+    /// Ends the current stream, if any, and ignores its events from now on.
+    fn drop_stream(&self, state: &mut State) {
         state.generation += 1;
         state.connected = false;
-        if let Some(stream) = state.stream.take() {
-            stream.task.abort();
+        match state.stream.take() {
+            Some(StreamHandle::Threaded { task, .. }) => task.abort(),
+            Some(StreamHandle::Direct(key)) => {
+                if let Backend::Direct(wire) = &self.connection.get().backend {
+                    wire.lock().abort(key);
+                }
+            }
+            None => {}
         }
+    }
+
+    /// Writes the outbox on the stream.
+    fn flush(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let direct = {
+            let mut state = this.state.lock();
+            state.flush_scheduled = false;
+            if !state.connected || state.outbox.is_empty() {
+                return Ok(());
+            }
+            let operations = std::mem::take(&mut state.outbox);
+            for op in state.ops.iter_mut().rev() {
+                if op.written {
+                    break;
+                }
+                op.written = true;
+            }
+            match &state.stream {
+                Some(StreamHandle::Threaded { ops, .. }) => {
+                    // A closed stream fails the operations as written when it is torn down.
+                    let _ = ops.send(operations);
+                    None
+                }
+                Some(StreamHandle::Direct(key)) => Some((*key, operations)),
+                None => None,
+            }
+        };
+        if let Some((key, operations)) = direct {
+            let connection = this.connection.bind(slf.py());
+            if let Backend::Direct(wire) = &connection.get().backend {
+                wire.lock().send_operations(key, operations);
+            }
+            Connection::pump_direct(connection)?;
+        }
+        Ok(())
     }
 }
 
@@ -747,9 +794,7 @@ impl Engine {
         capacity_rules: Vec<(Option<String>, Option<String>, u32)>,
         make_error: Py<PyAny>,
     ) -> Self {
-        let conn = connection.bind(py).get();
-        let id = conn.engine_id();
-        let link = Arc::clone(&conn.link);
+        let id = connection.bind(py).get().engine_id();
         let capacity_rules = capacity_rules
             .into_iter()
             .map(|(glob, regex, capacity)| pb::CapacityRule {
@@ -764,7 +809,6 @@ impl Engine {
         Self {
             id,
             connection,
-            link,
             prefetch: prefetch.max(1),
             capacity_rules,
             make_error,
@@ -792,23 +836,13 @@ impl Engine {
     }
 
     /// Writes the operations queued so far as one frame (the `call_soon` callback).
-    fn __call__(&self) {
-        let mut state = self.state.lock();
-        state.flush_scheduled = false;
-        if !state.connected || state.outbox.is_empty() {
-            return;
-        }
-        let operations = std::mem::take(&mut state.outbox);
-        for op in state.ops.iter_mut().rev() {
-            if op.written {
-                break;
-            }
-            op.written = true;
-        }
-        if let Some(stream) = &state.stream {
-            // A closed stream fails the operations as written when it is torn down.
-            let _ = stream.ops.send(operations);
-        }
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::flush(slf)
+    }
+
+    /// The standing-demand timer (a `call_later` callback).
+    fn _tick(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::on_tick(slf)
     }
 
     /// True while a stream is open and activated.
@@ -843,30 +877,43 @@ impl Engine {
             .engines
             .lock()
             .insert(this.id, slf.clone().unbind());
-        let mut state = this.state.lock();
-        Self::drop_stream(&mut state);
-        state.closing_reason = None;
-        let generation = state.generation;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(vec![Operation::Open(pb::OpenOperation {
+        let open = Operation::Open(pb::OpenOperation {
             namespace: namespace.clone(),
             client_prefix,
             resume_token,
             client_name,
-        })]);
-        let link = Arc::clone(&this.link);
-        let engine = this.id;
-        let task = this.link.runtime.spawn(async move {
-            let failure = run_stream(&link, namespace, rx, engine, generation).await;
-            link.notifier.push(Completion::Ended {
-                engine,
-                generation,
-                failure,
-            });
         });
-        state.stream = Some(StreamHandle { ops: tx, task });
-        state.opened = Some(opened.clone_ref(py));
-        state.ended = Some(ended.clone_ref(py));
+        let connection = this.connection.bind(py);
+        {
+            let mut state = this.state.lock();
+            this.drop_stream(&mut state);
+            state.closing_reason = None;
+            let generation = state.generation;
+            let engine = this.id;
+            let handle = match &connection.get().backend {
+                Backend::Threaded { link, .. } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = tx.send(vec![open]);
+                    let link = Arc::clone(link);
+                    let task = link.runtime.clone().spawn(async move {
+                        let failure = run_stream(&link, namespace, rx, engine, generation).await;
+                        link.notifier.push(Completion::Ended {
+                            engine,
+                            generation,
+                            failure,
+                        });
+                    });
+                    StreamHandle::Threaded { ops: tx, task }
+                }
+                Backend::Direct(wire) => {
+                    StreamHandle::Direct(wire.lock().open_session(engine, generation, open))
+                }
+            };
+            state.stream = Some(handle);
+            state.opened = Some(opened.clone_ref(py));
+            state.ended = Some(ended.clone_ref(py));
+        }
+        Connection::pump_direct(connection)?;
         Ok((opened, ended))
     }
 
@@ -932,7 +979,7 @@ impl Engine {
         let mut effects = Effects::default();
         {
             let mut state = this.state.lock();
-            Self::drop_stream(&mut state);
+            this.drop_stream(&mut state);
             state.receives.clear();
             state.cancelling.clear();
             for channel in state.channels.values_mut() {
@@ -1155,15 +1202,25 @@ impl Engine {
     }
 
     /// Asks the server to end the session now (release); true when it could be written.
-    fn write_close(&self) -> bool {
-        let state = self.state.lock();
-        match (&state.stream, state.connected) {
-            (Some(stream), true) => stream
-                .ops
-                .send(vec![Operation::Close(pb::CloseOperation {})])
-                .is_ok(),
-            _ => false,
+    fn write_close(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        let this = slf.get();
+        let close = || vec![Operation::Close(pb::CloseOperation {})];
+        let key = {
+            let state = this.state.lock();
+            match (&state.stream, state.connected) {
+                (Some(StreamHandle::Threaded { ops, .. }), true) => {
+                    return Ok(ops.send(close()).is_ok());
+                }
+                (Some(StreamHandle::Direct(key)), true) => *key,
+                _ => return Ok(false),
+            }
+        };
+        let connection = this.connection.bind(slf.py());
+        if let Backend::Direct(wire) = &connection.get().backend {
+            wire.lock().send_operations(key, close());
         }
+        Connection::pump_direct(connection)?;
+        Ok(true)
     }
 
     /// The reason of the last `closing` event of the stream, once.
@@ -1211,7 +1268,7 @@ impl Engine {
         let mut effects = Effects::default();
         {
             let mut state = this.state.lock();
-            Self::drop_stream(&mut state);
+            this.drop_stream(&mut state);
             for channel in state.channels.values_mut() {
                 for waiter in channel.waiters.drain(..) {
                     effects.complete(waiter, Outcome::Cancel);

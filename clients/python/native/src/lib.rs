@@ -29,6 +29,7 @@
 mod connection;
 mod engine;
 mod runtime;
+mod wire;
 
 use pyo3::prelude::*;
 

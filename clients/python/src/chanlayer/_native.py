@@ -3,10 +3,14 @@
 Importing this module raises ``ImportError`` when the extension is not installed; the layer then
 uses the grpc.aio transport (:mod:`chanlayer._transport`, :mod:`chanlayer._session`).
 
-:class:`NativeTransport` is the connection of one event loop. Its tonic channel, unary calls
-and session streams run on a tokio thread of the extension; what completes there is queued,
-and the loop is woken through a socket it watches (``loop.add_reader``), so one wakeup of the
-loop resolves every future completed since the previous one.
+:class:`NativeTransport` is the connection of one event loop. For a plaintext target the
+extension speaks HTTP/2 on the loop's own thread: it registers its socket with the loop and
+reads and writes when the socket is ready, so a round trip costs one write, one wakeup and one
+read. With TLS, its tonic channel, unary calls and session streams run on a tokio thread of the
+extension; what completes there is queued, and the loop is woken through a socket it watches
+(``loop.add_reader``). Either way one wakeup of the loop resolves every future completed since
+the previous one. ``CHANLAYER_NATIVE_IO=threaded`` puts plaintext targets on the tokio thread
+too.
 
 :class:`NativeSession` is the native twin of :class:`chanlayer._session.Session`, with the same
 rules (see that module): batching per loop iteration, receives multiplexed on the stream with
@@ -23,8 +27,10 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import ssl
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import chanlayer_native as _ext
@@ -108,9 +114,14 @@ class NativeTransport:
             config.tls_cert,
             config.tls_key,
             config.tls_server_name,
+            threaded=os.environ.get("CHANLAYER_NATIVE_IO") == "threaded",
         )
+        parts = urllib.parse.urlsplit(uri)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 443
         self._fd = self.connection.fileno()
-        self._loop.add_reader(self._fd, self.connection.drain)
+        if not self.connection.direct:
+            self._loop.add_reader(self._fd, self.connection.drain)
         self._closed = False
 
     @staticmethod
@@ -119,14 +130,44 @@ class NativeTransport:
         return NativeSession
 
     async def wait_ready(self, timeout: float) -> None:
-        if self.connection.ready:
+        connection = self.connection
+        if connection.ready:
             return
-        if not await self.connection.wait_ready(timeout):
+        if connection.direct:
+            ok = await self._connect(timeout)
+        else:
+            ok = await connection.wait_ready(timeout)
+        if not ok:
             raise ServerUnavailable(
                 f"the chanlayer server at {self._config.target} is unreachable "
                 f"(no connection within {timeout:g} s)",
                 code=_UNAVAILABLE,
             )
+
+    async def _connect(self, timeout: float) -> bool:
+        """Connect the direct back end, retrying with backoff until ``timeout``."""
+        loop = self._loop
+        deadline = loop.time() + timeout
+        backoff = 0.1
+        while True:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
+                    max(deadline - loop.time(), 0.001),
+                )
+                for *_, sockaddr in infos:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    address = str(sockaddr[0]).split("%", 1)[0]
+                    connected = self.connection.connect(address, int(sockaddr[1]))
+                    if await asyncio.wait_for(connected, left):
+                        return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(backoff, left))
+            backoff = min(backoff * 2, 1.0)
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         result = await self.connection.unary(method, request.SerializeToString(), timeout)
@@ -138,7 +179,7 @@ class NativeTransport:
         if self._closed:
             return
         self._closed = True
-        if not self._loop.is_closed():
+        if not self.connection.direct and not self._loop.is_closed():
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._fd)
         self.connection.close()
