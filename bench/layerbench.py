@@ -603,6 +603,15 @@ def scenarios(p: Params) -> list[Scenario]:
     return out
 
 
+def chanlayer_transport() -> str:
+    """The transport chanlayer's layers use here: "native" or "grpc"."""
+    try:
+        from chanlayer import ChannelLayer
+    except ImportError:
+        return "unavailable"
+    return str(ChannelLayer(target="127.0.0.1:1").transport)
+
+
 def main() -> int:
     """Run every scenario on every backend and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -628,6 +637,7 @@ def main() -> int:
     results: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "runs": params.runs,
+        "chanlayer_transport": chanlayer_transport(),
         "scenarios": [],
     }
     failures = []

@@ -106,7 +106,8 @@ def machine() -> str:
 def versions() -> str:
     """Versions of the clients and servers measured."""
     out = []
-    for dist in ("chanlayer", "channels", "channels-redis", "channels-nats", "grpcio", "redis"):
+    dists = ("chanlayer", "chanlayer-native", "channels", "channels-redis", "channels-nats")
+    for dist in (*dists, "grpcio", "redis"):
         try:
             from importlib.metadata import version
 
@@ -289,6 +290,11 @@ def main() -> None:
     text = (
         f"## Results ({results['mode']} mode, median of {results['runs']} runs)\n\n"
         f"Machine: {machine()}.\n\nVersions: {versions()}.\n\n"
+        + (
+            f"chanlayer transport: {results['chanlayer_transport']}.\n\n"
+            if "chanlayer_transport" in results
+            else ""
+        )
         + tables(results)
         + "\n"
         + "".join(f"![{n}]({n})\n\n" for n in made)

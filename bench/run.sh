@@ -21,6 +21,8 @@
 #   BENCH_WS_CLIENTS  WebSocket clients in the room (default 1000)
 #   BENCH_WS_LAYERS   layers of the WebSocket part (default all four; when set, results are
 #                     appended to websocket.jsonl instead of replacing it)
+#   BENCH_NATIVE      1 (default): build chanlayer's native transport when it is missing;
+#                     0: measure whatever is installed (CHANLAYER_TRANSPORT=grpc forces grpc.aio)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${CHANLAYER_VENV:-$root/.venv}
@@ -50,6 +52,19 @@ step "install the peers and matplotlib into $venv"
 if [ ! -x "$bin" ]; then
     step "build the server (cargo build --release)"
     (cd "$root" && cargo build --release --locked)
+fi
+
+# chanlayer's Python layer uses the native transport when it is installed (CI's Python suite
+# installs it into the same venv); build it if it is missing, unless BENCH_NATIVE=0.
+if [ "${BENCH_NATIVE:-1}" = 1 ] && ! "$py" -c 'import chanlayer_native' 2>/dev/null; then
+    step "build the native transport (maturin, clients/python/native)"
+    "$py" -m pip install -q --disable-pip-version-check "maturin>=1.7,<2"
+    wheels=$(mktemp -d)
+    (cd "$root/clients/python/native" &&
+        CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} \
+            "$venv/bin/maturin" build --release --quiet --interpreter "$py" --out "$wheels")
+    "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+    rm -rf "$wheels"
 fi
 
 ulimit -n 65536 2>/dev/null || true  # 1 000 WebSocket clients and their server

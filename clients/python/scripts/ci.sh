@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# CI for the Python client: install into a venv, lint, check the generated stubs for drift,
-# then run the tests against the real server binary.
+# CI for the Python client: install into a venv, build the native transport (the
+# chanlayer-native extension, with maturin from PyPI), lint, check the generated stubs for
+# drift, then run the tests against the real server binary on each transport: grpc.aio, the
+# native one (HTTP/2 on the event loop's thread) and the native one with its I/O on a tokio
+# thread (what TLS targets use).
 #
 # Environment:
 #   CHANLAYER_VENV  the virtualenv to create or reuse (default: <repo>/.venv)
 #   CHANLAYER_BIN   the server binary (default: <repo>/target/release/chanlayer, built if missing)
+#   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target, shared with the server so
+#                   that the dependencies both use are built once)
 #   PYTHON          the interpreter that creates the venv (default: python3)
 #   PYTEST_ARGS     extra pytest arguments
+#   TRANSPORTS      the transports to test (default: "grpc native native-threaded")
 set -euo pipefail
 
 CLIENT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +36,21 @@ step "install chanlayer[test]"
 "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
 "$PY" -m pip install -q --disable-pip-version-check -e "$CLIENT[test]"
 
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+step "native transport: cargo fmt, clippy (clients/python/native)"
+# The crate's Cargo.lock pins its own dependencies; chanlayer's come from the path dependency,
+# so the lock is refreshed (not --locked) when the server's dependencies change.
+(cd "$CLIENT/native" && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
+
+step "native transport: maturin build --release, pip install"
+"$PY" -m pip install -q --disable-pip-version-check "maturin>=1.7,<2"
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+started=$SECONDS
+(cd "$CLIENT/native" && "$VENV/bin/maturin" build --release --quiet --interpreter "$PY" --out "$wheels")
+"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+echo "built and installed chanlayer-native in $((SECONDS - started)) s"
+
 cd "$CLIENT"
 step "ruff"
 "$PY" -m ruff check .
@@ -49,7 +70,15 @@ if [ -z "${CHANLAYER_BIN:-}" ]; then
     fi
 fi
 
-step "pytest (server: $CHANLAYER_BIN)"
-# pytest exits 5 when it collected no test: with `set -e` that fails this script too.
-# shellcheck disable=SC2086
-"$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests
+for transport in ${TRANSPORTS:-grpc native native-threaded}; do
+    step "pytest, $transport transport (server: $CHANLAYER_BIN)"
+    io=direct
+    if [ "$transport" = native-threaded ]; then
+        transport=native
+        io=threaded
+    fi
+    # pytest exits 5 when it collected no test: with `set -e` that fails this script too.
+    # shellcheck disable=SC2086
+    CHANLAYER_TRANSPORT=$transport CHANLAYER_NATIVE_IO=$io \
+        "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests
+done

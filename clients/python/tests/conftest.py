@@ -25,6 +25,11 @@ if not settings.configured:
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+def pytest_report_header() -> str:
+    """Say which transport the layers of this run use ($CHANLAYER_TRANSPORT forces one)."""
+    return f"chanlayer transport: {ChannelLayer(target='127.0.0.1:1').transport}"
+
+
 def server_binary() -> Path:
     """The server binary: $CHANLAYER_BIN, else the release build of this repository."""
     path = Path(os.environ.get("CHANLAYER_BIN", REPO_ROOT / "target" / "release" / "chanlayer"))

@@ -95,3 +95,35 @@ def test_backend_through_channels_manager() -> None:
     bad = {"default": {"BACKEND": "chanlayer.ChannelLayer", "CONFIG": {"hosts": []}}}
     with override_settings(CHANNEL_LAYERS=bad), pytest.raises(TypeError):
         ChannelLayerManager().make_backend("default")
+
+
+def _native_installed() -> bool:
+    try:
+        import chanlayer._native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_transport_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHANLAYER_TRANSPORT", raising=False)
+    assert ChannelLayer(transport="grpc").transport == "grpc"
+    auto = ChannelLayer().transport
+    assert auto == ("native" if _native_installed() else "grpc")
+    # Targets the extension cannot reach stay on grpc.aio.
+    assert ChannelLayer(target="unix:/tmp/chanlayer.sock").transport == "grpc"
+    assert ChannelLayer(target="ipv4:127.0.0.1:1").transport == "grpc"
+    monkeypatch.setenv("CHANLAYER_TRANSPORT", "grpc")
+    assert ChannelLayer().transport == "grpc"
+    with pytest.raises(ValueError, match="transport must be"):
+        ChannelLayer(transport="quic")
+
+
+@pytest.mark.skipif(not _native_installed(), reason="chanlayer-native is not installed")
+def test_native_transport_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHANLAYER_TRANSPORT", "native")
+    assert ChannelLayer().transport == "native"
+    assert ChannelLayer(target="dns:///localhost:50051").transport == "native"
+    assert ChannelLayer(transport="grpc").transport == "grpc"
+    with pytest.raises(ValueError, match="cannot reach"):
+        ChannelLayer(target="unix:/tmp/chanlayer.sock")

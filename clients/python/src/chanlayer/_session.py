@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
-from chanlayer._transport import RemoteError, SessionStream, Transport
+from chanlayer._transport import RemoteError, SessionStream, StreamTransport
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Session:
         self,
         layer: ChannelLayer,
         loop: asyncio.AbstractEventLoop,
-        transport: Transport,
+        transport: StreamTransport,
         *,
         primary: bool,
     ) -> None:
@@ -163,6 +163,50 @@ class Session:
             err = result.error
             raise error_from_reason(err.code, err.reason, err.message, channel=channel)
         return result
+
+    async def send(self, channel: str, payload: bytes, capacity: int, expiry_ms: int) -> None:
+        """Send a message on the stream."""
+        op = pb.SessionOperation(
+            send=pb.SendOperation(
+                channel=channel, message=payload, capacity=capacity, expiry_ms=expiry_ms
+            )
+        )
+        await self.request(op, channel)
+
+    async def group_add(self, group: str, channel: str, expiry_s: int) -> None:
+        """Add ``channel`` to ``group`` on the stream."""
+        op = pb.SessionOperation(
+            group_add=pb.GroupAddOperation(
+                group=group, channel=channel, group_expiry_seconds=expiry_s
+            )
+        )
+        await self.request(op)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group`` on the stream."""
+        op = pb.SessionOperation(
+            group_discard=pb.GroupDiscardOperation(group=group, channel=channel)
+        )
+        await self.request(op)
+
+    async def group_send(
+        self, group: str, payload: bytes, capacity: int, expiry_ms: int
+    ) -> tuple[int, int]:
+        """Send to ``group`` on the stream; returns ``(delivered, dropped)``."""
+        op = pb.SessionOperation(
+            group_send=pb.GroupSendOperation(
+                group=group,
+                message=payload,
+                capacity=capacity,
+                channel_capacity=self._layer._capacity_rules,
+                expiry_ms=expiry_ms,
+            )
+        )
+        result = await self.request(op)
+        return result.delivered_count, result.dropped_count
+
+    def clear_buffers(self) -> None:
+        """Drop messages fetched ahead: this session buffers them in the layer, which does."""
 
     async def receive(self, channel: str) -> bytes:
         """Return the next message of ``channel``, from the buffer or the server."""

@@ -2,8 +2,8 @@
 
 The layer's logic (:mod:`chanlayer._session`, :mod:`chanlayer.core`) sees the narrow
 :class:`Transport` and :class:`SessionStream` protocols and the generated message types, never
-``grpc`` itself. A native transport (for example a PyO3 extension over the Rust client) can
-replace :class:`GrpcTransport` by implementing the same few methods.
+``grpc`` itself. The native transport (:mod:`chanlayer._native`, over the ``chanlayer_native``
+extension) implements the same protocol and brings its own session type.
 
 One transport serves one event loop: ``grpc.aio`` channels are bound to the loop that made them.
 """
@@ -70,8 +70,8 @@ class Transport(Protocol):
             ServerUnavailable: not reachable within ``timeout`` seconds.
         """
 
-    def open_session(self) -> SessionStream:
-        """Start a ``Session`` stream (call :meth:`wait_ready` first)."""
+    def session_class(self) -> type[Any]:
+        """The session type that runs on this transport."""
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         """Call the unary RPC ``method`` (for example ``"Send"``) and return its response.
@@ -82,6 +82,13 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Close the connection and end every call on it."""
+
+
+class StreamTransport(Transport, Protocol):
+    """A transport whose session streams are driven by :class:`chanlayer._session.Session`."""
+
+    def open_session(self) -> SessionStream:
+        """Start a ``Session`` stream (call :meth:`wait_ready` first)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,11 @@ class GrpcTransport:
 
     def open_session(self) -> SessionStream:
         return _GrpcSessionStream(self._stub.Session(metadata=self._metadata))
+
+    def session_class(self) -> type[Any]:
+        from chanlayer._session import Session
+
+        return Session
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         rpc = getattr(self._stub, method)

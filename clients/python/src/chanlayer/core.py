@@ -22,15 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 import types
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgpack
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
 
@@ -39,7 +41,12 @@ from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
 from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
 from chanlayer.exceptions import ChanlayerError, error_from_reason
-from chanlayer.serializers import registry
+from chanlayer.serializers import MsgPackSerializer, registry
+
+if TYPE_CHECKING:
+    from chanlayer._native import NativeSession
+
+    AnySession = Session | NativeSession
 
 logger = logging.getLogger("chanlayer")
 
@@ -49,19 +56,36 @@ _SPEC_MESSAGE_BYTES = 1024 * 1024
 #: At most this many channel_capacity rules travel with a group_send.
 _MAX_CAPACITY_RULES = 64
 _SWEEP_INTERVAL = 10.0
+#: A loop that made this many unary calls opens a session stream for the next ones: a loop
+#: that only sends (a worker, a long-lived thread) then pays per message what a receiving
+#: loop pays, while short-lived ``async_to_sync`` loops stay on unary calls.
+_SESSION_AFTER_UNARY = 8
+#: Channel names validated lately (the validation is a regex match): at most this many.
+_VALID_NAMES_CACHE = 4096
 
 
 class _LoopState:
     """The connection and session of one event loop."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
-        self.session: Session | None = None
+        self.loop = loop
+        self.session: AnySession | None = None
+        #: Unary sends and group operations made while the loop had no session.
+        self.unary_ops = 0
+        #: False once the loop closed (its state was forgotten).
+        self.alive = True
 
     async def aclose(self, *, release: bool) -> None:
         if self.session is not None:
             await self.session.close(release=release)
         await self.transport.close()
+
+
+class _ThreadState(threading.local):
+    """The loop state last used by this thread (saves ``get_running_loop()``)."""
+
+    state: _LoopState | None = None
 
 
 class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
@@ -91,6 +115,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             :class:`~chanlayer.exceptions.ServerUnavailable`.
         call_timeout: Deadline of unary calls, in seconds.
         prefetch: Most messages one receive on a specific channel may fetch ahead (1 disables).
+        transport: ``"native"`` (the ``chanlayer-native`` extension), ``"grpc"`` (grpc.aio) or
+            ``"auto"``: native when the extension is installed and can reach ``target``,
+            else grpc. Defaults to ``$CHANLAYER_TRANSPORT``, else ``"auto"``.
     """
 
     extensions = ["groups", "flush"]
@@ -116,6 +143,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
         prefetch: int = 16,
+        transport: str | None = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if not isinstance(prefix, str):
@@ -137,6 +165,14 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             random_prefix_length=random_prefix_length,
             expiry=expiry,
         )
+        # Plain msgpack (the default) skips the serializer's layers: the same bytes.
+        plain = type(self._serializer) is MsgPackSerializer and (
+            self._serializer.crypter is None and self._serializer.random_prefix_length <= 0
+        )
+        self._pack: Callable[[Any], bytes] = msgpack.packb if plain else self._serializer.serialize
+        self._unpack: Callable[[bytes], Any] = (
+            msgpack.unpackb if plain else self._serializer.deserialize
+        )
         if token_file is not None:
             token = Path(token_file).read_text().strip()
         use_tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
@@ -149,13 +185,21 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             tls_key=Path(tls_key_file).read_bytes() if tls_key_file else None,
             tls_server_name=tls_server_name,
         )
+        #: The transport in use: "native" or "grpc".
+        self.transport = _choose_transport(
+            transport or os.environ.get("CHANLAYER_TRANSPORT") or "auto",
+            self._transport_config,
+        )
+        self._native = self.transport == "native"
         #: Names this layer's specific channels; proposed to the server as the session prefix.
         self.client_prefix = uuid.uuid4().hex
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._thread = _ThreadState()
+        self._valid_names: set[str] = set()
         self._lock = threading.Lock()
-        self._primary: Session | None = None
+        self._primary: AnySession | None = None
         self._resume_token = ""
         #: (client prefix, resume token) of detached sessions that hold no specific channels of
         #: this layer, for the next loop to resume instead of opening one more session.
@@ -185,11 +229,11 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def serialize(self, message: dict[str, Any]) -> bytes:
         """Encode (and encrypt) a message."""
-        return self._serializer.serialize(message)
+        return self._pack(message)
 
     def deserialize(self, message: bytes) -> dict[str, Any]:
         """Decode (and decrypt) a message."""
-        return self._serializer.deserialize(message)  # type: ignore[no-any-return]
+        return self._unpack(message)  # type: ignore[no-any-return]
 
     ### Channel layer API ###
 
@@ -210,15 +254,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         capacity = self.get_capacity(channel)
         session = self._stream_for(len(payload))
         if session is not None:
-            op = pb.SessionOperation(
-                send=pb.SendOperation(
-                    channel=channel,
-                    message=payload,
-                    capacity=capacity,
-                    expiry_ms=self._expiry_ms,
-                )
-            )
-            await session.request(op, channel)
+            await session.send(channel, payload, capacity, self._expiry_ms)
             return
         request = pb.SendRequest(
             namespace=self.prefix,
@@ -255,12 +291,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         try:
             session = self._stream_for(0)
             if session is not None:
-                op = pb.SessionOperation(
-                    group_add=pb.GroupAddOperation(
-                        group=group, channel=channel, group_expiry_seconds=self._group_expiry_s
-                    )
-                )
-                await session.request(op)
+                await session.group_add(group, channel, self._group_expiry_s)
                 return
             request = pb.GroupAddRequest(
                 namespace=self.prefix,
@@ -280,10 +311,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         try:
             session = self._stream_for(0)
             if session is not None:
-                op = pb.SessionOperation(
-                    group_discard=pb.GroupDiscardOperation(group=group, channel=channel)
-                )
-                await session.request(op)
+                await session.group_discard(group, channel)
                 return
             request = pb.GroupDiscardRequest(namespace=self.prefix, group=group, channel=channel)
             await self._unary("GroupDiscard", request)
@@ -298,18 +326,10 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         payload = self.serialize(message)
         session = self._stream_for(len(payload))
         if session is not None:
-            op = pb.SessionOperation(
-                group_send=pb.GroupSendOperation(
-                    group=group,
-                    message=payload,
-                    capacity=self.capacity,
-                    channel_capacity=self._capacity_rules,
-                    expiry_ms=self._expiry_ms,
-                )
+            delivered, dropped = await session.group_send(
+                group, payload, self.capacity, self._expiry_ms
             )
-            result = await session.request(op)
-            dropped = result.dropped_count
-            total = result.delivered_count + dropped
+            total = delivered + dropped
         else:
             request = pb.GroupSendRequest(
                 namespace=self.prefix,
@@ -331,6 +351,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Remove every channel, message and group of this layer's namespace."""
         self._buffers.clear()
         self._memberships.clear()
+        state = self._states.get(asyncio.get_running_loop())
+        if state is not None and state.session is not None:
+            state.session.clear_buffers()
         await self._unary("Flush", pb.FlushRequest(namespace=self.prefix))
 
     async def close(self) -> None:
@@ -344,6 +367,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         state = self._states.pop(loop, None)
         if state is None:
             return
+        state.alive = False
         was_primary = state.session is not None and state.session is self._primary
         await state.aclose(release=True)
         with self._lock:
@@ -403,15 +427,43 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
     ### Internals ###
 
     def _loop_state(self) -> _LoopState:
+        state = self._thread.state
+        # A loop runs in one thread at a time, and its _thread_id is that thread's while it
+        # runs: this is the running loop without asking asyncio (which costs a getpid()).
+        if (
+            state is not None
+            and state.alive
+            and getattr(state.loop, "_thread_id", None) == threading.get_ident()
+        ):
+            return state
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = _LoopState(GrpcTransport(self._transport_config))
+            state = _LoopState(self._make_transport(), loop)
             self._states[loop] = state
             _wrap_close(self, loop)
+        self._thread.state = state
         return state
 
-    def _stream_for(self, payload_size: int) -> Session | None:
+    def require_valid_channel_name(self, name: str, receive: bool = False) -> bool:
+        """Channels' check (``TypeError`` with its text), remembered for names seen lately."""
+        if not receive and name in self._valid_names:
+            return True
+        valid: bool = super().require_valid_channel_name(name, receive)
+        if not receive:
+            if len(self._valid_names) >= _VALID_NAMES_CACHE:
+                self._valid_names.clear()
+            self._valid_names.add(name)
+        return valid
+
+    def _make_transport(self) -> Transport:
+        if self._native:
+            from chanlayer._native import NativeTransport
+
+            return NativeTransport(self._transport_config)
+        return GrpcTransport(self._transport_config)
+
+    def _stream_for(self, payload_size: int) -> AnySession | None:
         """Return this loop's session if operations should ride on it, else None (unary).
 
         Raises:
@@ -420,26 +472,37 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         limit = self._max_message_bytes
         if limit is not None and payload_size > limit:
             raise MessageTooLarge(f"message of {payload_size} bytes exceeds {limit}")
-        session = self._loop_state().session
+        state = self._loop_state()
+        session = state.session
         if session is None or not session.usable:
+            state.unary_ops += 1
+            if state.unary_ops >= _SESSION_AFTER_UNARY:
+                self._open_session(state)
             return None
         if limit is None and payload_size > _SPEC_MESSAGE_BYTES:
             return None
         return session
 
-    def _session_for_receive(self, channel: str) -> Session:
+    def _open_session(self, state: _LoopState) -> AnySession:
+        """Start the session of a loop; it holds the client prefix unless a live one does."""
+        with self._lock:
+            owner = self._primary
+            primary = owner is None or not owner.usable
+            session: AnySession = state.transport.session_class()(
+                self, state.loop, state.transport, primary=primary
+            )
+            if primary:
+                self._primary = session
+        state.session = session
+        state.unary_ops = 0
+        return session
+
+    def _session_for_receive(self, channel: str) -> AnySession:
         state = self._loop_state()
         session = state.session
         if session is None or not session.usable:
-            loop = asyncio.get_running_loop()
-            with self._lock:
-                owner = self._primary
-                primary = owner is None or not owner.usable
-                session = Session(self, loop, state.transport, primary=primary)
-                if primary:
-                    self._primary = session
-            state.session = session
-        if self._is_own_specific(channel) and not session.primary:
+            session = self._open_session(state)
+        if not session.primary and self._is_own_specific(channel):
             raise RuntimeError(
                 "Two event loops are trying to receive() on one channel layer at once!"
             )
@@ -492,6 +555,13 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             if not buffer:
                 self._buffers.pop(name, None)
 
+    def _keep_buffered(self, channel: str, messages: list[tuple[float, bytes]]) -> None:
+        """Put messages a closed session had fetched ahead (deadline, payload) first."""
+        buffer = self._buffers.get(channel)
+        if buffer is None:
+            buffer = self._buffers[channel] = deque()
+        buffer.extendleft(reversed(messages))
+
     def _pop_buffered(self, channel: str) -> bytes | None:
         buffer = self._buffers.get(channel)
         if buffer is None:
@@ -513,11 +583,37 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState | None:
         state = self._states.pop(loop, None)
+        if state is not None:
+            state.alive = False
         if state is not None and state.session is not None:
             with self._lock:
                 if self._primary is state.session:
                     self._primary = None
         return state
+
+
+def _choose_transport(mode: str, config: TransportConfig) -> str:
+    """Resolve the ``transport`` setting to "native" or "grpc".
+
+    Raises:
+        ValueError: an unknown mode, or "native" for a target the extension cannot reach.
+        ImportError: "native" without the extension installed.
+    """
+    if mode not in ("auto", "native", "grpc"):
+        raise ValueError(f"transport must be 'auto', 'native' or 'grpc', not {mode!r}")
+    if mode == "grpc":
+        return "grpc"
+    try:
+        from chanlayer._native import native_uri
+    except ImportError:
+        if mode == "native":
+            raise
+        return "grpc"
+    if native_uri(config) is None:
+        if mode == "native":
+            raise ValueError(f"the native transport cannot reach {config.target!r}")
+        return "grpc"
+    return "native"
 
 
 def _wrap_close(layer: ChannelLayer, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,439 @@
+"""The native transport: the session stream in Rust (the ``chanlayer_native`` extension).
+
+Importing this module raises ``ImportError`` when the extension is not installed; the layer then
+uses the grpc.aio transport (:mod:`chanlayer._transport`, :mod:`chanlayer._session`).
+
+:class:`NativeTransport` is the connection of one event loop. For a plaintext target the
+extension speaks HTTP/2 on the loop's own thread: it registers its socket with the loop and
+reads and writes when the socket is ready, so a round trip costs one write, one wakeup and one
+read. With TLS, its tonic channel, unary calls and session streams run on a tokio thread of the
+extension; what completes there is queued, and the loop is woken through a socket it watches
+(``loop.add_reader``). Either way one wakeup of the loop resolves every future completed since
+the previous one. ``CHANLAYER_NATIVE_IO=threaded`` puts plaintext targets on the tokio thread
+too.
+
+:class:`NativeSession` is the native twin of :class:`chanlayer._session.Session`, with the same
+rules (see that module): batching per loop iteration, receives multiplexed on the stream with
+local buffers and standing demand, reconnection with resume tokens, memberships restored after
+a server restart. The per-message work (acknowledgements, deliveries, waiters, buffers) is done
+by the extension's ``Engine``; this class drives the stream's life: connecting, opening,
+reconnecting with backoff, failing callers after ``connect_timeout``, closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import ssl
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+import chanlayer_native as _ext
+import grpc
+from google.protobuf.message import Message
+
+from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._session import (
+    _CLOSE_WAIT,
+    _INITIAL_BACKOFF,
+    _MAX_BACKOFF,
+    _PERMANENT_CODES,
+)
+from chanlayer._transport import RemoteError, TransportConfig
+from chanlayer.exceptions import ServerUnavailable, error_from_reason
+
+if TYPE_CHECKING:
+    from chanlayer.core import ChannelLayer
+
+logger = logging.getLogger("chanlayer")
+
+__all__ = ["NativeSession", "NativeTransport", "native_uri"]
+
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+_RESUMED_ELSEWHERE = pb.SESSION_CLOSE_REASON_RESUMED_ELSEWHERE
+
+
+def native_uri(config: TransportConfig) -> str | None:
+    """The URI the extension connects to, or None for targets it cannot reach.
+
+    ``host:port`` and ``dns:///host:port`` are supported; other gRPC target schemes
+    (``unix:``, ``ipv4:``...) are left to grpc.aio, as is TLS without a CA bundle to trust
+    (when the system's cannot be found).
+    """
+    target = config.target
+    if target.startswith("dns:///"):
+        target = target[len("dns:///") :]
+    elif ":/" in target or target.startswith(
+        ("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:", "vsock:")
+    ):
+        return None
+    if config.tls and config.tls_ca is None and _system_roots() is None:
+        return None
+    return f"{'https' if config.tls else 'http'}://{target}"
+
+
+def _system_roots() -> bytes | None:
+    """The PEM bundle of the system's trusted roots, as OpenSSL finds it."""
+    paths = ssl.get_default_verify_paths()
+    for path in (paths.cafile, paths.openssl_cafile):
+        if path and os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+    return None
+
+
+def _make_error(code: int, reason: str, message: str, channel: str | None) -> Exception:
+    return error_from_reason(code, reason, message, channel=channel)
+
+
+class NativeTransport:
+    """:class:`~chanlayer._transport.Transport` over the extension, for the running loop."""
+
+    def __init__(self, config: TransportConfig) -> None:
+        uri = native_uri(config)
+        if uri is None:
+            raise ValueError(
+                f"the native transport cannot reach {config.target!r}"
+                + (" (no CA bundle to verify the server with)" if config.tls else "")
+            )
+        self._config = config
+        self._loop = asyncio.get_running_loop()
+        ca = config.tls_ca
+        if config.tls and ca is None:
+            ca = _system_roots()
+        self.connection = _ext.Connection(
+            self._loop,
+            uri,
+            config.token,
+            ca,
+            config.tls_cert,
+            config.tls_key,
+            config.tls_server_name,
+            threaded=os.environ.get("CHANLAYER_NATIVE_IO") == "threaded",
+        )
+        parts = urllib.parse.urlsplit(uri)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 443
+        self._fd = self.connection.fileno()
+        if not self.connection.direct:
+            self._loop.add_reader(self._fd, self.connection.drain)
+        self._closed = False
+
+    @staticmethod
+    def session_class() -> type[NativeSession]:
+        """The session type that runs on this transport."""
+        return NativeSession
+
+    async def wait_ready(self, timeout: float) -> None:
+        connection = self.connection
+        if connection.ready:
+            return
+        if connection.direct:
+            ok = await self._connect(timeout)
+        else:
+            ok = await connection.wait_ready(timeout)
+        if not ok:
+            raise ServerUnavailable(
+                f"the chanlayer server at {self._config.target} is unreachable "
+                f"(no connection within {timeout:g} s)",
+                code=_UNAVAILABLE,
+            )
+
+    async def _connect(self, timeout: float) -> bool:
+        """Connect the direct back end, retrying with backoff until ``timeout``."""
+        loop = self._loop
+        deadline = loop.time() + timeout
+        backoff = 0.1
+        while True:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
+                    max(deadline - loop.time(), 0.001),
+                )
+                for *_, sockaddr in infos:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    address = str(sockaddr[0]).split("%", 1)[0]
+                    connected = self.connection.connect(address, int(sockaddr[1]))
+                    if await asyncio.wait_for(connected, left):
+                        return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(backoff, left))
+            backoff = min(backoff * 2, 1.0)
+
+    async def unary(self, method: str, request: Message, timeout: float) -> Any:
+        result = await self.connection.unary(method, request.SerializeToString(), timeout)
+        if result.__class__ is tuple:
+            raise RemoteError(*result)
+        return getattr(pb, f"{method}Response").FromString(result)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self.connection.direct and not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+        self.connection.close()
+
+
+class NativeSession:
+    """The session stream of one event loop, on the native transport (see the module docs)."""
+
+    def __init__(
+        self,
+        layer: ChannelLayer,
+        loop: asyncio.AbstractEventLoop,
+        transport: NativeTransport,
+        *,
+        primary: bool,
+    ) -> None:
+        self._layer = layer
+        self._loop = loop
+        self._transport = transport
+        #: True when this session holds the layer's client prefix (its specific channels).
+        self.primary = primary
+        self.client_prefix = ""
+        #: The resume token of a session that does not hold the layer's prefix.
+        self._own_token = ""
+        if not primary and layer._spare_sessions:
+            with contextlib.suppress(IndexError):
+                self.client_prefix, self._own_token = layer._spare_sessions.pop()
+        self.max_message_bytes: int | None = None
+        #: True when the last stream resumed an earlier stream's session.
+        self.resumed = False
+        rules = [
+            (
+                rule.glob if rule.HasField("glob") else None,
+                rule.regex if rule.HasField("regex") else None,
+                rule.capacity,
+            )
+            for rule in layer._capacity_rules
+        ]
+        self._engine = _ext.Engine(transport.connection, layer.prefetch, rules, _make_error)
+        self._had_session = False
+        self._connected = False
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._down_since = time.monotonic()
+        self._task = loop.create_task(self._run(), name="chanlayer-session")
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def usable(self) -> bool:
+        """False once the session has been closed or failed for good."""
+        return not self._closing and self._failure is None and not self._task.done()
+
+    @property
+    def connected(self) -> bool:
+        """True while a stream is open."""
+        return self._connected
+
+    def send(self, channel: str, payload: bytes, capacity: int, expiry_ms: int) -> Any:
+        """Queue a send; the awaitable raises the mapped server error."""
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        return self._engine.send(channel, payload, capacity, expiry_ms)
+
+    def group_add(self, group: str, channel: str, expiry_s: int) -> Any:
+        """Queue a group_add; returns an awaitable."""
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        return self._engine.group_add(group, channel, expiry_s)
+
+    def group_discard(self, group: str, channel: str) -> Any:
+        """Queue a group_discard; returns an awaitable."""
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        return self._engine.group_discard(group, channel)
+
+    def group_send(self, group: str, payload: bytes, capacity: int, expiry_ms: int) -> Any:
+        """Queue a group_send; the awaitable gives ``(delivered, dropped)``."""
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        return self._engine.group_send(group, payload, capacity, expiry_ms)
+
+    async def receive(self, channel: str) -> bytes:
+        """Return the next message of ``channel``, from a buffer or the server."""
+        if self._layer._buffers:
+            payload = self._layer._pop_buffered(channel)
+            if payload is not None:
+                return payload
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        waiter = self._engine.receive(channel)
+        if isinstance(waiter, bytes):
+            return waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # The reader went away (a consumer exits this way): no standing demand.
+            self._engine.abandon(channel, waiter, True)
+            raise
+        except BaseException:
+            self._engine.abandon(channel, waiter, False)
+            raise
+
+    def clear_buffers(self) -> None:
+        """Drop the messages fetched ahead (flush)."""
+        self._engine.clear_buffers()
+
+    async def close(self, *, release: bool) -> None:
+        """End the session.
+
+        Args:
+            release: Send ``close`` so the server releases the session's specific channels
+                and memberships at once; otherwise just end the stream (the session stays
+                resumable within the lease grace period).
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        if release and self._connected and self._engine.write_close():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        self._finish(ServerUnavailable("the channel layer session was closed"))
+        if not release and not self.primary and self._own_token:
+            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
+        self._engine.close()
+
+    # ------------------------------------------------------------------ the stream
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closing:
+            raise ServerUnavailable("the channel layer session was closed")
+
+    async def _run(self) -> None:
+        backoff = _INITIAL_BACKOFF
+        while not self._closing:
+            try:
+                await self._serve_once()
+                backoff = _INITIAL_BACKOFF
+            except RemoteError as err:
+                if err.code in _PERMANENT_CODES:
+                    exc = error_from_reason(err.code, err.reason, err.message)
+                    logger.error("chanlayer session refused: %s", err)
+                    self._finish(exc)
+                    return
+                logger.warning("chanlayer session stream failed: %s", err)
+            except ServerUnavailable as err:
+                logger.warning("%s", err)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("chanlayer session stream failed")
+            finally:
+                self._teardown_stream()
+            if self._closing:
+                break
+            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
+                self._engine.fail_all(
+                    ServerUnavailable(
+                        f"the chanlayer server at {self._layer.target} is unreachable "
+                        f"(no session within {self._layer.connect_timeout:g} s)"
+                    )
+                )
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _serve_once(self) -> None:
+        remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
+        await self._transport.wait_ready(max(remaining, 0.5))
+        if self.primary:
+            prefix, resume_token = self._layer.client_prefix, self._layer._resume_token
+        else:
+            prefix, resume_token = self.client_prefix, self._own_token
+        self._had_session = bool(resume_token)
+        opened, ended = self._engine.start(
+            self._layer.prefix, prefix, resume_token, self._layer.client_name
+        )
+        answer = await opened
+        if answer[0] != "opened":
+            raise RemoteError(*answer)
+        self._on_opened(*answer[1:])
+        failure = await ended
+        reason = self._engine.take_closing()
+        if reason is not None:
+            if reason == _RESUMED_ELSEWHERE:
+                # Another loop of this layer took the client prefix over.
+                self.primary = False
+            name = pb.SessionCloseReason.Name(pb.SessionCloseReason.ValueType(reason))
+            logger.info("chanlayer session closing: %s", name)
+        if failure is not None:
+            raise RemoteError(*failure)
+
+    def _on_opened(
+        self, client_prefix: str, resume_token: str, resumed: bool, max_message_bytes: int
+    ) -> None:
+        self.client_prefix = client_prefix
+        self.resumed = resumed
+        self.max_message_bytes = max_message_bytes or None
+        if self.primary:
+            self._layer._resume_token = resume_token
+        else:
+            self._own_token = resume_token
+            if client_prefix != self._layer.client_prefix:
+                logger.warning(
+                    "chanlayer server chose prefix %r instead of %r",
+                    client_prefix,
+                    self._layer.client_prefix,
+                )
+        if max_message_bytes:
+            self._layer._max_message_bytes = max_message_bytes
+        self._connected = True
+        replay: list[tuple[str, str, int]] = []
+        if self.primary and ((self._had_session and not resumed) or self._engine.replay_incomplete):
+            # The server lost the session (a restart, or the lease ran out): its memberships
+            # went with it. Restore them before anything else, so no group message is missed.
+            replay = self._layer._memberships_to_restore()
+            if replay:
+                logger.info("chanlayer: restoring %d group memberships", len(replay))
+        for future in self._engine.activate(replay):
+            future.add_done_callback(_log_restore)
+
+    def _teardown_stream(self) -> None:
+        """Forget the stream's server-side state after it ended."""
+        was_connected = self._connected
+        self._connected = False
+        if was_connected:
+            self._down_since = time.monotonic()
+        self._engine.teardown(
+            ServerUnavailable(
+                "the connection to the chanlayer server was lost before the operation was "
+                "acknowledged; it may or may not have been applied"
+            )
+        )
+        if self._closing:
+            self._closed.set()
+
+    def _finish(self, exc: BaseException) -> None:
+        """Fail everything for good: the session is unusable from now on."""
+        if self._failure is None:
+            self._failure = exc
+        self._engine.fail_all(exc)
+        # Messages fetched ahead stay with the layer, for the next session of a loop.
+        now = time.monotonic()
+        for channel, messages in self._engine.take_buffers():
+            self._layer._keep_buffered(channel, [(now + left, data) for left, data in messages])
+        self._closed.set()
+
+
+def _log_restore(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("chanlayer: restoring a membership failed: %s", future.exception())
