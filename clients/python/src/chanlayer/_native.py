@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import ssl
 import time
@@ -40,9 +39,7 @@ from google.protobuf.message import Message
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import (
     _CLOSE_WAIT,
-    _INITIAL_BACKOFF,
-    _MAX_BACKOFF,
-    _PERMANENT_CODES,
+    ReconnectingSession,
 )
 from chanlayer._transport import RemoteError, TransportConfig
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
@@ -185,7 +182,7 @@ class NativeTransport:
         self.connection.close()
 
 
-class NativeSession:
+class NativeSession(ReconnectingSession):
     """The session stream of one event loop, on the native transport (see the module docs)."""
 
     def __init__(
@@ -313,45 +310,6 @@ class NativeSession:
 
     # ------------------------------------------------------------------ the stream
 
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closing:
-            raise ServerUnavailable("the channel layer session was closed")
-
-    async def _run(self) -> None:
-        backoff = _INITIAL_BACKOFF
-        while not self._closing:
-            try:
-                await self._serve_once()
-                backoff = _INITIAL_BACKOFF
-            except RemoteError as err:
-                if err.code in _PERMANENT_CODES:
-                    exc = error_from_reason(err.code, err.reason, err.message)
-                    logger.error("chanlayer session refused: %s", err)
-                    self._finish(exc)
-                    return
-                logger.warning("chanlayer session stream failed: %s", err)
-            except ServerUnavailable as err:
-                logger.warning("%s", err)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("chanlayer session stream failed")
-            finally:
-                self._teardown_stream()
-            if self._closing:
-                break
-            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
-                self._engine.fail_all(
-                    ServerUnavailable(
-                        f"the chanlayer server at {self._layer.target} is unreachable "
-                        f"(no session within {self._layer.connect_timeout:g} s)"
-                    )
-                )
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, _MAX_BACKOFF)
-
     async def _serve_once(self) -> None:
         remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
         await self._transport.wait_ready(max(remaining, 0.5))
@@ -421,6 +379,9 @@ class NativeSession:
         )
         if self._closing:
             self._closed.set()
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        self._engine.fail_all(exc)
 
     def _finish(self, exc: BaseException) -> None:
         """Fail everything for good: the session is unusable from now on."""

@@ -85,7 +85,76 @@ class _Channel:
     standing_timer: asyncio.TimerHandle | None = None
 
 
-class Session:
+class ReconnectingSession:
+    """The reconnection loop both transports' sessions share.
+
+    The stream is served again after it ends, with jittered exponential back-off, until the
+    session is closed, refused for good, or the server has been unreachable for the layer's
+    ``connect_timeout`` (then what waits fails with ``ServerUnavailable``, and the loop
+    keeps trying for later calls).
+
+    Subclasses provide ``_serve_once`` (one stream, from open to end), ``_teardown_stream``,
+    ``_fail_waiters`` and ``_finish``.
+    """
+
+    _layer: ChannelLayer
+    _closing: bool
+    _failure: BaseException | None
+    _down_since: float
+
+    async def _serve_once(self) -> None:
+        raise NotImplementedError
+
+    def _teardown_stream(self) -> None:
+        raise NotImplementedError
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def _finish(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closing:
+            raise ServerUnavailable("the channel layer session was closed")
+
+    async def _run(self) -> None:
+        backoff = _INITIAL_BACKOFF
+        while not self._closing:
+            try:
+                await self._serve_once()
+                backoff = _INITIAL_BACKOFF
+            except RemoteError as err:
+                if err.code in _PERMANENT_CODES:
+                    exc = error_from_reason(err.code, err.reason, err.message)
+                    logger.error("chanlayer session refused: %s", err)
+                    self._finish(exc)
+                    return
+                logger.warning("chanlayer session stream failed: %s", err)
+            except ServerUnavailable as err:
+                logger.warning("%s", err)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("chanlayer session stream failed")
+            finally:
+                self._teardown_stream()
+            if self._closing:
+                break
+            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
+                self._fail_waiters(
+                    ServerUnavailable(
+                        f"the chanlayer server at {self._layer.target} is unreachable "
+                        f"(no session within {self._layer.connect_timeout:g} s)"
+                    )
+                )
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+class Session(ReconnectingSession):
     """The session stream of one event loop (see the module docs)."""
 
     def __init__(
@@ -369,47 +438,6 @@ class Session:
             urgent = True
         if urgent and self._outbox:
             self._wake.set()
-
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closing:
-            raise ServerUnavailable("the channel layer session was closed")
-
-    # ------------------------------------------------------------------ the stream
-
-    async def _run(self) -> None:
-        backoff = _INITIAL_BACKOFF
-        while not self._closing:
-            try:
-                await self._serve_once()
-                backoff = _INITIAL_BACKOFF
-            except RemoteError as err:
-                if err.code in _PERMANENT_CODES:
-                    exc = error_from_reason(err.code, err.reason, err.message)
-                    logger.error("chanlayer session refused: %s", err)
-                    self._finish(exc)
-                    return
-                logger.warning("chanlayer session stream failed: %s", err)
-            except ServerUnavailable as err:
-                logger.warning("%s", err)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("chanlayer session stream failed")
-            finally:
-                self._teardown_stream()
-            if self._closing:
-                break
-            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
-                self._fail_waiters(
-                    ServerUnavailable(
-                        f"the chanlayer server at {self._layer.target} is unreachable "
-                        f"(no session within {self._layer.connect_timeout:g} s)"
-                    )
-                )
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _serve_once(self) -> None:
         remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
