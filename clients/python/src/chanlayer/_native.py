@@ -193,20 +193,8 @@ class NativeSession(ReconnectingSession):
         *,
         primary: bool,
     ) -> None:
-        self._layer = layer
-        self._loop = loop
+        super().__init__(layer, loop, primary=primary)
         self._transport = transport
-        #: True when this session holds the layer's client prefix (its specific channels).
-        self.primary = primary
-        self.client_prefix = ""
-        #: The resume token of a session that does not hold the layer's prefix.
-        self._own_token = ""
-        if not primary and layer._spare_sessions:
-            with contextlib.suppress(IndexError):
-                self.client_prefix, self._own_token = layer._spare_sessions.pop()
-        self.max_message_bytes: int | None = None
-        #: True when the last stream resumed an earlier stream's session.
-        self.resumed = False
         rules = [
             (
                 rule.glob if rule.HasField("glob") else None,
@@ -216,25 +204,9 @@ class NativeSession(ReconnectingSession):
             for rule in layer._capacity_rules
         ]
         self._engine = _ext.Engine(transport.connection, layer.prefetch, rules, _make_error)
-        self._had_session = False
-        self._connected = False
-        self._closing = False
-        self._closed = asyncio.Event()
-        self._failure: BaseException | None = None
-        self._down_since = time.monotonic()
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def usable(self) -> bool:
-        """False once the session has been closed or failed for good."""
-        return not self._closing and self._failure is None and not self._task.done()
-
-    @property
-    def connected(self) -> bool:
-        """True while a stream is open."""
-        return self._connected
 
     def send(self, channel: str, payload: bytes, capacity: int, expiry_ms: int) -> Any:
         """Queue a send; the awaitable raises the mapped server error."""

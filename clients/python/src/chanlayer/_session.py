@@ -97,10 +97,41 @@ class ReconnectingSession:
     ``_fail_waiters`` and ``_finish``.
     """
 
-    _layer: ChannelLayer
-    _closing: bool
-    _failure: BaseException | None
-    _down_since: float
+    _task: asyncio.Task[None]
+
+    def __init__(
+        self, layer: ChannelLayer, loop: asyncio.AbstractEventLoop, *, primary: bool
+    ) -> None:
+        self._layer = layer
+        self._loop = loop
+        #: True when this session holds the layer's client prefix (its specific channels).
+        self.primary = primary
+        self.client_prefix = ""
+        #: The resume token of a session that does not hold the layer's prefix.
+        self._own_token = ""
+        if not primary and layer._spare_sessions:
+            with contextlib.suppress(IndexError):
+                self.client_prefix, self._own_token = layer._spare_sessions.pop()
+        self.max_message_bytes: int | None = None
+        #: True when the last stream resumed an earlier stream's session.
+        self.resumed = False
+        #: True when the current stream proposed a resume token (an earlier session existed).
+        self._had_session = False
+        self._connected = False
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._down_since = time.monotonic()
+
+    @property
+    def usable(self) -> bool:
+        """False once the session has been closed or failed for good."""
+        return not self._closing and self._failure is None and not self._task.done()
+
+    @property
+    def connected(self) -> bool:
+        """True while a stream is open."""
+        return self._connected
 
     async def _serve_once(self) -> None:
         raise NotImplementedError
@@ -165,20 +196,8 @@ class Session(ReconnectingSession):
         *,
         primary: bool,
     ) -> None:
-        self._layer = layer
-        self._loop = loop
+        super().__init__(layer, loop, primary=primary)
         self._transport = transport
-        #: True when this session holds the layer's client prefix (its specific channels).
-        self.primary = primary
-        self.client_prefix = ""
-        #: The resume token of a session that does not hold the layer's prefix.
-        self._own_token = ""
-        if not primary and layer._spare_sessions:
-            with contextlib.suppress(IndexError):
-                self.client_prefix, self._own_token = layer._spare_sessions.pop()
-        self.max_message_bytes: int | None = None
-        #: True when the last stream resumed an earlier stream's session.
-        self.resumed = False
         self._next_id = 1
         self._outbox: list[pb.SessionOperation] = []
         self._ops: dict[int, _Op] = {}
@@ -187,28 +206,11 @@ class Session(ReconnectingSession):
         self._channels: dict[str, _Channel] = {}
         #: Request ids of membership replays not acknowledged yet.
         self._replaying: set[int] = set()
-        #: True when the current stream proposed a resume token (an earlier session existed).
-        self._had_session = False
-        self._connected = False
-        self._closing = False
-        self._closed = asyncio.Event()
-        self._failure: BaseException | None = None
         self._wake = asyncio.Event()
         self._stream: SessionStream | None = None
-        self._down_since = time.monotonic()
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def usable(self) -> bool:
-        """False once the session has been closed or failed for good."""
-        return not self._closing and self._failure is None and not self._task.done()
-
-    @property
-    def connected(self) -> bool:
-        """True while a stream is open."""
-        return self._connected
 
     async def request(
         self, operation: pb.SessionOperation, channel: str | None = None
