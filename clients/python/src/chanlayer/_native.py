@@ -38,7 +38,6 @@ from google.protobuf.message import Message
 
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import (
-    _CLOSE_WAIT,
     ReconnectingSession,
 )
 from chanlayer._transport import RemoteError, TransportConfig
@@ -258,27 +257,12 @@ class NativeSession(ReconnectingSession):
         self._engine.clear_buffers()
 
     async def close(self, *, release: bool) -> None:
-        """End the session.
-
-        Args:
-            release: Send ``close`` so the server releases the session's specific channels
-                and memberships at once; otherwise just end the stream (the session stays
-                resumable within the lease grace period).
-        """
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        if release and self._connected and self._engine.write_close():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
-        self._finish(ServerUnavailable("the channel layer session was closed"))
-        if not release and not self.primary and self._own_token:
-            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
+        """End the session (see :meth:`ReconnectingSession.close`) and free its engine."""
+        await super().close(release=release)
         self._engine.close()
+
+    async def _send_close(self) -> bool:
+        return bool(self._engine.write_close())
 
     # ------------------------------------------------------------------ the stream
 

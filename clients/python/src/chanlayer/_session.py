@@ -133,6 +133,33 @@ class ReconnectingSession:
         """True while a stream is open."""
         return self._connected
 
+    async def close(self, *, release: bool) -> None:
+        """End the session.
+
+        Args:
+            release: Send ``close`` so the server releases the session's specific channels
+                and memberships at once; otherwise just end the stream (the session stays
+                resumable within the lease grace period).
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        if release and self._connected:
+            with contextlib.suppress(Exception):
+                if await self._send_close():
+                    await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        self._finish(ServerUnavailable("the channel layer session was closed"))
+        if not release and not self.primary and self._own_token:
+            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
+
+    async def _send_close(self) -> bool:
+        """Write the ``close`` operation; False when there is no stream to write it on."""
+        raise NotImplementedError
+
     async def _serve_once(self) -> None:
         raise NotImplementedError
 
@@ -316,30 +343,13 @@ class Session(ReconnectingSession):
                 self._reconcile(channel, state)
                 self._forget_if_idle(channel, state)
 
-    async def close(self, *, release: bool) -> None:
-        """End the session.
-
-        Args:
-            release: Send ``close`` so the server releases the session's specific channels
-                and memberships at once; otherwise just end the stream (the session stays
-                resumable within the lease grace period).
-        """
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        if release and self._connected and self._stream is not None:
-            with contextlib.suppress(Exception):
-                await self._stream.write(
-                    pb.SessionRequest(operations=[pb.SessionOperation(close=pb.CloseOperation())])
-                )
-                await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
-        self._finish(ServerUnavailable("the channel layer session was closed"))
-        if not release and not self.primary and self._own_token:
-            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
+    async def _send_close(self) -> bool:
+        if self._stream is None:
+            return False
+        await self._stream.write(
+            pb.SessionRequest(operations=[pb.SessionOperation(close=pb.CloseOperation())])
+        )
+        return True
 
     # ------------------------------------------------------------------ receive bookkeeping
 
