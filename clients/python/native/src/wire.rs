@@ -146,24 +146,34 @@ impl AsyncRead for Io {
     }
 }
 
+impl Io {
+    /// Runs a write on the non-blocking socket: `Pending` (and the write remembered as
+    /// blocked) when it would block, retried when interrupted.
+    fn write_with(
+        &mut self,
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match write(&self.stream) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    self.write_blocked.store(true, Ordering::Relaxed);
+                    return Poll::Pending;
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
 impl AsyncWrite for Io {
     fn poll_write(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        loop {
-            match (&this.stream).write(buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    this.write_blocked.store(true, Ordering::Relaxed);
-                    return Poll::Pending;
-                }
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        self.get_mut().write_with(|mut stream| stream.write(buf))
     }
 
     fn poll_write_vectored(
@@ -171,18 +181,8 @@ impl AsyncWrite for Io {
         _cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        loop {
-            match (&this.stream).write_vectored(bufs) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    this.write_blocked.store(true, Ordering::Relaxed);
-                    return Poll::Pending;
-                }
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        self.get_mut()
+            .write_with(|mut stream| stream.write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
