@@ -14,13 +14,7 @@ export CHAT_ARTIFACTS=${CHAT_ARTIFACTS:-$root/test-artifacts/chat}
 
 step() { printf '\n== chat e2e: %s\n' "$*"; }
 
-if [ ! -x "$CHROMIUM" ]; then
-    step "install Debian's chromium"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends chromium fonts-liberation fonts-dejavu-core
-fi
-"$CHROMIUM" --version
+"$root/scripts/install-chromium"
 
 if [ ! -x "$venv/bin/python" ]; then
     step "create venv $venv"

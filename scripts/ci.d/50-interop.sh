@@ -26,13 +26,7 @@ if [ ! -d clients/python/examples/chat ]; then
     exit 1
 fi
 
-if [ ! -x "$CHROMIUM" ]; then
-    step "install Debian's chromium"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends chromium fonts-liberation fonts-dejavu-core
-fi
-"$CHROMIUM" --version
+"$root/scripts/install-chromium"
 
 step "Python venv ($CHANLAYER_VENV): chanlayer, channels, daphne"
 if [ ! -x "$CHANLAYER_VENV/bin/python" ]; then
