@@ -101,6 +101,16 @@ impl ClientError {
     }
 }
 
+/// The acknowledgement of a send on a session stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// True when the message went straight to a waiting receive.
+    pub delivered: bool,
+    /// How many messages the channel holds after this one (0 when it was handed to a
+    /// waiting receive); None from a server that does not report it.
+    pub queued: Option<u32>,
+}
+
 /// Options of a send.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SendOptions {
@@ -683,13 +693,26 @@ impl Session {
     }
 
     /// Sends a message on the stream. The operation is queued when this is called; the
-    /// future waits for its acknowledgement.
+    /// future waits for its acknowledgement and gives whether the message went straight to
+    /// a waiting receive.
     pub fn send(
         &self,
         channel: &str,
         message: Bytes,
         options: SendOptions,
     ) -> impl Future<Output = Result<bool, ClientError>> + use<> {
+        let report = self.send_reporting(channel, message, options);
+        async move { Ok(report.await?.delivered) }
+    }
+
+    /// [`send`](Self::send), giving the whole acknowledgement: also how many messages the
+    /// channel holds after this one (see `OperationResult.queued`).
+    pub fn send_reporting(
+        &self,
+        channel: &str,
+        message: Bytes,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<SendReport, ClientError>> + use<> {
         let request_id = self.next_request_id();
         let ack = self.request(
             request_id,
@@ -701,7 +724,13 @@ impl Session {
                 expiry_ms: expiry_ms(options.expiry),
             }),
         );
-        async move { Ok(ack.await?.delivered) }
+        async move {
+            let result = ack.await?;
+            Ok(SendReport {
+                delivered: result.delivered,
+                queued: result.queued,
+            })
+        }
     }
 
     /// Adds a channel to a group on the stream.

@@ -123,6 +123,8 @@ pub enum OpOutcome {
     Sent {
         /// True when handed to a waiting receive.
         delivered: bool,
+        /// Messages the channel holds afterwards (0 when handed to a waiting receive).
+        queued: usize,
     },
     /// `group_add` or `group_discard`: whether the membership changed.
     Changed(bool),
@@ -576,8 +578,11 @@ impl Hub {
     ) -> Result<bool, HubError> {
         let ns = self.namespace(namespace)?;
         self.send_in(&ns, channel, payload, capacity, expiry)
+            .map(|(delivered, _)| delivered)
     }
 
+    /// Sends a message; returns whether it went to a waiting receive and how many messages
+    /// the channel holds afterwards.
     fn send_in(
         &self,
         ns: &Namespace<HubWaiter>,
@@ -585,13 +590,13 @@ impl Hub {
         payload: Bytes,
         capacity: usize,
         expiry: Duration,
-    ) -> Result<bool, HubError> {
-        match ns.send(channel, payload, capacity, expiry, now())? {
-            Some(handoff) => {
+    ) -> Result<(bool, usize), HubError> {
+        match ns.send_counted(channel, payload, capacity, expiry, now())? {
+            (Some(handoff), queued) => {
                 self.deliver(ns, [handoff]);
-                Ok(true)
+                Ok((true, queued))
             }
-            None => Ok(false),
+            (None, queued) => Ok((false, queued)),
         }
     }
 
@@ -1066,7 +1071,7 @@ impl SessionHandle {
         let outcome = self
             .hub
             .send_in(&self.ns, channel, payload, capacity, expiry)
-            .map(|delivered| OpOutcome::Sent { delivered });
+            .map(|(delivered, queued)| OpOutcome::Sent { delivered, queued });
         self.ack(request_id, outcome);
     }
 

@@ -38,6 +38,33 @@ async fn session_operations_are_acknowledged_in_order() {
 }
 
 #[tokio::test]
+async fn a_send_acknowledgement_reports_how_full_the_channel_is() {
+    let server = Server::start(&[]);
+    let client = server.client("queued").await;
+    let session = client.session().await.unwrap();
+    let opts = SendOptions {
+        capacity: 3,
+        expiry: None,
+    };
+    for expected in 1..=3 {
+        let report = session.send_reporting("work", b("m"), opts).await.unwrap();
+        assert_eq!((report.delivered, report.queued), (false, Some(expected)));
+    }
+    let full = session
+        .send_reporting("work", b("m"), opts)
+        .await
+        .unwrap_err();
+    assert!(full.to_string().contains("CHANNEL_FULL"), "{full}");
+    assert_eq!(session.receive_many("work", 3).await.unwrap().len(), 3);
+    let reader = client.session().await.unwrap();
+    let waiting = tokio::spawn(async move { reader.receive("work").await.map(|m| m.payload) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = session.send_reporting("work", b("n"), opts).await.unwrap();
+    assert_eq!((report.delivered, report.queued), (true, Some(0)));
+    assert_eq!(waiting.await.unwrap().unwrap(), b("n"));
+}
+
+#[tokio::test]
 async fn a_proposed_prefix_is_used_and_a_taken_one_is_refused() {
     let server = Server::start(&[]);
     let client = server.client("prefix").await;

@@ -510,7 +510,8 @@ impl<W: Waiter> Shard<W> {
     }
 
     /// Hands `message` to the first waiter of `name`, or queues it if the channel holds
-    /// fewer than `capacity` unexpired messages.
+    /// fewer than `capacity` unexpired messages. Also returns the channel's queue length
+    /// afterwards.
     fn push(
         &mut self,
         name: &str,
@@ -518,7 +519,7 @@ impl<W: Waiter> Shard<W> {
         capacity: usize,
         now: Instant,
         ns: &NamespaceCounters<'_>,
-    ) -> Result<Option<Handoff<W>>, CoreError> {
+    ) -> Result<(Option<Handoff<W>>, usize), CoreError> {
         let stats = &mut self.stats;
         let channel = match self.channels.get_mut(name) {
             Some(channel) => channel,
@@ -527,7 +528,7 @@ impl<W: Waiter> Shard<W> {
         if let Some(waiter) = channel.waiters.pop_front() {
             stats.waiting_receives -= 1;
             stats.sent_total += 1;
-            return Ok(Some(Handoff { waiter, message }));
+            return Ok((Some(Handoff { waiter, message }), 0));
         }
         if channel.queue.len() >= capacity {
             let expired = purge_expired(channel, stats, now);
@@ -546,7 +547,7 @@ impl<W: Waiter> Shard<W> {
         stats.sent_total += 1;
         channel.loose |= !message.compact;
         channel.queue.push_back(message);
-        Ok(None)
+        Ok((None, channel.queue.len()))
     }
 
     fn create_channel<'a>(
@@ -647,6 +648,21 @@ impl<W: Waiter> Namespace<W> {
         expiry: Duration,
         now: Instant,
     ) -> Result<Option<Handoff<W>>, CoreError> {
+        self.send_counted(channel, payload, capacity, expiry, now)
+            .map(|(handoff, _)| handoff)
+    }
+
+    /// [`send`](Self::send), also returning how many messages the channel holds once the
+    /// message is queued (0 when it went to a waiting receive): a sender that knows how full
+    /// the channel is can tell whether its next sends are far from its capacity.
+    pub fn send_counted(
+        &self,
+        channel: &str,
+        payload: Bytes,
+        capacity: usize,
+        expiry: Duration,
+        now: Instant,
+    ) -> Result<(Option<Handoff<W>>, usize), CoreError> {
         validate_channel(channel)?;
         self.check_size(&payload)?;
         let message = Message::new(payload, now, expiry);
@@ -839,11 +855,11 @@ impl<W: Waiter> Namespace<W> {
             for ((_, channel), copy) in run.iter().zip(copies.by_ref()) {
                 let capacity = capacities.capacity_of(channel);
                 match shard.push(channel, copy, capacity, now, &counters) {
-                    Ok(Some(handoff)) => {
+                    Ok((Some(handoff), _)) => {
                         sent.delivered += 1;
                         sent.handoffs.push(handoff);
                     }
-                    Ok(None) => sent.delivered += 1,
+                    Ok((None, _)) => sent.delivered += 1,
                     Err(_) => sent.dropped += 1,
                 }
             }

@@ -378,7 +378,10 @@ fn to_proto(event: Event) -> pb::SessionEvent {
                 ..Default::default()
             };
             match outcome {
-                Ok(OpOutcome::Sent { delivered }) => result.delivered = delivered,
+                Ok(OpOutcome::Sent { delivered, queued }) => {
+                    result.delivered = delivered;
+                    result.queued = Some(u32::try_from(queued).unwrap_or(u32::MAX));
+                }
                 Ok(OpOutcome::Changed(changed)) => result.changed = changed,
                 Ok(OpOutcome::GroupSent { delivered, dropped }) => {
                     result.delivered_count = delivered;

@@ -32,6 +32,16 @@ export interface OperationResult {
    * `group_discard`: true when it was.
    */
   'changed'?: (boolean);
+  /**
+   * For a `send` that succeeded: how many messages the channel holds once this
+   * one is queued, counted against its capacity (0 when the message went
+   * straight to a waiting receive). A client may use it to tell how far a
+   * channel is from full, and so whether it can let its next sends to that
+   * channel complete before their results arrive. Absent for other operations,
+   * for failures, and from servers older than this field.
+   */
+  'queued'?: (number);
+  '_queued'?: "queued";
 }
 
 /**
@@ -63,4 +73,14 @@ export interface OperationResult__Output {
    * `group_discard`: true when it was.
    */
   'changed': (boolean);
+  /**
+   * For a `send` that succeeded: how many messages the channel holds once this
+   * one is queued, counted against its capacity (0 when the message went
+   * straight to a waiting receive). A client may use it to tell how far a
+   * channel is from full, and so whether it can let its next sends to that
+   * channel complete before their results arrive. Absent for other operations,
+   * for failures, and from servers older than this field.
+   */
+  'queued'?: (number);
+  '_queued'?: "queued";
 }

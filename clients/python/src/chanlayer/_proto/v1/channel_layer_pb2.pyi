@@ -1290,6 +1290,7 @@ class OperationResult(_message.Message):
     DELIVERED_COUNT_FIELD_NUMBER: _builtins.int
     DROPPED_COUNT_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
     """The `request_id` of the operation."""
     delivered: _builtins.bool
@@ -1301,6 +1302,14 @@ class OperationResult(_message.Message):
     changed: _builtins.bool
     """For `group_add`: true when the channel was not a member before; for
     `group_discard`: true when it was.
+    """
+    queued: _builtins.int
+    """For a `send` that succeeded: how many messages the channel holds once this
+    one is queued, counted against its capacity (0 when the message went
+    straight to a waiting receive). A client may use it to tell how far a
+    channel is from full, and so whether it can let its next sends to that
+    channel complete before their results arrive. Absent for other operations,
+    for failures, and from servers older than this field.
     """
     @_builtins.property
     def error(self) -> Global___ErrorDetail:
@@ -1315,12 +1324,15 @@ class OperationResult(_message.Message):
         delivered_count: _builtins.int = ...,
         dropped_count: _builtins.int = ...,
         changed: _builtins.bool = ...,
+        queued: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queued", b"_queued", "error", b"error", "queued", b"queued"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "delivered", b"delivered", "delivered_count", b"delivered_count", "dropped_count", b"dropped_count", "error", b"error", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queued", b"_queued", "changed", b"changed", "delivered", b"delivered", "delivered_count", b"delivered_count", "dropped_count", b"dropped_count", "error", b"error", "queued", b"queued", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__queued: _TypeAlias = _typing.Literal["queued"]  # noqa: Y015
+    _WhichOneofArgType__queued: _TypeAlias = _typing.Literal["_queued", b"_queued"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queued) -> _WhichOneofReturnType__queued | None: ...
 
 Global___OperationResult: _TypeAlias = OperationResult  # noqa: Y015
 
