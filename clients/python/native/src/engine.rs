@@ -10,10 +10,24 @@
 //!   through the channel's local buffer; a waiter takes the oldest unexpired message. A
 //!   receive cancelled after its message was handed over gives the message back to the
 //!   front of the buffer, so nothing is lost.
+//! - Receives on a normal channel ask for up to `normal_prefetch` messages (default 1): the
+//!   server answers with what is already queued, so a busy channel's messages come in
+//!   batches while an idle one hands each message to whichever process asks first.
 //! - Specific channels (`!` in the name) have one reader, this process: their receives ask
 //!   for up to `prefetch` messages, and after a receive is served one receive stays pending
 //!   for a second (standing demand), so that the next message rides back with the
 //!   acknowledgement of the send that caused it.
+//! - Sends may complete before their result (the send window): a send to a channel whose
+//!   last acknowledgement, less than [`ROOM_FRESH`] ago, said that even with every send
+//!   still in flight at least half of its capacity would stay free, resolves at once, like
+//!   channels-nats' publish, while its operation goes out in order as usual. A send whose
+//!   room is unknown, stale or close to full waits for the server as before, so
+//!   `ChannelFull` stays exact for a single sender and near capacity. If a windowed send is
+//!   refused after all (other senders filled the channel), the next send to that channel
+//!   raises the refusal and is not sent; windowed sends whose stream broke before their
+//!   result are counted (`take_window_lost`) for the session to log. At most
+//!   [`WINDOW_LIMIT`] sends are in the window; `drain()` waits until it is empty (the
+//!   session calls it before a flush and when it closes).
 //! - An operation queued while no acknowledgement is awaited is written at once; those
 //!   queued while some are awaited are written as one frame at the end of the loop
 //!   iteration, by a callback the engine schedules with `loop.call_soon` (the engine object
@@ -52,6 +66,12 @@ use crate::{
 const STANDING_DEMAND: Duration = Duration::from_secs(1);
 /// How often buffers are swept of expired messages that no receive came for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// At most this many sends complete before their result (see the module docs).
+const WINDOW_LIMIT: usize = 1024;
+/// How long what an acknowledgement said about a channel's room may be relied on.
+const ROOM_FRESH: Duration = Duration::from_millis(100);
+/// At most this many channels' room is remembered.
+const ROOMS_LIMIT: usize = 4096;
 
 /// Buffered messages handed back to Python: `[(channel, [(seconds_left, bytes)])]`.
 type Buffered<'py> = Vec<(String, Vec<(f64, Bound<'py, PyBytes>)>)>;
@@ -68,14 +88,50 @@ enum OpKind {
 /// A send or group operation waiting for its result.
 struct PendingOp {
     request_id: u64,
-    future: Py<PyAny>,
+    /// None for a send in the window (its caller already has its result).
+    future: Option<Py<PyAny>>,
     kind: OpKind,
     /// The channel of a send, carried by `ChannelFull`.
     channel: Option<String>,
+    /// The capacity a send was made with (0 for other operations).
+    capacity: u32,
     /// Handed to a stream: if that stream breaks, the operation's outcome is unknown.
     written: bool,
     /// A membership restored after the server lost the session.
     replay: bool,
+}
+
+/// What the engine knows of how full a channel it sends to is (the send window).
+struct Room {
+    /// Free places at the last acknowledgement: capacity less the messages it reported.
+    free: u32,
+    /// When that acknowledgement came (None: no acknowledgement reported it yet).
+    known_at: Option<Instant>,
+    /// Sends to the channel written or queued and not acknowledged yet.
+    inflight: u32,
+    /// The first refusal of a windowed send not reported yet, and how many there were.
+    refused: Option<(Failure, u32)>,
+}
+
+impl Room {
+    /// True when one more send may complete before its result: fresh news that, with
+    /// every send in flight and this one, at least half of `capacity` stays free.
+    fn has_room(&self, capacity: u32, now: Instant) -> bool {
+        self.refused.is_none()
+            && self
+                .known_at
+                .is_some_and(|at| now.saturating_duration_since(at) < ROOM_FRESH)
+            && self.free.saturating_sub(self.inflight + 1) >= capacity.div_ceil(2)
+    }
+}
+
+/// How many messages one receive may fetch.
+#[derive(Debug, Clone, Copy)]
+struct Prefetch {
+    /// On a specific channel (this process is its only reader).
+    specific: u32,
+    /// On a normal channel (only what is already queued is fetched ahead).
+    normal: u32,
 }
 
 /// The receive state of one channel.
@@ -188,6 +244,16 @@ struct State {
     /// The deadlines of the last messages handed to waiters, by waiter (its address), for
     /// a message given back by a waiter cancelled before its caller took it.
     handed: VecDeque<(usize, Instant)>,
+    /// What the last acknowledgements said about the channels sent to (the send window).
+    rooms: HashMap<String, Room>,
+    /// Sends completed before their result and not acknowledged yet.
+    window: usize,
+    /// Futures of `drain()` calls, resolved when the window is empty.
+    drained: Vec<Py<PyAny>>,
+    /// Windowed sends whose stream broke before their result, not reported yet.
+    window_lost: u64,
+    /// Windowed sends dropped before they were written (the session failed or closed).
+    window_unsent: u64,
 }
 
 impl State {
@@ -216,7 +282,13 @@ impl State {
     ///
     /// A standing receive (no waiter yet) is not urgent: it waits in the outbox for the next
     /// frame written for another reason, typically the send whose message it will catch.
-    fn reconcile(&mut self, channel: &str, prefetch: u32, now: Instant, effects: &mut Effects) {
+    fn reconcile(
+        &mut self,
+        channel: &str,
+        prefetch: Prefetch,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
         if !self.connected {
             return;
         }
@@ -238,7 +310,11 @@ impl State {
             }
             return;
         }
-        let max_messages = if channel.contains('!') { prefetch } else { 1 };
+        let max_messages = if channel.contains('!') {
+            prefetch.specific
+        } else {
+            prefetch.normal
+        };
         let mut added = Vec::new();
         while state.active.len() < want {
             let receive_id = self.next_id;
@@ -272,6 +348,67 @@ impl State {
         }
         if urgent {
             self.want_flush(effects);
+        }
+    }
+
+    /// A send of the window is settled (acknowledged, or lost with its stream).
+    fn settle_windowed(&mut self, effects: &mut Effects) {
+        self.window = self.window.saturating_sub(1);
+        if self.window == 0 {
+            for future in self.drained.drain(..) {
+                effects.complete(future, Outcome::Value(Value::None));
+            }
+        }
+    }
+
+    /// Learns from the result of a send to `channel` (made with `capacity`; 0: untracked).
+    fn on_send_result(
+        &mut self,
+        channel: &str,
+        capacity: u32,
+        result: &pb::OperationResult,
+        windowed: bool,
+    ) {
+        if capacity == 0 {
+            return;
+        }
+        let Some(room) = self.rooms.get_mut(channel) else {
+            return;
+        };
+        room.inflight = room.inflight.saturating_sub(1);
+        match (&result.error, result.queued) {
+            (None, Some(queued)) => {
+                room.free = capacity.saturating_sub(queued);
+                room.known_at = Some(Instant::now());
+            }
+            (None, None) => {} // a server that does not report it: the room stays unknown
+            (Some(error), _) => {
+                room.free = 0;
+                room.known_at = Some(Instant::now());
+                if windowed {
+                    match &mut room.refused {
+                        Some((_, count)) => *count += 1,
+                        None => {
+                            let failure = Failure {
+                                code: error.code,
+                                reason: error.reason.clone(),
+                                message: error.message.clone(),
+                            };
+                            room.refused = Some((failure, 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A send to `channel` (tracked when `capacity` > 0) left with a broken stream.
+    fn send_lost(&mut self, channel: Option<&str>, capacity: u32) {
+        if capacity == 0 {
+            return;
+        }
+        if let Some(room) = channel.and_then(|name| self.rooms.get_mut(name)) {
+            room.inflight = room.inflight.saturating_sub(1);
         }
     }
 
@@ -325,6 +462,13 @@ impl State {
 
     fn sweep(&mut self, now: Instant) {
         self.last_sweep = now;
+        self.rooms.retain(|_, room| {
+            room.inflight > 0
+                || room.refused.is_some()
+                || room
+                    .known_at
+                    .is_some_and(|at| now.saturating_duration_since(at) < ROOM_FRESH)
+        });
         for state in self.channels.values_mut() {
             state.buffer.retain(|(deadline, _)| *deadline > now);
         }
@@ -341,7 +485,7 @@ impl State {
 pub struct Engine {
     id: u64,
     connection: Py<Connection>,
-    prefetch: u32,
+    prefetch: Prefetch,
     capacity_rules: Vec<pb::CapacityRule>,
     /// `make_error(code, reason, message, channel) -> Exception`.
     make_error: Py<PyAny>,
@@ -408,9 +552,10 @@ impl Engine {
             state.outbox.push(make(request_id));
             state.ops.push_back(PendingOp {
                 request_id,
-                future: future.clone_ref(slf.py()),
+                future: Some(future.clone_ref(slf.py())),
                 kind,
                 channel,
+                capacity: 0,
                 written: false,
                 replay: false,
             });
@@ -625,6 +770,13 @@ fn on_result(state: &mut State, result: pb::OperationResult, effects: &mut Effec
             state.replay_incomplete = false;
         }
     }
+    if let Some(channel) = op.channel.as_deref() {
+        state.on_send_result(channel, op.capacity, &result, op.future.is_none());
+    }
+    let Some(future) = op.future else {
+        state.settle_windowed(effects);
+        return;
+    };
     let outcome = match result.error {
         Some(error) => Outcome::Error(
             Failure {
@@ -639,7 +791,7 @@ fn on_result(state: &mut State, result: pb::OperationResult, effects: &mut Effec
         }
         None => Outcome::Value(Value::None),
     };
-    effects.complete(op.future, outcome);
+    effects.complete(future, outcome);
 }
 
 fn on_receive_failed(
@@ -787,12 +939,14 @@ impl Engine {
     /// (one of glob and regex set) sent with every group send; `make_error(code, reason,
     /// message, channel)` builds the exception of a failed operation.
     #[new]
+    #[pyo3(signature = (connection, prefetch, capacity_rules, make_error, normal_prefetch = 1))]
     fn new(
         py: Python<'_>,
         connection: Py<Connection>,
         prefetch: u32,
         capacity_rules: Vec<(Option<String>, Option<String>, u32)>,
         make_error: Py<PyAny>,
+        normal_prefetch: u32,
     ) -> Self {
         let id = connection.bind(py).get().engine_id();
         let capacity_rules = capacity_rules
@@ -809,7 +963,10 @@ impl Engine {
         Self {
             id,
             connection,
-            prefetch: prefetch.max(1),
+            prefetch: Prefetch {
+                specific: prefetch.max(1),
+                normal: normal_prefetch.max(1),
+            },
             capacity_rules,
             make_error,
             state: Mutex::new(State {
@@ -831,6 +988,11 @@ impl Engine {
                 tick_scheduled: false,
                 last_sweep: Instant::now(),
                 handed: VecDeque::new(),
+                rooms: HashMap::new(),
+                window: 0,
+                drained: Vec::new(),
+                window_lost: 0,
+                window_unsent: 0,
             }),
         }
     }
@@ -947,9 +1109,10 @@ impl Engine {
                 }));
                 state.ops.push_front(PendingOp {
                     request_id,
-                    future: future.clone_ref(py),
+                    future: Some(future.clone_ref(py)),
                     kind: OpKind::Plain,
                     channel: None,
+                    capacity: 0,
                     written: false,
                     replay: true,
                 });
@@ -988,12 +1151,26 @@ impl Engine {
             let mut kept = VecDeque::new();
             for op in std::mem::take(&mut state.ops) {
                 if op.written {
-                    effects.complete(op.future, Outcome::Exception(lost.clone_ref(py)));
+                    state.send_lost(op.channel.as_deref(), op.capacity);
+                    match op.future {
+                        Some(future) => {
+                            effects.complete(future, Outcome::Exception(lost.clone_ref(py)));
+                        }
+                        None => {
+                            state.window_lost += 1;
+                            state.settle_windowed(&mut effects);
+                        }
+                    }
                 } else if op.replay {
-                    effects.complete(op.future, Outcome::Cancel);
+                    if let Some(future) = op.future {
+                        effects.complete(future, Outcome::Cancel);
+                    }
                 } else {
                     kept.push_back(op);
                 }
+            }
+            for room in state.rooms.values_mut() {
+                room.known_at = None; // news from the old stream
             }
             let kept_ids: HashSet<u64> = kept.iter().map(|op| op.request_id).collect();
             state.ops = kept;
@@ -1034,8 +1211,19 @@ impl Engine {
                 } else {
                     Outcome::Exception(exc.clone_ref(py))
                 };
-                effects.complete(op.future, outcome);
+                match op.future {
+                    Some(future) => effects.complete(future, outcome),
+                    None => {
+                        if op.written {
+                            state.window_lost += 1;
+                        } else {
+                            state.window_unsent += 1;
+                        }
+                        state.settle_windowed(&mut effects);
+                    }
+                }
             }
+            state.rooms.clear();
             state.outbox.clear();
             state.replay_unacked = 0;
         }
@@ -1043,7 +1231,7 @@ impl Engine {
     }
 
     /// Sends `payload` to `channel`; the future resolves to None or raises the server's
-    /// error.
+    /// error. It is already resolved when the send joins the window (see the module docs).
     fn send(
         slf: &Bound<'_, Self>,
         channel: &str,
@@ -1051,17 +1239,101 @@ impl Engine {
         capacity: u32,
         expiry_ms: u64,
     ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
         let message = Bytes::copy_from_slice(payload);
-        let name = channel.to_owned();
-        Self::request(slf, OpKind::Plain, Some(name.clone()), |request_id| {
-            Operation::Send(pb::SendOperation {
-                request_id,
-                channel: name,
-                message,
-                capacity,
-                expiry_ms,
-            })
-        })
+        let future = this.new_future(py)?;
+        let mut effects = Effects::default();
+        {
+            let mut state = this.state.lock();
+            let now = Instant::now();
+            // The capacity the server applies (0 means its default).
+            let limit = if capacity == 0 { 100 } else { capacity };
+            let tracked = state.rooms.len() < ROOMS_LIMIT || state.rooms.contains_key(channel);
+            let mut windowed = false;
+            let mut refusal = None;
+            if tracked {
+                let open = state.connected && state.window < WINDOW_LIMIT;
+                let room = state.rooms.entry(channel.to_owned()).or_insert(Room {
+                    free: 0,
+                    known_at: None,
+                    inflight: 0,
+                    refused: None,
+                });
+                if let Some((failure, count)) = room.refused.take() {
+                    refusal = Some(Failure {
+                        code: failure.code,
+                        reason: failure.reason,
+                        message: format!(
+                            "{} ({count} earlier message(s) to this channel were refused after \
+                             send() had returned; this message was not sent)",
+                            failure.message
+                        ),
+                    });
+                } else {
+                    windowed = open && room.has_room(limit, now);
+                    room.inflight += 1;
+                }
+            }
+            if let Some(failure) = refusal {
+                effects.complete(
+                    future.clone_ref(py),
+                    Outcome::Error(failure, Some(channel.to_owned())),
+                );
+            } else {
+                let request_id = state.new_id();
+                state.outbox.push(Operation::Send(pb::SendOperation {
+                    request_id,
+                    channel: channel.to_owned(),
+                    message,
+                    capacity,
+                    expiry_ms,
+                }));
+                state.ops.push_back(PendingOp {
+                    request_id,
+                    future: (!windowed).then(|| future.clone_ref(py)),
+                    kind: OpKind::Plain,
+                    channel: Some(channel.to_owned()),
+                    capacity: if tracked { limit } else { 0 },
+                    written: false,
+                    replay: false,
+                });
+                if windowed {
+                    state.window += 1;
+                    effects.complete(future.clone_ref(py), Outcome::Value(Value::None));
+                }
+                state.want_flush(&mut effects);
+            }
+        }
+        Self::finish(slf, effects)?;
+        Ok(future)
+    }
+
+    /// A future resolved once every send of the window has its result (or was lost), or
+    /// None when the window is empty.
+    fn drain(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+        let this = slf.get();
+        if this.state.lock().window == 0 {
+            return Ok(None);
+        }
+        let future = this.new_future(slf.py())?;
+        let mut state = this.state.lock();
+        if state.window == 0 {
+            return Ok(None);
+        }
+        state.drained.push(future.clone_ref(slf.py()));
+        Ok(Some(future))
+    }
+
+    /// `(lost, unsent)`: windowed sends whose stream broke before their result (they may or
+    /// may not have been applied) and those dropped before they were written, since the
+    /// last call.
+    fn take_window_lost(&self) -> (u64, u64) {
+        let mut state = self.state.lock();
+        (
+            std::mem::take(&mut state.window_lost),
+            std::mem::take(&mut state.window_unsent),
+        )
     }
 
     /// Adds `channel` to `group`.
@@ -1275,8 +1547,17 @@ impl Engine {
                 }
             }
             for op in std::mem::take(&mut state.ops) {
-                effects.complete(op.future, Outcome::Cancel);
+                match op.future {
+                    Some(future) => effects.complete(future, Outcome::Cancel),
+                    None if op.written => state.window_lost += 1,
+                    None => state.window_unsent += 1,
+                }
             }
+            state.window = 0;
+            for future in state.drained.drain(..) {
+                effects.complete(future, Outcome::Value(Value::None));
+            }
+            state.rooms.clear();
             for future in [state.opened.take(), state.ended.take()]
                 .into_iter()
                 .flatten()

@@ -41,7 +41,7 @@ from chanlayer._session import (
     ReconnectingSession,
 )
 from chanlayer._transport import RemoteError, TransportConfig
-from chanlayer.exceptions import ServerUnavailable, error_from_reason
+from chanlayer.exceptions import ChannelFull, ServerUnavailable, error_from_reason
 
 if TYPE_CHECKING:
     from chanlayer.core import ChannelLayer
@@ -84,7 +84,12 @@ def _system_roots() -> bytes | None:
 
 
 def _make_error(code: int, reason: str, message: str, channel: str | None) -> Exception:
-    return error_from_reason(code, reason, message, channel=channel)
+    exc = error_from_reason(code, reason, message, channel=channel)
+    if isinstance(exc, ChannelFull) and message and hasattr(exc, "add_note"):
+        # ChannelFull carries only the channel, as Channels' layers raise it; the server's
+        # explanation (or the send window's, for a refusal that came late) goes in a note.
+        exc.add_note(message)
+    return exc
 
 
 class NativeTransport:
@@ -202,7 +207,9 @@ class NativeSession(ReconnectingSession):
             )
             for rule in layer._capacity_rules
         ]
-        self._engine = _ext.Engine(transport.connection, layer.prefetch, rules, _make_error)
+        self._engine = _ext.Engine(
+            transport.connection, layer.prefetch, rules, _make_error, layer.normal_prefetch
+        )
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
@@ -260,9 +267,37 @@ class NativeSession(ReconnectingSession):
         """End the session (see :meth:`ReconnectingSession.close`) and free its engine."""
         await super().close(release=release)
         self._engine.close()
+        self._log_window_lost()
 
     async def _send_close(self) -> bool:
         return bool(self._engine.write_close())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until the send window is empty.
+
+        The window holds the sends that returned before their result came.
+        """
+        drained = self._engine.drain()
+        if drained is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drained), timeout)
+        self._log_window_lost()
+
+    def _log_window_lost(self) -> None:
+        lost, unsent = self._engine.take_window_lost()
+        if lost:
+            logger.warning(
+                "chanlayer: the connection was lost before the server acknowledged %d "
+                "message(s) whose send() had already returned; they may or may not have "
+                "been delivered",
+                lost,
+            )
+        if unsent:
+            logger.warning(
+                "chanlayer: %d message(s) whose send() had already returned were dropped "
+                "before they could be written (the session closed or failed)",
+                unsent,
+            )
 
     # ------------------------------------------------------------------ the stream
 
@@ -333,6 +368,7 @@ class NativeSession(ReconnectingSession):
                 "acknowledged; it may or may not have been applied"
             )
         )
+        self._log_window_lost()
         if self._closing:
             self._closed.set()
 
@@ -344,6 +380,7 @@ class NativeSession(ReconnectingSession):
         if self._failure is None:
             self._failure = exc
         self._engine.fail_all(exc)
+        self._log_window_lost()
         # Messages fetched ahead stay with the layer, for the next session of a loop.
         now = time.monotonic()
         for channel, messages in self._engine.take_buffers():

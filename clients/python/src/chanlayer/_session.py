@@ -145,6 +145,8 @@ class ReconnectingSession:
             await self._closed.wait()
             return
         self._closing = True
+        if self._connected:
+            await self.drain(_CLOSE_WAIT)
         if release and self._connected:
             with contextlib.suppress(Exception):
                 if await self._send_close():
@@ -159,6 +161,13 @@ class ReconnectingSession:
     async def _send_close(self) -> bool:
         """Write the ``close`` operation; False when there is no stream to write it on."""
         raise NotImplementedError
+
+    async def drain(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until sends that returned early have a result.
+
+        Only the native transport lets a send return before its result; here every send
+        waits for it, so there is nothing to wait for.
+        """
 
     async def _serve_once(self) -> None:
         raise NotImplementedError
@@ -194,6 +203,11 @@ class ReconnectingSession:
             except ServerUnavailable as err:
                 logger.warning("%s", err)
             except asyncio.CancelledError:
+                if not self._closing:
+                    # The loop is shutting down (asyncio.run cancels every task): let sends
+                    # that already returned reach the server before the stream goes.
+                    with contextlib.suppress(BaseException):
+                        await self.drain(_CLOSE_WAIT)
                 raise
             except Exception:
                 logger.exception("chanlayer session stream failed")

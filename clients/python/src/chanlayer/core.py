@@ -115,6 +115,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             :class:`~chanlayer.exceptions.ServerUnavailable`.
         call_timeout: Deadline of unary calls, in seconds.
         prefetch: Most messages one receive on a specific channel may fetch ahead (1 disables).
+        normal_prefetch: Most messages one receive on a normal channel may fetch ahead, of
+            those already queued there (1: one at a time). Messages fetched ahead wait in this
+            process for its next ``receive()`` of the channel, and are lost if it exits first.
         transport: ``"native"`` (the ``chanlayer-native`` extension), ``"grpc"`` (grpc.aio) or
             ``"auto"``: native when the extension is installed and can reach ``target``,
             else grpc. Defaults to ``$CHANLAYER_TRANSPORT``, else ``"auto"``.
@@ -143,6 +146,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
         prefetch: int = 16,
+        normal_prefetch: int = 32,
         transport: str | None = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
@@ -156,6 +160,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self.connect_timeout = float(connect_timeout)
         self.call_timeout = float(call_timeout)
         self.prefetch = max(1, int(prefetch))
+        self.normal_prefetch = max(1, int(normal_prefetch))
         self.client_name = f"chanlayer-py/{__version__}"
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
         self._capacity_rules = self._make_capacity_rules(channel_capacity or {})
@@ -353,6 +358,8 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._memberships.clear()
         state = self._states.get(asyncio.get_running_loop())
         if state is not None and state.session is not None:
+            # Sends that returned before their result go first: none may land after.
+            await state.session.drain(self.call_timeout)
             state.session.clear_buffers()
         await self._unary("Flush", pb.FlushRequest(namespace=self.prefix))
 
@@ -535,7 +542,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return restore
 
     def _max_messages(self, channel: str) -> int:
-        return self.prefetch if "!" in channel else 1
+        return self.prefetch if "!" in channel else self.normal_prefetch
 
     def _buffer_messages(self, channel: str, messages: Iterable[pb.DeliveredMessage]) -> None:
         now = time.monotonic()

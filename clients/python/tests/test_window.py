@@ -1,0 +1,156 @@
+"""Sends that complete before their result (the native transport's send window), and
+receives on normal channels that fetch what is already queued (``normal_prefetch``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+from channels.exceptions import ChannelFull
+
+from chanlayer import ChannelLayer
+
+
+async def _open_session(layer: ChannelLayer) -> None:
+    """Open the running loop's session stream (a loop opens it on its first receive)."""
+    name = await layer.new_channel()
+    await layer.send(name, {"type": "open"})
+    await layer.receive(name)
+
+
+async def test_capacity_stays_exact_on_a_session(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer(capacity=100)
+    await _open_session(layer)
+    for i in range(100):
+        await layer.send("window.full", {"type": "m", "n": i})
+    with pytest.raises(ChannelFull):
+        await layer.send("window.full", {"type": "m", "n": 100})
+    got = [(await layer.receive("window.full"))["n"] for _ in range(100)]
+    assert got == list(range(100))
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_producer_and_a_consumer_lose_nothing(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer()
+    await _open_session(layer)
+    channel = await layer.new_channel()
+    count = 3000
+    received: list[int] = []
+
+    async def consume() -> None:
+        for _ in range(count):
+            received.append((await layer.receive(channel))["n"])
+
+    consumer = asyncio.create_task(consume())
+    for i in range(count):
+        await layer.send(channel, {"type": "m", "n": i})
+    await asyncio.wait_for(consumer, 30)
+    assert received == list(range(count))
+    await layer.close()
+
+
+async def test_a_late_refusal_is_raised_by_the_next_send(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer(capacity=10)
+    if layer.transport != "native":
+        pytest.skip("only the native transport lets sends complete before their result")
+    other = make_layer(capacity=10)
+    await _open_session(layer)
+    await layer.send("window.race", {"type": "first"})  # acknowledged: 9 places free
+    for _ in range(9):  # another sender fills the channel meanwhile
+        await other.send("window.race", {"type": "other"})
+    await layer.send("window.race", {"type": "early"})  # returns before the server refuses it
+    await asyncio.sleep(0.2)
+    with pytest.raises(ChannelFull) as refused:
+        await layer.send("window.race", {"type": "reported"})
+    assert refused.value.args == ("window.race",)
+    if sys.version_info >= (3, 11):
+        assert "refused after send() had returned" in " ".join(refused.value.__notes__)
+    with pytest.raises(ChannelFull):  # the channel is still full: an ordinary refusal
+        await layer.send("window.race", {"type": "plain"})
+    assert await other.channel_depth("window.race") == 10
+    await layer.flush()
+    await layer.close()
+    await other.close()
+
+
+def test_sends_reach_the_server_when_the_loop_ends(make_layer: type[ChannelLayer]) -> None:
+    """asyncio.run() cancels the session's task: sends that returned are still delivered."""
+    sender = make_layer(capacity=1000)
+
+    async def produce() -> None:
+        await _open_session(sender)
+        for i in range(500):
+            await sender.send("window.shutdown", {"type": "m", "n": i})
+
+    thread = threading.Thread(target=asyncio.run, args=(produce(),))
+    thread.start()
+    thread.join(30)
+
+    async def check() -> None:
+        reader = make_layer(capacity=1000)
+        assert await reader.channel_depth("window.shutdown") == 500
+        got = [(await reader.receive("window.shutdown"))["n"] for _ in range(500)]
+        assert got == list(range(500))
+        await reader.flush()
+        await reader.close()
+
+    asyncio.run(check())
+
+
+async def test_flush_comes_after_every_send(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer(capacity=1000)
+    await _open_session(layer)
+    for i in range(300):
+        await layer.send("window.flush", {"type": "m", "n": i})
+    await layer.flush()
+    await asyncio.sleep(0.1)
+    assert await layer.channel_depth("window.flush") == 0
+    await layer.close()
+
+
+async def test_normal_channel_readers_share_without_duplicates(
+    make_layer: type[ChannelLayer],
+) -> None:
+    sender = make_layer(capacity=1000)
+    readers = [make_layer(capacity=1000) for _ in range(3)]
+    count = 600
+    got: list[list[int]] = [[] for _ in readers]
+    stop = asyncio.Event()
+
+    async def read(index: int) -> None:
+        while True:
+            message = await readers[index].receive("window.shared")
+            got[index].append(message["n"])
+            if sum(len(g) for g in got) == count:
+                stop.set()
+
+    tasks = [asyncio.create_task(read(i)) for i in range(len(readers))]
+    for i in range(count):
+        await sender.send("window.shared", {"type": "m", "n": i})
+    await asyncio.wait_for(stop.wait(), 30)
+    await asyncio.sleep(0.1)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    every = sorted(n for g in got for n in g)
+    assert every == list(range(count))
+    for g in got:  # one writer: each reader sees its share in order
+        assert g == sorted(g)
+    for layer in [sender, *readers]:
+        await layer.close()
+
+
+async def test_normal_prefetch_one_fetches_one_at_a_time(make_layer: type[ChannelLayer]) -> None:
+    first = make_layer(normal_prefetch=1)
+    second = make_layer(normal_prefetch=1)
+    for i in range(3):
+        await first.send("window.one", {"type": "m", "n": i})
+    assert (await first.receive("window.one"))["n"] == 0
+    assert await first.channel_depth("window.one") == 2
+    assert (await second.receive("window.one"))["n"] == 1
+    assert (await second.receive("window.one"))["n"] == 2
+    await first.close()
+    await second.close()
