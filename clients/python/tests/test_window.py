@@ -4,6 +4,7 @@ receives on normal channels that fetch what is already queued (``normal_prefetch
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 
@@ -52,7 +53,9 @@ async def test_a_producer_and_a_consumer_lose_nothing(make_layer: type[ChannelLa
     await layer.close()
 
 
-async def test_a_late_refusal_is_raised_by_the_next_send(make_layer: type[ChannelLayer]) -> None:
+async def test_a_late_refusal_is_logged_and_raised_by_the_next_send(
+    make_layer: type[ChannelLayer], caplog: pytest.LogCaptureFixture
+) -> None:
     layer = make_layer(capacity=10)
     if layer.transport != "native":
         pytest.skip("only the native transport lets sends complete before their result")
@@ -61,8 +64,10 @@ async def test_a_late_refusal_is_raised_by_the_next_send(make_layer: type[Channe
     await layer.send("window.race", {"type": "first"})  # acknowledged: 9 places free
     for _ in range(9):  # another sender fills the channel meanwhile
         await other.send("window.race", {"type": "other"})
-    await layer.send("window.race", {"type": "early"})  # returns before the server refuses it
-    await asyncio.sleep(0.2)
+    with caplog.at_level(logging.WARNING, logger="chanlayer"):
+        await layer.send("window.race", {"type": "early"})  # returns before it is refused
+        await asyncio.sleep(0.2)
+    assert "window.race was refused after send() had returned" in caplog.text
     with pytest.raises(ChannelFull) as refused:
         await layer.send("window.race", {"type": "reported"})
     assert refused.value.args == ("window.race",)
@@ -98,6 +103,18 @@ def test_sends_reach_the_server_when_the_loop_ends(make_layer: type[ChannelLayer
         await reader.close()
 
     asyncio.run(check())
+
+
+async def test_introspection_sees_every_send_that_returned(
+    make_layer: type[ChannelLayer],
+) -> None:
+    layer = make_layer(capacity=1000)
+    await _open_session(layer)
+    for i in range(300):
+        await layer.send("window.depth", {"type": "m", "n": i})
+    assert await layer.channel_depth("window.depth") == 300
+    await layer.flush()
+    await layer.close()
 
 
 async def test_flush_comes_after_every_send(make_layer: type[ChannelLayer]) -> None:

@@ -206,6 +206,8 @@ struct Effects {
     /// Write the outbox now.
     flush_now: bool,
     tick: Option<Instant>,
+    /// Windowed sends refused by the server, to log: `(channel, the server's message)`.
+    refused: Vec<(String, String)>,
 }
 
 impl Effects {
@@ -368,6 +370,7 @@ impl State {
         capacity: u32,
         result: &pb::OperationResult,
         windowed: bool,
+        effects: &mut Effects,
     ) {
         if capacity == 0 {
             return;
@@ -389,6 +392,9 @@ impl State {
                     match &mut room.refused {
                         Some((_, count)) => *count += 1,
                         None => {
+                            effects
+                                .refused
+                                .push((channel.to_owned(), error.message.clone()));
                             let failure = Failure {
                                 code: error.code,
                                 reason: error.reason.clone(),
@@ -503,6 +509,22 @@ impl Engine {
                 .get()
                 .call_later
                 .call1(py, (delay.as_secs_f64(), tick))?;
+        }
+        if !effects.refused.is_empty() {
+            let logger = py
+                .import(intern!(py, "logging"))?
+                .call_method1(intern!(py, "getLogger"), ("chanlayer",))?;
+            for (channel, message) in effects.refused {
+                logger.call_method1(
+                    intern!(py, "warning"),
+                    (
+                        "chanlayer: a message to %s was refused after send() had returned (%s); \
+                         the next send() to that channel raises the refusal",
+                        channel,
+                        message,
+                    ),
+                )?;
+            }
         }
         let mut first_error = None;
         for (future, outcome) in effects.completions {
@@ -771,7 +793,7 @@ fn on_result(state: &mut State, result: pb::OperationResult, effects: &mut Effec
         }
     }
     if let Some(channel) = op.channel.as_deref() {
-        state.on_send_result(channel, op.capacity, &result, op.future.is_none());
+        state.on_send_result(channel, op.capacity, &result, op.future.is_none(), effects);
     }
     let Some(future) = op.future else {
         state.settle_windowed(effects);

@@ -522,7 +522,12 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         )
 
     async def _unary(self, method: str, request: Any, *, channel: str | None = None) -> Any:
-        transport = self._loop_state().transport
+        state = self._loop_state()
+        if state.session is not None:
+            # Sends of this loop that returned before their result reach the server first,
+            # so a unary call (introspection, flush) sees them.
+            await state.session.drain(self.call_timeout)
+        transport = state.transport
         await transport.wait_ready(self.connect_timeout)
         try:
             return await transport.unary(method, request, self.call_timeout)
