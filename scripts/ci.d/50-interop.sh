@@ -8,7 +8,8 @@
 #
 # Environment: CHANLAYER_BIN (release server binary), CHANLAYER_VENV (venv with chanlayer),
 # CHROMIUM (default /usr/bin/chromium), INTEROP_LOGS (logs and screenshots; default a temporary
-# directory, printed on failure).
+# directory, printed on failure), CHANLAYER_CARGO_PROFILE (the gateway's cargo profile; default
+# release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -18,7 +19,8 @@ step() { printf '\n== interop: %s\n' "$*"; }
 export CHANLAYER_BIN="${CHANLAYER_BIN:-$root/target/release/chanlayer}"
 export CHANLAYER_VENV="${CHANLAYER_VENV:-$root/.venv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-export RUST_GATEWAY_BIN="$CARGO_TARGET_DIR/release/chanlayer-ws-gateway"
+profile=${CHANLAYER_CARGO_PROFILE:-release}
+export RUST_GATEWAY_BIN="$CARGO_TARGET_DIR/$profile/chanlayer-ws-gateway"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ ! -d clients/python/examples/chat ]; then
@@ -43,10 +45,10 @@ step "Node client and gateway (npm ci, tsc)"
 # The test's own packages: the Node client (a path dependency), ws and playwright-core.
 (cd tests/interop && timeout 300 npm ci --no-audit --no-fund)
 
-step "Rust gateway (cargo build --release)"
+step "Rust gateway (cargo build --profile $profile)"
 # The gateway's Cargo.lock pins its own dependencies; chanlayer's come from the path
 # dependency, so the lock is refreshed (not --locked) when the server's dependencies change.
-(cd clients/rust-gateway && timeout 900 cargo build --release --quiet)
+(cd clients/rust-gateway && timeout 900 cargo build --profile "$profile" --quiet)
 
 step "interop test"
 # In a process group of its own: whatever it started is stopped with it, whatever happens.

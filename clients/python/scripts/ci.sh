@@ -10,6 +10,8 @@
 #   CHANLAYER_BIN   the server binary (default: <repo>/target/release/chanlayer, built if missing)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target, shared with the server so
 #                   that the dependencies both use are built once)
+#   CHANLAYER_CARGO_PROFILE  the extension's cargo profile (default: release; ./scripts/test
+#                   uses ci, the server's release profile without cross-crate LTO)
 #   PYTHON          the interpreter that creates the venv (default: python3)
 #   PYTEST_ARGS     extra pytest arguments
 #   TRANSPORTS      the transports to test (default: "grpc native native-threaded")
@@ -42,12 +44,13 @@ step "native transport: cargo fmt, clippy (clients/python/native)"
 # so the lock is refreshed (not --locked) when the server's dependencies change.
 (cd "$CLIENT/native" && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
 
-step "native transport: maturin build --release, pip install"
+profile=${CHANLAYER_CARGO_PROFILE:-release}
+step "native transport: maturin build --profile $profile, pip install"
 "$PY" -m pip install -q --disable-pip-version-check "maturin>=1.7,<2"
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 started=$SECONDS
-(cd "$CLIENT/native" && "$VENV/bin/maturin" build --release --quiet --interpreter "$PY" --out "$wheels")
+(cd "$CLIENT/native" && "$VENV/bin/maturin" build --profile "$profile" --quiet --interpreter "$PY" --out "$wheels")
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
 echo "built and installed chanlayer-native in $((SECONDS - started)) s"
 
