@@ -82,3 +82,46 @@ async def test_cancelled_receives_leave_no_demand(make_layer: type[ChannelLayer]
         await other.close()
     finally:
         await layer.close()
+
+
+async def test_cancelling_receives_during_a_large_fan_out_loses_nothing(
+    make_layer: type[ChannelLayer],
+) -> None:
+    """A group_send wakes 2 000 receives; most are cancelled as soon as the first returns.
+
+    Receives woken by one burst of deliveries are resolved a few hundred per loop iteration
+    on the native transport: whichever were cancelled before their turn, or after it but
+    before their task ran, keep their message for the next receive of their channel.
+    """
+    layer, sender = make_layer(), make_layer()
+    try:
+        names = [await layer.new_channel() for _ in range(2000)]
+        for i in range(0, len(names), 100):
+            await asyncio.gather(*(layer.group_add("fan-out", n) for n in names[i : i + 100]))
+        for round_ in range(3):
+            tasks = {name: asyncio.create_task(layer.receive(name)) for name in names}
+            await asyncio.sleep(0.2)  # every receive is waiting on the server
+            await sender.group_send("fan-out", {"type": "m", "round": round_})
+            await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks.values():
+                task.cancel()
+            results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+            got = {
+                name: result
+                for name, result in zip(tasks, results, strict=True)
+                if isinstance(result, dict)
+            }
+            assert got, "no receive completed"
+            # Each channel whose receive was cancelled still has its message, once.
+            for name in names:
+                message = got.get(name) or await asyncio.wait_for(layer.receive(name), 5)
+                assert message == {"type": "m", "round": round_}
+            stray = [asyncio.create_task(layer.receive(n)) for n in names[:20]]
+            done, pending = await asyncio.wait(stray, timeout=0.1)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            assert not done, "a member received its message twice"
+    finally:
+        await layer.close()
+        await sender.close()

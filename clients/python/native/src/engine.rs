@@ -28,6 +28,9 @@
 //!   result are counted (`take_window_lost`) for the session to log. At most
 //!   [`WINDOW_LIMIT`] sends are in the window; `drain()` waits until it is empty (the
 //!   session calls it before a flush and when it closes).
+//! - Receives given a message are resolved at most [`HAND_OVER_BURST`] per loop iteration,
+//!   in order (see [`Handed`]): a group_send to thousands of local channels wakes their
+//!   tasks in bursts instead of all at once.
 //! - An operation queued while no acknowledgement is awaited is written at once; those
 //!   queued while some are awaited are written as one frame at the end of the loop
 //!   iteration, by a callback the engine schedules with `loop.call_soon` (the engine object
@@ -37,16 +40,19 @@
 //! `call_soon`, building exceptions) are made with the engine's lock released.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
 
 use bytes::Bytes;
+// Channel names are looked up several times per delivered message: a fast hash (these
+// maps are private to one process, fed by its own server).
 use chanlayer::{
     client::Client,
     proto::v1::{self as pb, session_event::Event, session_operation::Operation},
 };
+use foldhash::{HashMap, HashSet as FastSet};
 use futures_util::{Stream, stream};
 use parking_lot::Mutex;
 use pyo3::{
@@ -72,6 +78,9 @@ const WINDOW_LIMIT: usize = 1024;
 const ROOM_FRESH: Duration = Duration::from_millis(100);
 /// At most this many channels' room is remembered.
 const ROOMS_LIMIT: usize = 4096;
+/// At most this many received messages are handed to their `receive()`s per loop
+/// iteration (see [`Handed`]).
+const HAND_OVER_BURST: usize = 128;
 
 /// Buffered messages handed back to Python: `[(channel, [(seconds_left, bytes)])]`.
 type Buffered<'py> = Vec<(String, Vec<(f64, Bound<'py, PyBytes>)>)>;
@@ -191,7 +200,6 @@ enum Outcome {
 
 enum Value {
     None,
-    Payload(Bytes),
     Counts(u32, u32),
     Opened(pb::SessionOpened),
     Ended(Option<Failure>),
@@ -201,6 +209,8 @@ enum Value {
 #[derive(Default)]
 struct Effects {
     completions: Vec<(Py<PyAny>, Outcome)>,
+    /// Messages given to waiting receives, handed over in bursts ([`Engine::hand_over`]).
+    handed: Vec<Handed>,
     /// Write the outbox at the end of this loop iteration.
     flush: bool,
     /// Write the outbox now.
@@ -208,6 +218,22 @@ struct Effects {
     tick: Option<Instant>,
     /// Windowed sends refused by the server, to log: `(channel, the server's message)`.
     refused: Vec<(String, String)>,
+}
+
+/// A message given to a waiting `receive()`, its future not resolved yet.
+///
+/// A large group_send wakes thousands of receives at once. Resolving all their futures in
+/// one go would put as many task wake-ups (and their handles) on the loop's ready queue at
+/// once: they all outlive a young-generation collection of the garbage collector, which
+/// promotes them, and the older collections that follow dominate the cost of the fan-out.
+/// Futures are therefore resolved [`HAND_OVER_BURST`] at a time, one burst per loop
+/// iteration, in the order the messages came; a receive cancelled before its turn gives
+/// its message back to the front of the channel's buffer.
+struct Handed {
+    channel: String,
+    waiter: Py<PyAny>,
+    deadline: Instant,
+    payload: Bytes,
 }
 
 impl Effects {
@@ -231,7 +257,7 @@ struct State {
     /// Pending receive id -> channel.
     receives: HashMap<u64, String>,
     /// Receive ids whose cancel is not answered yet.
-    cancelling: HashSet<u64>,
+    cancelling: FastSet<u64>,
     channels: HashMap<String, ChannelState>,
     opened: Option<Py<PyAny>>,
     ended: Option<Py<PyAny>>,
@@ -256,6 +282,10 @@ struct State {
     window_lost: u64,
     /// Windowed sends dropped before they were written (the session failed or closed).
     window_unsent: u64,
+    /// Messages given to receives whose futures wait for their burst, oldest first.
+    deferred: VecDeque<Handed>,
+    /// A `_hand_over_more` call is scheduled (set whenever `deferred` is not empty).
+    hand_over_scheduled: bool,
 }
 
 impl State {
@@ -425,35 +455,31 @@ impl State {
     }
 
     /// Hands buffered messages to the waiters of `channel`; true when one was served.
-    fn serve_waiters(
-        &mut self,
-        py: Python<'_>,
-        channel: &str,
-        now: Instant,
-        effects: &mut Effects,
-    ) -> PyResult<bool> {
+    fn serve_waiters(&mut self, channel: &str, now: Instant, effects: &mut Effects) -> bool {
         let Some(state) = self.channels.get_mut(channel) else {
-            return Ok(false);
+            return false;
         };
         let mut served = false;
         while !state.waiters.is_empty() {
             let Some((deadline, payload)) = state.pop_buffered(now) else {
                 break;
             };
+            // A waiter whose caller is gone (cancelled) gives the message back when its
+            // turn comes (`Engine::hand_over`).
             let waiter = state.waiters.pop_front().expect("a waiter");
-            if is_done(py, &waiter)? {
-                // Its caller is gone (cancelled): the message waits for the next one.
-                state.buffer.push_front((deadline, payload));
-                continue;
-            }
             if self.handed.len() == HANDED {
                 self.handed.pop_front();
             }
             self.handed.push_back((waiter.as_ptr() as usize, deadline));
-            effects.complete(waiter, Outcome::Value(Value::Payload(payload)));
+            effects.handed.push(Handed {
+                channel: channel.to_owned(),
+                waiter,
+                deadline,
+                payload,
+            });
             served = true;
         }
-        Ok(served)
+        served
     }
 
     fn stand(&mut self, channel: &str, now: Instant, effects: &mut Effects) {
@@ -545,6 +571,12 @@ impl Engine {
                 first_error = Some(err);
             }
         }
+        if !effects.handed.is_empty()
+            && let Err(err) = Self::queue_hand_over(slf, effects.handed)
+            && first_error.is_none()
+        {
+            first_error = Some(err);
+        }
         if effects.flush_now {
             Self::flush(slf)?;
         }
@@ -552,6 +584,91 @@ impl Engine {
             this.connection.get().call_soon.call1(py, (slf.clone(),))?;
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Resolves the futures of `handed` now if they fit in one burst and none wait before
+    /// them, else queues them behind those waiting (see [`Handed`]).
+    fn queue_hand_over(slf: &Bound<'_, Self>, handed: Vec<Handed>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (now, schedule) = {
+            let mut state = this.state.lock();
+            if state.deferred.is_empty() && handed.len() <= HAND_OVER_BURST {
+                (handed, false)
+            } else {
+                state.deferred.extend(handed);
+                if state.hand_over_scheduled {
+                    (Vec::new(), false)
+                } else {
+                    state.hand_over_scheduled = true;
+                    let burst = HAND_OVER_BURST.min(state.deferred.len());
+                    (state.deferred.drain(..burst).collect(), true)
+                }
+            }
+        };
+        if schedule {
+            let more = slf.getattr(intern!(py, "_hand_over_more"))?;
+            this.connection.get().call_soon.call1(py, (more,))?;
+        }
+        Self::hand_over(slf, now)
+    }
+
+    /// Resolves the futures of `handed`. A future already done (its receive was cancelled
+    /// before its turn) gives its message back to the front of its channel's buffer.
+    fn hand_over(slf: &Bound<'_, Self>, handed: Vec<Handed>) -> PyResult<()> {
+        if handed.is_empty() {
+            return Ok(());
+        }
+        let py = slf.py();
+        let this = slf.get();
+        let mut given_back = Vec::new();
+        let mut first_error = None;
+        for entry in handed {
+            let waiter = entry.waiter.bind(py);
+            let payload = PyBytes::new(py, &entry.payload);
+            // Set first, asked after: a future is rarely done (cancelled) before its turn.
+            if let Err(err) = waiter.call_method1(intern!(py, "set_result"), (payload,)) {
+                if waiter.call_method0(intern!(py, "done"))?.is_truthy()? {
+                    given_back.push(entry);
+                } else {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if !given_back.is_empty() {
+            let mut effects = Effects::default();
+            {
+                let mut state = this.state.lock();
+                let now = Instant::now();
+                // Newest first, so that each goes in front of the later ones.
+                for entry in given_back.iter().rev() {
+                    state
+                        .channels
+                        .entry(entry.channel.clone())
+                        .or_default()
+                        .buffer
+                        .push_front((entry.deadline, entry.payload.clone()));
+                }
+                let mut seen = HashSet::new();
+                for entry in &given_back {
+                    if seen.insert(entry.channel.as_str()) {
+                        state.serve_waiters(&entry.channel, now, &mut effects);
+                        state.reconcile(&entry.channel, this.prefetch, now, &mut effects);
+                    }
+                }
+            }
+            Self::finish(slf, effects)?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Resolves every future still waiting for its burst (the session is closing or failed).
+    fn hand_over_all(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let handed: Vec<Handed> = {
+            let mut state = slf.get().state.lock();
+            state.deferred.drain(..).collect()
+        };
+        Self::hand_over(slf, handed)
     }
 
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -610,7 +727,7 @@ impl Engine {
                     }
                     Event::Result(result) => on_result(&mut state, result, &mut effects),
                     Event::Delivery(delivery) => {
-                        this.on_delivery(py, &mut state, delivery, now, &mut effects)?;
+                        this.on_delivery(&mut state, delivery, now, &mut effects);
                     }
                     Event::Cancelled(cancelled) => {
                         state.cancelling.remove(&cancelled.receive_id);
@@ -631,12 +748,11 @@ impl Engine {
 
     fn on_delivery(
         &self,
-        py: Python<'_>,
         state: &mut State,
         delivery: pb::Delivery,
         now: Instant,
         effects: &mut Effects,
-    ) -> PyResult<()> {
+    ) {
         let receive_id = delivery.receive_id;
         let known = state.receives.remove(&receive_id);
         state.cancelling.remove(&receive_id);
@@ -645,18 +761,22 @@ impl Engine {
         } else {
             delivery.channel
         };
-        let channel_state = state.channels.entry(channel.clone()).or_default();
+        if !state.channels.contains_key(&channel) {
+            state
+                .channels
+                .insert(channel.clone(), ChannelState::default());
+        }
+        let channel_state = state.channels.get_mut(&channel).expect("inserted above");
         channel_state.active.retain(|id| *id != receive_id);
         for message in delivery.messages {
             let deadline = now + Duration::from_millis(message.expires_in_ms);
             channel_state.buffer.push_back((deadline, message.message));
         }
-        if state.serve_waiters(py, &channel, now, effects)? && channel.contains('!') {
+        if state.serve_waiters(&channel, now, effects) && channel.contains('!') {
             state.stand(&channel, now, effects);
         }
         state.reconcile(&channel, self.prefetch, now, effects);
         state.forget_if_idle(&channel);
-        Ok(())
     }
 
     pub(crate) fn on_ended(
@@ -859,7 +979,6 @@ impl Value {
     fn into_py(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         Ok(match self {
             Value::None => py.None().into_bound(py),
-            Value::Payload(payload) => PyBytes::new(py, &payload).into_any(),
             Value::Counts(delivered, dropped) => (delivered, dropped).into_pyobject(py)?.into_any(),
             Value::Opened(opened) => PyTuple::new(
                 py,
@@ -999,9 +1118,9 @@ impl Engine {
                 outbox: Vec::new(),
                 flush_scheduled: false,
                 ops: VecDeque::new(),
-                receives: HashMap::new(),
-                cancelling: HashSet::new(),
-                channels: HashMap::new(),
+                receives: HashMap::default(),
+                cancelling: FastSet::default(),
+                channels: HashMap::default(),
                 opened: None,
                 ended: None,
                 closing_reason: None,
@@ -1010,11 +1129,13 @@ impl Engine {
                 tick_scheduled: false,
                 last_sweep: Instant::now(),
                 handed: VecDeque::new(),
-                rooms: HashMap::new(),
+                rooms: HashMap::default(),
                 window: 0,
                 drained: Vec::new(),
                 window_lost: 0,
                 window_unsent: 0,
+                deferred: VecDeque::new(),
+                hand_over_scheduled: false,
             }),
         }
     }
@@ -1027,6 +1148,24 @@ impl Engine {
     /// The standing-demand timer (a `call_later` callback).
     fn _tick(slf: &Bound<'_, Self>) -> PyResult<()> {
         Self::on_tick(slf)
+    }
+
+    /// Resolves the next burst of receives given a message (a `call_soon` callback).
+    fn _hand_over_more(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (burst, again) = {
+            let mut state = this.state.lock();
+            let burst = HAND_OVER_BURST.min(state.deferred.len());
+            let burst: Vec<Handed> = state.deferred.drain(..burst).collect();
+            state.hand_over_scheduled = !state.deferred.is_empty();
+            (burst, state.hand_over_scheduled)
+        };
+        if again {
+            let more = slf.getattr(intern!(py, "_hand_over_more"))?;
+            this.connection.get().call_soon.call1(py, (more,))?;
+        }
+        Self::hand_over(slf, burst)
     }
 
     /// True while a stream is open and activated.
@@ -1219,6 +1358,8 @@ impl Engine {
     fn fail_all(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        // Receives already given a message get it.
+        Self::hand_over_all(slf)?;
         let mut effects = Effects::default();
         {
             let mut state = this.state.lock();
@@ -1472,22 +1613,36 @@ impl Engine {
                     channel_state.standing_until = None;
                 }
             }
+            // A message given to it whose burst had not come yet.
+            let mut deadline = None;
+            if given_back.is_none()
+                && let Some(at) = state
+                    .deferred
+                    .iter()
+                    .position(|h| h.waiter.as_ptr() == target)
+                && let Some(entry) = state.deferred.remove(at)
+            {
+                deadline = Some(entry.deadline);
+                given_back = Some(entry.payload);
+            }
             if let Some(payload) = given_back {
                 // Its deadline is remembered unless many newer messages were handed over
                 // since; then it keeps one more second.
-                let deadline = state
-                    .handed
-                    .iter()
-                    .rev()
-                    .find(|(w, _)| *w == target as usize)
-                    .map_or(now + STANDING_DEMAND, |(_, deadline)| *deadline);
+                let deadline = deadline.unwrap_or_else(|| {
+                    state
+                        .handed
+                        .iter()
+                        .rev()
+                        .find(|(w, _)| *w == target as usize)
+                        .map_or(now + STANDING_DEMAND, |(_, deadline)| *deadline)
+                });
                 state
                     .channels
                     .entry(channel.to_owned())
                     .or_default()
                     .buffer
                     .push_front((deadline, payload));
-                state.serve_waiters(py, channel, now, &mut effects)?;
+                state.serve_waiters(channel, now, &mut effects);
             }
             state.reconcile(channel, this.prefetch, now, &mut effects);
             state.forget_if_idle(channel);
@@ -1559,6 +1714,8 @@ impl Engine {
     /// Ends the stream and forgets everything; the engine is not used after this.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
+        // Receives already given a message get it.
+        Self::hand_over_all(slf)?;
         let mut effects = Effects::default();
         {
             let mut state = this.state.lock();

@@ -238,25 +238,37 @@ class NativeSession(ReconnectingSession):
             self._raise_if_failed()
         return self._engine.group_send(group, payload, capacity, expiry_ms)
 
-    async def receive(self, channel: str) -> bytes:
-        """Return the next message of ``channel``, from a buffer or the server."""
+    def start_receive(self, channel: str) -> Any:
+        """The next message of ``channel`` when one is at hand, else a future of it.
+
+        ``ChannelLayer.receive`` awaits the future itself (one coroutine less per message)
+        and calls :meth:`abandon_receive` if it stops waiting.
+        """
         if self._layer._buffers:
             payload = self._layer._pop_buffered(channel)
             if payload is not None:
                 return payload
         if self._failure is not None or self._closing:
             self._raise_if_failed()
-        waiter = self._engine.receive(channel)
+        return self._engine.receive(channel)
+
+    def abandon_receive(self, channel: str, waiter: Any, cancelled: bool) -> None:
+        """Withdraw the future of a receive whose caller stopped waiting.
+
+        ``cancelled``: the reader went away (a consumer exits this way), so the channel's
+        standing demand ends too. A message already handed to the future is kept.
+        """
+        self._engine.abandon(channel, waiter, cancelled)
+
+    async def receive(self, channel: str) -> bytes:
+        """Return the next message of ``channel``, from a buffer or the server."""
+        waiter = self.start_receive(channel)
         if isinstance(waiter, bytes):
             return waiter
         try:
-            return await waiter
-        except asyncio.CancelledError:
-            # The reader went away (a consumer exits this way): no standing demand.
-            self._engine.abandon(channel, waiter, True)
-            raise
-        except BaseException:
-            self._engine.abandon(channel, waiter, False)
+            return await waiter  # type: ignore[no-any-return]
+        except BaseException as exc:
+            self.abandon_receive(channel, waiter, isinstance(exc, asyncio.CancelledError))
             raise
 
     def clear_buffers(self) -> None:

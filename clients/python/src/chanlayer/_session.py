@@ -40,6 +40,8 @@ from chanlayer._transport import RemoteError, SessionStream, StreamTransport
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from chanlayer.core import ChannelLayer
 
 logger = logging.getLogger("chanlayer")
@@ -319,6 +321,17 @@ class Session(ReconnectingSession):
 
     def clear_buffers(self) -> None:
         """Drop messages fetched ahead: this session buffers them in the layer, which does."""
+
+    def start_receive(self, channel: str) -> bytes | Awaitable[bytes]:
+        """Begin a ``receive()``: the message when one is at hand, else an awaitable of it.
+
+        A caller that stops awaiting calls :meth:`abandon_receive`. Here the awaitable is
+        the ``receive()`` coroutine, which cleans up after itself.
+        """
+        return self.receive(channel)
+
+    def abandon_receive(self, channel: str, waiter: Awaitable[bytes], cancelled: bool) -> None:
+        """Withdraw a waiter of :meth:`start_receive` whose caller stopped awaiting it."""
 
     async def receive(self, channel: str) -> bytes:
         """Return the next message of ``channel``, from the buffer or the server."""
