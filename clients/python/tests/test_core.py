@@ -295,6 +295,36 @@ async def test_group_members_get_their_own_copy(channel_layer: ChannelLayer) -> 
     assert (await channel_layer.receive(b))["items"] == [1]
 
 
+async def test_repeated_messages_decode_to_independent_dicts(
+    make_layer: type[ChannelLayer],
+) -> None:
+    """A group_send to many local channels decodes once; every receiver owns its dict."""
+    for config in ({}, {"symmetric_encryption_keys": ["k" * 32]}):
+        layer = make_layer(**config)
+        try:
+            names = [await layer.new_channel() for _ in range(4)]
+            for name in names:
+                await layer.group_add("repeat", name)
+            flat = {"type": "m", "text": "héllo", "raw": b"\x00", "n": 3, "f": 0.5, "z": None}
+            nested = {"type": "m", "items": [1], "inner": {"a": 1}}
+            for message in (flat, nested):
+                await layer.group_send("repeat", message)
+                got = [await layer.receive(name) for name in names]
+                assert got == [message] * 4
+                for i, received in enumerate(got):
+                    received["mine"] = i
+                    if "items" in received:
+                        received["items"].append(i)
+                        received["inner"]["a"] = i
+                assert len({id(received) for received in got}) == 4
+                # Nothing a receiver changed reaches the next one.
+                await layer.group_send("repeat", message)
+                assert [await layer.receive(name) for name in names] == [message] * 4
+        finally:
+            await layer.flush()
+            await layer.close()
+
+
 async def test_group_expiry(make_layer: type[ChannelLayer]) -> None:
     layer = make_layer(group_expiry=1)
     try:

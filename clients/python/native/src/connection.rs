@@ -277,6 +277,9 @@ pub struct Connection {
     /// `loop.create_future`, `call_soon`, `call_later`, `add_reader`, `remove_reader`,
     /// `add_writer`, `remove_writer`.
     create_future: Py<PyAny>,
+    /// `set_result` of the type of the loop's futures, called unbound (`(future, value)`):
+    /// a receive's future is resolved without making a bound method each time.
+    future_set_result: Py<PyAny>,
     pub(crate) call_soon: Py<PyAny>,
     pub(crate) call_later: Py<PyAny>,
     add_reader: Py<PyAny>,
@@ -292,6 +295,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// `future.set_result(value)` for a future of this connection's loop.
+    pub(crate) fn set_future_result(
+        &self,
+        future: &Bound<'_, PyAny>,
+        value: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.future_set_result.call1(future.py(), (future, value))?;
+        Ok(())
+    }
+
     pub(crate) fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.create_future.call0(py)
     }
@@ -510,8 +523,14 @@ impl Connection {
         let method = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<Py<PyAny>> {
             Ok(event_loop.getattr(name)?.unbind())
         };
+        let future_set_result = event_loop
+            .call_method0(intern!(py, "create_future"))?
+            .get_type()
+            .getattr(intern!(py, "set_result"))?
+            .unbind();
         Ok(Self {
             backend,
+            future_set_result,
             calls: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
             engines: Mutex::new(HashMap::new()),

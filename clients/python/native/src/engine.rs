@@ -621,13 +621,14 @@ impl Engine {
         }
         let py = slf.py();
         let this = slf.get();
+        let connection = this.connection.get();
         let mut given_back = Vec::new();
         let mut first_error = None;
         for entry in handed {
             let waiter = entry.waiter.bind(py);
             let payload = PyBytes::new(py, &entry.payload);
             // Set first, asked after: a future is rarely done (cancelled) before its turn.
-            if let Err(err) = waiter.call_method1(intern!(py, "set_result"), (payload,)) {
+            if let Err(err) = connection.set_future_result(waiter, payload.into_any()) {
                 if waiter.call_method0(intern!(py, "done"))?.is_truthy()? {
                     given_back.push(entry);
                 } else {

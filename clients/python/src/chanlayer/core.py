@@ -62,6 +62,11 @@ _SWEEP_INTERVAL = 10.0
 _SESSION_AFTER_UNARY = 8
 #: Channel names validated lately (the validation is a regex match): at most this many.
 _VALID_NAMES_CACHE = 4096
+#: A message received twice in a row is decoded once when it is at most this large and
+#: ``_FLAT`` (see ``ChannelLayer.deserialize``).
+_REPEAT_CACHE_BYTES = 16 * 1024
+#: Value types whose dicts ``dict.copy()`` copies as fully as decoding again would.
+_FLAT = frozenset({str, bytes, int, float, bool, type(None)})
 
 
 class _LoopState:
@@ -211,6 +216,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._spare_sessions: list[tuple[str, str]] = []
         self._max_message_bytes: int | None = None
         self._buffers: dict[str, deque[tuple[float, bytes]]] = {}
+        #: The last message decoded, and a private copy of what it decoded to once it came
+        #: twice in a row (None before, or when it holds containers).
+        self._last_decoded: tuple[bytes, dict[str, Any] | None] | None = None
         self._last_sweep = time.monotonic()
         #: Group memberships of this layer's own specific channels: (group, channel) -> the
         #: monotonic time the membership expires. Replayed when a server lost them (restart).
@@ -237,8 +245,26 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return self._pack(message)
 
     def deserialize(self, message: bytes) -> dict[str, Any]:
-        """Decode (and decrypt) a message."""
-        return self._unpack(message)  # type: ignore[no-any-return]
+        """Decode (and decrypt) a message.
+
+        A group_send to many channels of this process delivers the same bytes to each:
+        from the second time in a row on, a message whose values are all scalars is decoded
+        once and each receiver gets its own copy of the dict (a copy holds nothing shared
+        that a receiver could change). Messages with lists or dicts inside are decoded
+        every time.
+        """
+        last = self._last_decoded
+        if last is not None and last[0] == message:
+            if last[1] is not None:
+                return last[1].copy()
+            decoded: dict[str, Any] = self._unpack(message)
+            if type(decoded) is dict and all(type(v) in _FLAT for v in decoded.values()):
+                self._last_decoded = (message, decoded.copy())
+            return decoded
+        decoded = self._unpack(message)
+        if len(message) <= _REPEAT_CACHE_BYTES:
+            self._last_decoded = (message, None)
+        return decoded
 
     ### Channel layer API ###
 
