@@ -46,12 +46,12 @@ use std::{
 };
 
 use bytes::Bytes;
-// Channel names are looked up several times per delivered message: a fast hash (these
-// maps are private to one process, fed by its own server).
 use chanlayer::{
     client::Client,
     proto::v1::{self as pb, session_event::Event, session_operation::Operation},
 };
+// Channel names are looked up several times per delivered message: a fast hash (these
+// maps are private to one process and filled by its own server).
 use foldhash::{HashMap, HashSet as FastSet};
 use futures_util::{Stream, stream};
 use parking_lot::Mutex;
