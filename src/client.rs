@@ -437,6 +437,7 @@ impl Client {
         self.open_session(pb::OpenOperation {
             namespace: self.namespace.clone(),
             client_name: concat!("chanlayer-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            shared_deliveries: true,
             ..Default::default()
         })
         .await
@@ -454,6 +455,7 @@ impl Client {
             client_prefix: client_prefix.to_owned(),
             resume_token: resume_token.to_owned(),
             client_name: concat!("chanlayer-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            shared_deliveries: true,
         })
         .await
     }
@@ -938,19 +940,40 @@ fn to_received(delivery: pb::Delivery) -> Vec<Received> {
         .collect()
 }
 
+/// Hands `delivery` to the receive waiting on `tx`; keeps its messages for the channel's
+/// next receive when that one is gone.
+fn answer(d: &mut Dispatch, tx: oneshot::Sender<Answer>, delivery: pb::Delivery) {
+    if let Err(Answer::Delivery(delivery)) = tx.send(Answer::Delivery(delivery)) {
+        let channel = delivery.channel.clone();
+        d.leftovers
+            .entry(channel)
+            .or_default()
+            .extend(to_received(delivery));
+    }
+}
+
 fn dispatch(shared: &SessionShared, events: Vec<pb::SessionEvent>) {
     let mut d = shared.dispatch.lock();
     for event in events.into_iter().filter_map(|e| e.event) {
         match event {
             session_event::Event::Delivery(delivery) => {
-                if let Some((_, tx)) = d.receives.remove(&delivery.receive_id)
-                    && let Err(Answer::Delivery(delivery)) = tx.send(Answer::Delivery(delivery))
-                {
-                    let channel = delivery.channel.clone();
-                    d.leftovers
-                        .entry(channel)
-                        .or_default()
-                        .extend(to_received(delivery));
+                if let Some((_, tx)) = d.receives.remove(&delivery.receive_id) {
+                    answer(&mut d, tx, delivery);
+                }
+            }
+            session_event::Event::SharedDelivery(one) => {
+                for receive_id in one.receive_ids {
+                    if let Some((channel, tx)) = d.receives.remove(&receive_id) {
+                        let delivery = pb::Delivery {
+                            receive_id,
+                            channel,
+                            messages: vec![pb::DeliveredMessage {
+                                message: one.message.clone(),
+                                expires_in_ms: one.expires_in_ms,
+                            }],
+                        };
+                        answer(&mut d, tx, delivery);
+                    }
                 }
             }
             session_event::Event::ReceiveFailed(failed) => {

@@ -2,12 +2,15 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use chanlayer::{
     client::SendOptions,
-    proto::v1::{CapacityRule, capacity_rule::Pattern},
+    proto::v1::{self as pb, CapacityRule, capacity_rule::Pattern},
 };
 use support::Server;
 
@@ -226,4 +229,160 @@ async fn group_send_to_10_000_members_is_fast() {
     assert_eq!(stats.queued_messages, 10_000);
     // Not a performance gate (the benchmarks measure it); a sanity bound on a noisy box.
     assert!(took < Duration::from_secs(2), "group_send took {took:?}");
+}
+
+/// Opens a raw session stream (with or without `shared_deliveries`), waits on `members`
+/// channels of it that are in one group, sends the group a message and returns the events
+/// that answer the receives, with the receive id of each channel.
+async fn group_send_to_waiting_receives(
+    shared: bool,
+    members: usize,
+) -> (Vec<pb::session_event::Event>, HashMap<u64, String>) {
+    use pb::{session_event::Event, session_operation::Operation};
+    let server = Server::start(&[]);
+    let client = server.client("shared").await;
+    let op = |operation| pb::SessionOperation {
+        operation: Some(operation),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::SessionRequest {
+        operations: vec![op(Operation::Open(pb::OpenOperation {
+            namespace: client.namespace().to_owned(),
+            shared_deliveries: shared,
+            ..Default::default()
+        }))],
+    })
+    .await
+    .unwrap();
+    let mut inbound = client
+        .grpc()
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let prefix = match inbound.message().await.unwrap().unwrap().events[0]
+        .event
+        .clone()
+    {
+        Some(Event::Opened(opened)) => opened.client_prefix,
+        other => panic!("expected opened, got {other:?}"),
+    };
+    let mut channels = HashMap::new();
+    for i in 0..members {
+        let channel = format!("{prefix}!member{i}");
+        client.group_add("room", &channel).await.unwrap();
+        channels.insert(100 + i as u64, channel);
+    }
+    // A member without a waiting receive gets the message queued, not delivered.
+    client
+        .group_add("room", &format!("{prefix}!idle"))
+        .await
+        .unwrap();
+    tx.send(pb::SessionRequest {
+        operations: channels
+            .iter()
+            .map(|(id, channel)| {
+                op(Operation::Receive(pb::ReceiveOperation {
+                    receive_id: *id,
+                    channel: channel.clone(),
+                    max_messages: 1,
+                }))
+            })
+            .collect(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.stats().await.unwrap().pending_receives == members as u64
+        })
+        .await
+    );
+    let sent = client.group_send("room", b("hello")).await.unwrap();
+    assert_eq!(sent.delivered as usize, members + 1);
+    let mut events = Vec::new();
+    let mut answered = 0;
+    while answered < members {
+        let frame = tokio::time::timeout(Duration::from_secs(5), inbound.message())
+            .await
+            .expect("deliveries arrive")
+            .unwrap()
+            .unwrap();
+        for event in frame.events.into_iter().filter_map(|e| e.event) {
+            answered += match &event {
+                Event::Delivery(_) => 1,
+                Event::SharedDelivery(shared) => shared.receive_ids.len(),
+                other => panic!("unexpected event {other:?}"),
+            };
+            events.push(event);
+        }
+    }
+    assert_eq!(
+        client
+            .channel_info(&format!("{prefix}!idle"))
+            .await
+            .unwrap()
+            .queued_messages,
+        1
+    );
+    (events, channels)
+}
+
+#[tokio::test]
+async fn a_stream_with_shared_deliveries_gets_one_event_per_group_send() {
+    let (events, channels) = group_send_to_waiting_receives(true, 50).await;
+    let [pb::session_event::Event::SharedDelivery(shared)] = &events[..] else {
+        panic!("expected one shared delivery, got {events:?}");
+    };
+    assert_eq!(shared.message, b("hello"));
+    assert!(shared.expires_in_ms > 0);
+    let mut ids = shared.receive_ids.clone();
+    ids.sort_unstable();
+    let mut expected: Vec<u64> = channels.keys().copied().collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "every waiting receive, once");
+}
+
+#[tokio::test]
+async fn a_stream_without_shared_deliveries_gets_a_delivery_per_receive() {
+    let (events, channels) = group_send_to_waiting_receives(false, 50).await;
+    assert_eq!(events.len(), 50);
+    let mut seen = HashSet::new();
+    for event in events {
+        let pb::session_event::Event::Delivery(delivery) = event else {
+            panic!("expected deliveries only, got {event:?}");
+        };
+        assert_eq!(channels[&delivery.receive_id], delivery.channel);
+        assert_eq!(delivery.messages.len(), 1);
+        assert_eq!(delivery.messages[0].message, b("hello"));
+        assert!(seen.insert(delivery.receive_id));
+    }
+}
+
+#[tokio::test]
+async fn the_rust_client_hands_a_shared_delivery_to_each_waiting_receive() {
+    let server = Server::start(&[]);
+    let client = server.client("shared-rs").await;
+    let session = client.session().await.unwrap();
+    let channels: Vec<String> = (0..30).map(|_| session.new_channel("member")).collect();
+    for channel in &channels {
+        client.group_add("room", channel).await.unwrap();
+    }
+    let pending: Vec<_> = channels
+        .iter()
+        .map(|channel| session.start_receive(channel, 1).unwrap())
+        .collect();
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.stats().await.unwrap().pending_receives == 30
+        })
+        .await
+    );
+    client.group_send("room", b("to all")).await.unwrap();
+    for (channel, receive) in channels.iter().zip(pending) {
+        let got = receive.wait().await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(&*got[0].channel, channel.as_str());
+        assert_eq!(got[0].payload, b("to all"));
+    }
 }

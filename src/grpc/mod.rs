@@ -14,6 +14,7 @@ use self::{
     status::{invalid_argument, status, to_detail},
 };
 use crate::{
+    core::Message,
     hub::{
         Batch, CloseReason, Event, Hub, Observer, OpOutcome, OpenRequest, Opened, OperationCounts,
         SessionHandle,
@@ -264,6 +265,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
             }
         };
         let client_name = open.client_name.clone();
+        let shared_deliveries = open.shared_deliveries;
         let (mut handle, opened) = self.hub.open_session(OpenRequest {
             namespace: open.namespace,
             client_prefix: open.client_prefix,
@@ -315,9 +317,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
                 }
                 match outbox.next_batch(max_frame_bytes).await {
                     Batch::Events(events) => {
-                        let frame = pb::SessionResponse {
-                            events: events.into_iter().map(to_proto).collect(),
-                        };
+                        let frame = to_frame(events, shared_deliveries);
                         Some((Ok(frame), (None, outbox, abort, false)))
                     }
                     Batch::End => {
@@ -349,26 +349,103 @@ fn opened_event(
     }
 }
 
-fn to_proto(event: Event) -> pb::SessionEvent {
+/// Builds one server frame of `events`.
+///
+/// On a stream opened with `shared_deliveries`, consecutive one-message deliveries of the
+/// same message (the members of a group that wait on this stream, as one group send left
+/// them in the outbox) become one `SharedDelivery`: the message is encoded once and each
+/// receive costs its id, instead of a `Delivery` with the channel name and a copy of the
+/// message each. Order is kept: only neighbours merge.
+fn to_frame(events: Vec<Event>, shared: bool) -> pb::SessionResponse {
+    let now = tokio::time::Instant::now().into_std();
+    let mut out = Vec::with_capacity(events.len());
+    // The deliveries of the current run of one message: (the first's channel, ids, message).
+    let mut run: Option<(Arc<str>, Vec<u64>, Message)> = None;
+    for event in events {
+        match event {
+            Event::Delivery {
+                receive_id,
+                channel,
+                mut messages,
+            } if shared && messages.len() == 1 => {
+                let message = messages.pop().expect("one message");
+                if let Some((_, ids, first)) = &mut run
+                    && same_message(first, &message)
+                {
+                    ids.push(receive_id);
+                    continue;
+                }
+                if let Some(previous) = run.replace((channel, vec![receive_id], message)) {
+                    out.push(run_to_proto(previous, now));
+                }
+            }
+            other => {
+                if let Some(previous) = run.take() {
+                    out.push(run_to_proto(previous, now));
+                }
+                out.push(to_proto(other, now));
+            }
+        }
+    }
+    if let Some(last) = run {
+        out.push(run_to_proto(last, now));
+    }
+    pb::SessionResponse { events: out }
+}
+
+/// True when `b` is the same message as `a`: one payload shared by a group send (not merely
+/// equal bytes) with the same expiry.
+fn same_message(a: &Message, b: &Message) -> bool {
+    a.payload.as_ptr() == b.payload.as_ptr()
+        && a.payload.len() == b.payload.len()
+        && a.expires_at == b.expires_at
+}
+
+fn expires_in_ms(message: &Message, now: std::time::Instant) -> u64 {
+    ms(message.expires_at.saturating_duration_since(now)).max(1)
+}
+
+/// A run of deliveries of one message: a plain `Delivery` when it is alone.
+fn run_to_proto(
+    (channel, receive_ids, message): (Arc<str>, Vec<u64>, Message),
+    now: std::time::Instant,
+) -> pb::SessionEvent {
+    if let [receive_id] = receive_ids[..] {
+        return to_proto(
+            Event::Delivery {
+                receive_id,
+                channel,
+                messages: vec![message],
+            },
+            now,
+        );
+    }
+    pb::SessionEvent {
+        event: Some(session_event::Event::SharedDelivery(pb::SharedDelivery {
+            receive_ids,
+            expires_in_ms: expires_in_ms(&message, now),
+            message: message.payload,
+        })),
+    }
+}
+
+fn to_proto(event: Event, now: std::time::Instant) -> pb::SessionEvent {
     let event = match event {
         Event::Delivery {
             receive_id,
             channel,
             messages,
-        } => {
-            let now = tokio::time::Instant::now().into_std();
-            session_event::Event::Delivery(pb::Delivery {
-                receive_id,
-                channel: channel.to_string(),
-                messages: messages
-                    .into_iter()
-                    .map(|m| pb::DeliveredMessage {
-                        expires_in_ms: ms(m.expires_at.saturating_duration_since(now)).max(1),
-                        message: m.payload,
-                    })
-                    .collect(),
-            })
-        }
+        } => session_event::Event::Delivery(pb::Delivery {
+            receive_id,
+            channel: channel.to_string(),
+            messages: messages
+                .into_iter()
+                .map(|m| pb::DeliveredMessage {
+                    expires_in_ms: expires_in_ms(&m, now),
+                    message: m.payload,
+                })
+                .collect(),
+        }),
         Event::Result {
             request_id,
             outcome,

@@ -459,6 +459,7 @@ export class Session {
               clientPrefix: this.opened?.clientPrefix ?? this.config.clientPrefix,
               resumeToken: this.resumeToken,
               clientName: this.config.clientName,
+              sharedDeliveries: true,
             },
           },
         ],
@@ -491,6 +492,22 @@ export class Session {
           state.buffer.push({ deadline: now + Number(message.expiresInMs), payload: message.message });
         }
         this.wake(channel, state);
+        return;
+      }
+      case "sharedDelivery": {
+        // One message for several receives (the members of a group that wait here).
+        const shared = event.sharedDelivery;
+        if (!shared) return;
+        const deadline = Date.now() + Number(shared.expiresInMs);
+        for (const receiveId of shared.receiveIds) {
+          const channel = this.receiveChannels.get(receiveId);
+          this.receiveChannels.delete(receiveId);
+          if (channel === undefined) continue;
+          const state = this.channelState(channel);
+          state.active.delete(receiveId);
+          state.buffer.push({ deadline, payload: shared.message });
+          this.wake(channel, state);
+        }
         return;
       }
       case "receiveFailed": {

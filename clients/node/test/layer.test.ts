@@ -111,6 +111,24 @@ describe("groups", () => {
     for (const m of members) assert.equal((await l.channelInfo(m)).queuedMessages, 0);
   });
 
+  it("hands a group send to members already waiting, each its own message", async () => {
+    const l = layer();
+    const members = await Promise.all(Array.from({ length: 20 }, () => l.newChannel()));
+    for (const m of members) await l.groupAdd("waiting_room", m);
+    const received = members.map((m) => l.receive(m));
+    for (const m of members) {
+      while ((await l.channelInfo(m)).waitingReceives === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(await l.groupSend("waiting_room", { type: "chat_message", n: 1 }), {
+      delivered: 20,
+      dropped: 0,
+    });
+    const messages = (await Promise.all(received)) as Record<string, unknown>[];
+    for (const message of messages) assert.deepEqual(message, { type: "chat_message", n: 1 });
+    (messages[0] as Record<string, unknown>).n = 2;
+    assert.equal((messages[1] as Record<string, unknown>).n, 1);
+  });
+
   it("stops sending to a discarded member", async () => {
     const l = layer();
     const [a, b] = [await l.newChannel(), await l.newChannel()];

@@ -42,6 +42,7 @@ import type { SessionOpened as _chanlayer_v1_SessionOpened, SessionOpened__Outpu
 import type { SessionOperation as _chanlayer_v1_SessionOperation, SessionOperation__Output as _chanlayer_v1_SessionOperation__Output } from './chanlayer/v1/SessionOperation.js';
 import type { SessionRequest as _chanlayer_v1_SessionRequest, SessionRequest__Output as _chanlayer_v1_SessionRequest__Output } from './chanlayer/v1/SessionRequest.js';
 import type { SessionResponse as _chanlayer_v1_SessionResponse, SessionResponse__Output as _chanlayer_v1_SessionResponse__Output } from './chanlayer/v1/SessionResponse.js';
+import type { SharedDelivery as _chanlayer_v1_SharedDelivery, SharedDelivery__Output as _chanlayer_v1_SharedDelivery__Output } from './chanlayer/v1/SharedDelivery.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -99,6 +100,7 @@ export interface ProtoGrpcType {
       SessionOperation: MessageTypeDefinition<_chanlayer_v1_SessionOperation, _chanlayer_v1_SessionOperation__Output>
       SessionRequest: MessageTypeDefinition<_chanlayer_v1_SessionRequest, _chanlayer_v1_SessionRequest__Output>
       SessionResponse: MessageTypeDefinition<_chanlayer_v1_SessionResponse, _chanlayer_v1_SessionResponse__Output>
+      SharedDelivery: MessageTypeDefinition<_chanlayer_v1_SharedDelivery, _chanlayer_v1_SharedDelivery__Output>
     }
   }
 }

@@ -624,9 +624,24 @@ impl Engine {
         let connection = this.connection.get();
         let mut given_back = Vec::new();
         let mut first_error = None;
+        // One `bytes` object per message: the members of a group that wait here share it
+        // (their payloads are one buffer), so it is built and later decoded once.
+        let mut last: Option<(Bytes, Bound<'_, PyBytes>)> = None;
         for entry in handed {
             let waiter = entry.waiter.bind(py);
-            let payload = PyBytes::new(py, &entry.payload);
+            let payload = match &last {
+                Some((buffer, bytes))
+                    if buffer.as_ptr() == entry.payload.as_ptr()
+                        && buffer.len() == entry.payload.len() =>
+                {
+                    bytes.clone()
+                }
+                _ => {
+                    let bytes = PyBytes::new(py, &entry.payload);
+                    last = Some((entry.payload.clone(), bytes.clone()));
+                    bytes
+                }
+            };
             // Set first, asked after: a future is rarely done (cancelled) before its turn.
             if let Err(err) = connection.set_future_result(waiter, payload.into_any()) {
                 if waiter.call_method0(intern!(py, "done"))?.is_truthy()? {
@@ -728,7 +743,36 @@ impl Engine {
                     }
                     Event::Result(result) => on_result(&mut state, result, &mut effects),
                     Event::Delivery(delivery) => {
-                        this.on_delivery(&mut state, delivery, now, &mut effects);
+                        let pb::Delivery {
+                            receive_id,
+                            channel,
+                            messages,
+                        } = delivery;
+                        let messages = messages
+                            .into_iter()
+                            .map(|m| (now + Duration::from_millis(m.expires_in_ms), m.message));
+                        this.on_delivery(
+                            &mut state,
+                            receive_id,
+                            channel,
+                            messages,
+                            now,
+                            &mut effects,
+                        );
+                    }
+                    Event::SharedDelivery(shared) => {
+                        let deadline = now + Duration::from_millis(shared.expires_in_ms);
+                        for receive_id in shared.receive_ids {
+                            let message = std::iter::once((deadline, shared.message.clone()));
+                            this.on_delivery(
+                                &mut state,
+                                receive_id,
+                                String::new(),
+                                message,
+                                now,
+                                &mut effects,
+                            );
+                        }
                     }
                     Event::Cancelled(cancelled) => {
                         state.cancelling.remove(&cancelled.receive_id);
@@ -747,20 +791,24 @@ impl Engine {
         Self::finish(slf, effects)
     }
 
+    /// Takes the messages the server delivered to `receive_id`: into the channel's buffer,
+    /// then to its waiters. `channel` is empty when the event did not name it (a shared
+    /// delivery): the receive's own channel is used.
     fn on_delivery(
         &self,
         state: &mut State,
-        delivery: pb::Delivery,
+        receive_id: u64,
+        channel: String,
+        messages: impl Iterator<Item = (Instant, Bytes)>,
         now: Instant,
         effects: &mut Effects,
     ) {
-        let receive_id = delivery.receive_id;
         let known = state.receives.remove(&receive_id);
         state.cancelling.remove(&receive_id);
-        let channel = if delivery.channel.is_empty() {
+        let channel = if channel.is_empty() {
             known.unwrap_or_default()
         } else {
-            delivery.channel
+            channel
         };
         if !state.channels.contains_key(&channel) {
             state
@@ -769,10 +817,7 @@ impl Engine {
         }
         let channel_state = state.channels.get_mut(&channel).expect("inserted above");
         channel_state.active.retain(|id| *id != receive_id);
-        for message in delivery.messages {
-            let deadline = now + Duration::from_millis(message.expires_in_ms);
-            channel_state.buffer.push_back((deadline, message.message));
-        }
+        channel_state.buffer.extend(messages);
         if state.serve_waiters(&channel, now, effects) && channel.contains('!') {
             state.stand(&channel, now, effects);
         }
@@ -1206,6 +1251,7 @@ impl Engine {
             client_prefix,
             resume_token,
             client_name,
+            shared_deliveries: true,
         });
         let connection = this.connection.bind(py);
         {

@@ -28,6 +28,12 @@ export interface OpenOperation {
    * The name and version of the client library, for logs, for example `chanlayer-py/0.1.0`.
    */
   'clientName'?: (string);
+  /**
+   * True when the client understands `SharedDelivery` events. The server then answers the
+   * receives of this stream that one `GroupSend` reaches together with one such event
+   * instead of one `Delivery` each. A client that leaves it false only sees `Delivery`.
+   */
+  'sharedDeliveries'?: (boolean);
 }
 
 /**
@@ -57,4 +63,10 @@ export interface OpenOperation__Output {
    * The name and version of the client library, for logs, for example `chanlayer-py/0.1.0`.
    */
   'clientName': (string);
+  /**
+   * True when the client understands `SharedDelivery` events. The server then answers the
+   * receives of this stream that one `GroupSend` reaches together with one such event
+   * instead of one `Delivery` each. A client that leaves it false only sees `Delivery`.
+   */
+  'sharedDeliveries': (boolean);
 }

@@ -6,6 +6,7 @@ import type { OperationResult as _chanlayer_v1_OperationResult, OperationResult_
 import type { ReceiveFailed as _chanlayer_v1_ReceiveFailed, ReceiveFailed__Output as _chanlayer_v1_ReceiveFailed__Output } from '../../chanlayer/v1/ReceiveFailed.js';
 import type { ReceiveCancelled as _chanlayer_v1_ReceiveCancelled, ReceiveCancelled__Output as _chanlayer_v1_ReceiveCancelled__Output } from '../../chanlayer/v1/ReceiveCancelled.js';
 import type { SessionClosing as _chanlayer_v1_SessionClosing, SessionClosing__Output as _chanlayer_v1_SessionClosing__Output } from '../../chanlayer/v1/SessionClosing.js';
+import type { SharedDelivery as _chanlayer_v1_SharedDelivery, SharedDelivery__Output as _chanlayer_v1_SharedDelivery__Output } from '../../chanlayer/v1/SharedDelivery.js';
 
 /**
  * SessionEvent is one event on a session stream.
@@ -36,9 +37,13 @@ export interface SessionEvent {
    */
   'closing'?: (_chanlayer_v1_SessionClosing | null);
   /**
+   * One message for several receives: only on streams opened with `shared_deliveries`.
+   */
+  'sharedDelivery'?: (_chanlayer_v1_SharedDelivery | null);
+  /**
    * The event.
    */
-  'event'?: "opened"|"delivery"|"result"|"receiveFailed"|"cancelled"|"closing";
+  'event'?: "opened"|"delivery"|"result"|"receiveFailed"|"cancelled"|"closing"|"sharedDelivery";
 }
 
 /**
@@ -70,7 +75,11 @@ export interface SessionEvent__Output {
    */
   'closing'?: (_chanlayer_v1_SessionClosing__Output | null);
   /**
+   * One message for several receives: only on streams opened with `shared_deliveries`.
+   */
+  'sharedDelivery'?: (_chanlayer_v1_SharedDelivery__Output | null);
+  /**
    * The event.
    */
-  'event'?: "opened"|"delivery"|"result"|"receiveFailed"|"cancelled"|"closing";
+  'event'?: "opened"|"delivery"|"result"|"receiveFailed"|"cancelled"|"closing"|"sharedDelivery";
 }

@@ -810,6 +810,7 @@ class OpenOperation(_message.Message):
     CLIENT_PREFIX_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     CLIENT_NAME_FIELD_NUMBER: _builtins.int
+    SHARED_DELIVERIES_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace every operation of the session works in."""
     client_prefix: _builtins.str
@@ -827,6 +828,11 @@ class OpenOperation(_message.Message):
     """
     client_name: _builtins.str
     """The name and version of the client library, for logs, for example `chanlayer-py/0.1.0`."""
+    shared_deliveries: _builtins.bool
+    """True when the client understands `SharedDelivery` events. The server then answers the
+    receives of this stream that one `GroupSend` reaches together with one such event
+    instead of one `Delivery` each. A client that leaves it false only sees `Delivery`.
+    """
     def __init__(
         self,
         *,
@@ -834,10 +840,11 @@ class OpenOperation(_message.Message):
         client_prefix: _builtins.str = ...,
         resume_token: _builtins.str = ...,
         client_name: _builtins.str = ...,
+        shared_deliveries: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_name", b"client_name", "client_prefix", b"client_prefix", "namespace", b"namespace", "resume_token", b"resume_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_name", b"client_name", "client_prefix", b"client_prefix", "namespace", b"namespace", "resume_token", b"resume_token", "shared_deliveries", b"shared_deliveries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1100,6 +1107,7 @@ class SessionEvent(_message.Message):
     RECEIVE_FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     CLOSING_FIELD_NUMBER: _builtins.int
+    SHARED_DELIVERY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def opened(self) -> Global___SessionOpened:
         """The answer to `open`."""
@@ -1124,6 +1132,10 @@ class SessionEvent(_message.Message):
     def closing(self) -> Global___SessionClosing:
         """The server is about to end the stream (it is shutting down, or `close` was asked)."""
 
+    @_builtins.property
+    def shared_delivery(self) -> Global___SharedDelivery:
+        """One message for several receives: only on streams opened with `shared_deliveries`."""
+
     def __init__(
         self,
         *,
@@ -1133,12 +1145,13 @@ class SessionEvent(_message.Message):
         receive_failed: Global___ReceiveFailed | None = ...,
         cancelled: Global___ReceiveCancelled | None = ...,
         closing: Global___SessionClosing | None = ...,
+        shared_delivery: Global___SharedDelivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["opened", "delivery", "result", "receive_failed", "cancelled", "closing"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["opened", "delivery", "result", "receive_failed", "cancelled", "closing", "shared_delivery"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1247,6 +1260,43 @@ class Delivery(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
+
+@_typing.final
+class SharedDelivery(_message.Message):
+    """SharedDelivery answers several receives with one message each, the same message: what a
+    `GroupSend` gives the members of a group whose receives wait on one stream. It stands for
+    one `Delivery` per receive id, with one message, in the order of `receive_ids`; the
+    channel of each is the one its receive named. Sent only on streams whose `open` set
+    `shared_deliveries`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIVE_IDS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_MS_FIELD_NUMBER: _builtins.int
+    message: _builtins.bytes
+    """The encoded message, delivered once to each receive."""
+    expires_in_ms: _builtins.int
+    """How long until the message expires, in milliseconds, as in `DeliveredMessage`."""
+    @_builtins.property
+    def receive_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The receives this answers, in delivery order."""
+
+    def __init__(
+        self,
+        *,
+        receive_ids: _abc.Iterable[_builtins.int] | None = ...,
+        message: _builtins.bytes = ...,
+        expires_in_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_in_ms", b"expires_in_ms", "message", b"message", "receive_ids", b"receive_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharedDelivery: _TypeAlias = SharedDelivery  # noqa: Y015
 
 @_typing.final
 class ErrorDetail(_message.Message):
