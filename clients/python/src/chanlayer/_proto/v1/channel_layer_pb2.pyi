@@ -855,7 +855,9 @@ class ReceiveOperation(_message.Message):
     """ReceiveOperation registers demand for messages of one channel.
 
     The server answers with exactly one `Delivery` carrying between one and
-    `max_messages` messages: those already queued, or else the first one sent.
+    `max_messages` messages: those already queued, or else the first one sent. On a stream
+    opened with `shared_deliveries`, that answer may instead be the receive's entry in a
+    `SharedDelivery` (one message).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
