@@ -3,7 +3,7 @@
 //!
 //! One addition to the design's `Delivery{receive_id, channel, message}` answer: a stream
 //! opened with `shared_deliveries` gets the deliveries one group send makes to its receives
-//! as one `SharedDelivery` (the message once, then the receive ids; see [`to_frame`]). A
+//! as one `SharedDelivery` (the message once, then the receive ids; see `to_frame`). A
 //! group send to the 10 000 members one process holds costs that process, and the server,
 //! one copy of the message instead of 10 000, with a channel name each. The hub is
 //! unchanged: it still queues one delivery per receive, and only the frame encoding merges.
