@@ -366,38 +366,114 @@ fn opened_event(
 fn to_frame(events: Vec<Event>, shared: bool) -> pb::SessionResponse {
     let now = tokio::time::Instant::now().into_std();
     let mut out = Vec::with_capacity(events.len());
-    // The deliveries of the current run of one message: (the first's channel, ids, message).
-    let mut run: Option<(Arc<str>, Vec<u64>, Message)> = None;
+    let mut run: Option<Run> = None;
     for event in events {
         match event {
             Event::Delivery {
                 receive_id,
                 channel,
-                mut messages,
+                messages,
             } if shared && messages.len() == 1 => {
-                let message = messages.pop().expect("one message");
-                if let Some((_, ids, first)) = &mut run
-                    && same_message(first, &message)
-                {
-                    ids.push(receive_id);
+                let joins = match &run {
+                    Some(Run::One {
+                        messages: first, ..
+                    }) => same_message(&first[0], &messages[0]),
+                    Some(Run::Many { message, .. }) => same_message(message, &messages[0]),
+                    None => false,
+                };
+                if joins {
+                    run = run.map(|r| r.join(receive_id));
                     continue;
                 }
-                if let Some(previous) = run.replace((channel, vec![receive_id], message)) {
-                    out.push(run_to_proto(previous, now));
+                let one = Run::One {
+                    receive_id,
+                    channel,
+                    messages,
+                };
+                if let Some(previous) = run.replace(one) {
+                    out.push(previous.into_proto(now));
                 }
             }
             other => {
                 if let Some(previous) = run.take() {
-                    out.push(run_to_proto(previous, now));
+                    out.push(previous.into_proto(now));
                 }
                 out.push(to_proto(other, now));
             }
         }
     }
     if let Some(last) = run {
-        out.push(run_to_proto(last, now));
+        out.push(last.into_proto(now));
     }
     pb::SessionResponse { events: out }
+}
+
+/// Deliveries of one message in a row, as [`to_frame`] gathers them.
+enum Run {
+    /// One so far: it stays a plain `Delivery` unless another joins it.
+    One {
+        receive_id: u64,
+        channel: Arc<str>,
+        messages: Vec<Message>,
+    },
+    /// Several: a `SharedDelivery`.
+    Many {
+        receive_ids: Vec<u64>,
+        message: Message,
+    },
+}
+
+impl Run {
+    /// Adds a receive the same message goes to.
+    fn join(self, receive_id: u64) -> Self {
+        match self {
+            Self::One {
+                receive_id: first,
+                mut messages,
+                ..
+            } => Self::Many {
+                receive_ids: vec![first, receive_id],
+                message: messages.pop().expect("one message"),
+            },
+            Self::Many {
+                mut receive_ids,
+                message,
+            } => {
+                receive_ids.push(receive_id);
+                Self::Many {
+                    receive_ids,
+                    message,
+                }
+            }
+        }
+    }
+
+    fn into_proto(self, now: std::time::Instant) -> pb::SessionEvent {
+        match self {
+            Self::One {
+                receive_id,
+                channel,
+                messages,
+            } => to_proto(
+                Event::Delivery {
+                    receive_id,
+                    channel,
+                    messages,
+                },
+                now,
+            ),
+            Self::Many {
+                receive_ids,
+                message,
+            } => pb::SessionEvent {
+                event: Some(session_event::Event::SharedDelivery(pb::SharedDelivery {
+                    receive_ids,
+                    expires_in_ms: expires_in_ms(&message, now),
+                    message: message.payload,
+                })),
+            },
+        }
+    }
 }
 
 /// True when `b` is the same message as `a`: one payload shared by a group send (not merely
@@ -410,30 +486,6 @@ fn same_message(a: &Message, b: &Message) -> bool {
 
 fn expires_in_ms(message: &Message, now: std::time::Instant) -> u64 {
     ms(message.expires_at.saturating_duration_since(now)).max(1)
-}
-
-/// A run of deliveries of one message: a plain `Delivery` when it is alone.
-fn run_to_proto(
-    (channel, receive_ids, message): (Arc<str>, Vec<u64>, Message),
-    now: std::time::Instant,
-) -> pb::SessionEvent {
-    if let [receive_id] = receive_ids[..] {
-        return to_proto(
-            Event::Delivery {
-                receive_id,
-                channel,
-                messages: vec![message],
-            },
-            now,
-        );
-    }
-    pb::SessionEvent {
-        event: Some(session_event::Event::SharedDelivery(pb::SharedDelivery {
-            receive_ids,
-            expires_in_ms: expires_in_ms(&message, now),
-            message: message.payload,
-        })),
-    }
 }
 
 fn to_proto(event: Event, now: std::time::Instant) -> pb::SessionEvent {
@@ -652,5 +704,85 @@ impl SessionReader {
             }
         }
         Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn delivery(receive_id: u64, message: &Message) -> Event {
+        Event::Delivery {
+            receive_id,
+            channel: format!("c{receive_id}").into(),
+            messages: vec![message.clone()],
+        }
+    }
+
+    fn kinds(frame: &pb::SessionResponse) -> Vec<String> {
+        frame
+            .events
+            .iter()
+            .map(|e| match e.event.as_ref().expect("an event") {
+                session_event::Event::Delivery(d) => format!("delivery {}", d.receive_id),
+                session_event::Event::SharedDelivery(s) => format!("shared {:?}", s.receive_ids),
+                session_event::Event::Result(r) => format!("result {}", r.request_id),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_neighbouring_deliveries_of_one_message_merge() {
+        let now = Instant::now();
+        let expiry = Duration::from_secs(60);
+        let group = Message::new(Bytes::from_static(b"group"), now, expiry);
+        // Equal bytes, but another message.
+        let equal = Message::new(Bytes::copy_from_slice(b"group"), now, expiry);
+        let events = || {
+            vec![
+                delivery(1, &group),
+                delivery(2, &group),
+                delivery(3, &group),
+                Event::Result {
+                    request_id: 9,
+                    outcome: Ok(OpOutcome::Changed(true)),
+                },
+                delivery(4, &group),
+                delivery(5, &equal),
+                delivery(6, &equal),
+            ]
+        };
+        assert_eq!(
+            kinds(&to_frame(events(), true)),
+            [
+                "shared [1, 2, 3]",
+                "result 9",
+                "delivery 4",
+                "shared [5, 6]"
+            ]
+        );
+        assert_eq!(
+            kinds(&to_frame(events(), false)),
+            [
+                "delivery 1",
+                "delivery 2",
+                "delivery 3",
+                "result 9",
+                "delivery 4",
+                "delivery 5",
+                "delivery 6"
+            ]
+        );
+        let frame = to_frame(events(), true);
+        let Some(session_event::Event::Delivery(alone)) = &frame.events[2].event else {
+            panic!("a lone delivery stays a delivery");
+        };
+        assert_eq!(&*alone.channel, "c4");
+        assert_eq!(alone.messages[0].message, Bytes::from_static(b"group"));
     }
 }
