@@ -157,9 +157,10 @@ fi
 if [[ $parts == *" ws "* ]]; then
 step "WebSocket end to end: the chat example on daphne, one room"
 if [ "$quick" = 1 ]; then
-    ws_args=(--clients 20 --procs 1 --latency-messages 3 --burst-messages 3 --timeout 120)
+    ws_args=(--clients 20 --procs 1 --latency-messages 3 --latency-runs 2 --burst-messages 3 \
+        --timeout 120)
 else
-    ws_args=(--clients "${BENCH_WS_CLIENTS:-1000}" --procs 2 --latency-messages 30 \
+    ws_args=(--clients "${BENCH_WS_CLIENTS:-1000}" --procs 2 --latency-messages 30 --latency-runs 3 \
         --burst-messages 30 --timeout 900)
 fi
 chat=$root/clients/python/examples/chat

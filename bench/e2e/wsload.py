@@ -5,9 +5,11 @@ sender. Two phases:
 
 * **warm-up**: ``--warmup-messages`` messages, one at a time, not counted: the joins'
   room-count broadcasts queued ahead of them are delivered first.
-* **latency**: ``--latency-messages`` messages, one at a time: each is sent once every
-  member has the previous one. Latency is send-to-receipt per member (percentiles over all
-  deliveries) and send-to-last-member per message.
+* **latency**: ``--latency-runs`` runs of ``--latency-messages`` messages, one at a time:
+  each is sent once every member has the previous one. Latency is send-to-receipt per member
+  (percentiles over the run's deliveries) and send-to-last-member per message (the run's
+  median). Each figure is the median over the runs, which are listed too: on a noisy machine
+  one slow broadcast moves a single run's p99.
 * **throughput**: ``--burst-messages`` messages sent back to back; the figure is member
   deliveries per second until every member has all of them.
 
@@ -132,7 +134,7 @@ async def _drive(
     sent: dict[int, float] = {}
     slot = 0
     per_message = []
-    for _ in range(args.warmup_messages + args.latency_messages):
+    for _ in range(args.warmup_messages + args.latency_messages * args.latency_runs):
         sent[slot] = time.monotonic()
         await ws.send(json.dumps({"message": f"bench lat {slot} x"}))
         while received[slot] < n:
@@ -179,7 +181,8 @@ def main() -> int:
     parser.add_argument("--origin", required=True, help="http://127.0.0.1:PORT")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--latency-messages", type=int, default=30)
+    parser.add_argument("--latency-messages", type=int, default=30, help="messages per run")
+    parser.add_argument("--latency-runs", type=int, default=3)
     parser.add_argument("--burst-messages", type=int, default=30)
     parser.add_argument(
         "--warmup-messages",
@@ -189,7 +192,7 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    total = args.warmup_messages + args.latency_messages + args.burst_messages
+    total = args.warmup_messages + args.latency_messages * args.latency_runs + args.burst_messages
     ctx = mp.get_context("spawn")
     shared = {
         "received": ctx.Array("l", total),
@@ -232,7 +235,8 @@ def main() -> int:
         return 1
     sent, first = drive["sent"], drive["first_burst"]
     expected = [f"bench {'lat' if s < first else 'burst'} {s} x" for s in range(total)]
-    latencies, problems = [], []
+    runs: list[list[float]] = [[] for _ in range(args.latency_runs)]
+    problems = []
     for report in reports:
         problems += report["bad"]
         for member in report["got"]:
@@ -240,22 +244,30 @@ def main() -> int:
             if texts != expected:
                 problems.append(f"a member got {len(texts)} messages, not {total} in order")
                 continue
-            latencies += [
-                at - sent[s]
-                for s, (_, at) in enumerate(member)
-                if args.warmup_messages <= s < first
-            ]
+            for s, (_, at) in enumerate(member):
+                if args.warmup_messages <= s < first:
+                    runs[(s - args.warmup_messages) // args.latency_messages].append(at - sent[s])
     if problems:
         print(f"FAILED: {len(problems)} problems, e.g. {problems[:3]}", file=sys.stderr)
         return 1
-    figures = {
-        "clients": args.clients,
-        "latency_p50_ms": pct(latencies, 0.5) * 1e3,
-        "latency_p99_ms": pct(latencies, 0.99) * 1e3,
-        "last_member_p50_ms": statistics.median(drive["per_message"]) * 1e3,
-        "deliveries_per_s": args.clients * args.burst_messages / drive["burst_wall"],
-        "broadcasts_per_s": args.burst_messages / drive["burst_wall"],
-    }
+    per_message = drive["per_message"]
+    per_run = [
+        {
+            "latency_p50_ms": pct(latencies, 0.5) * 1e3,
+            "latency_p99_ms": pct(latencies, 0.99) * 1e3,
+            "last_member_p50_ms": statistics.median(
+                per_message[r * args.latency_messages : (r + 1) * args.latency_messages]
+            )
+            * 1e3,
+        }
+        for r, latencies in enumerate(runs)
+    ]
+    figures: dict[str, Any] = {"clients": args.clients, "latency_runs": len(per_run)}
+    for key in ("latency_p50_ms", "latency_p99_ms", "last_member_p50_ms"):
+        figures[key] = statistics.median(run[key] for run in per_run)
+    figures["deliveries_per_s"] = args.clients * args.burst_messages / drive["burst_wall"]
+    figures["broadcasts_per_s"] = args.burst_messages / drive["burst_wall"]
+    figures["runs"] = per_run
     print(json.dumps(figures))
     return 0
 
