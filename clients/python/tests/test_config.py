@@ -39,7 +39,7 @@ def test_channels_redis_keys_are_accepted() -> None:
     assert layer.get_capacity("http.response!abc") == 10
     assert layer.get_capacity("ws.send") == 5
     assert layer.get_capacity("other") == 7
-    rules = layer._capacity_rules
+    rules = layer._state.capacity_rules
     assert [r.WhichOneof("pattern") for r in rules] == ["glob", "glob", "regex"]
     assert rules[2].regex == r"^ws\."
 

@@ -156,11 +156,11 @@ async def test_close_and_flush_forget_memberships(make_layer: type[ChannelLayer]
     name = await layer.new_channel()
     await layer.group_add("g", name)
     await layer.group_add("g", "plain")
-    assert layer._memberships_to_restore()[0][:2] == ("g", name)
+    assert layer._state.memberships_to_restore()[0][:2] == ("g", name)
     await layer.flush()
-    assert layer._memberships_to_restore() == []
+    assert layer._state.memberships_to_restore() == []
     await layer.group_add("g", name)
     await layer.close()
-    assert layer._memberships_to_restore() == []
+    assert layer._state.memberships_to_restore() == []
     await layer.flush()
     await layer.close()

@@ -10,8 +10,7 @@ Use it with one setting::
     }
 """
 
-__version__ = "0.1.0"
-
+from chanlayer._version import __version__
 from chanlayer.core import ChannelLayer
 from chanlayer.exceptions import (
     ChanlayerError,

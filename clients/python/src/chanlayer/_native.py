@@ -1,7 +1,9 @@
 """The native transport: the session stream in Rust (the ``chanlayer_native`` extension).
 
 Importing this module raises ``ImportError`` when the extension is not installed; the layer then
-uses the grpc.aio transport (:mod:`chanlayer._transport`, :mod:`chanlayer._session`).
+uses the grpc.aio transport (:mod:`chanlayer._transport`, :mod:`chanlayer._session`). This module
+uses neither ``grpc`` nor :mod:`chanlayer.core`: the layer builds a :class:`NativeSession` on
+a :class:`NativeTransport` and hands it the :class:`~chanlayer._state.LayerState` it shares.
 
 :class:`NativeTransport` is the connection of one event loop. For a plaintext target the
 extension speaks HTTP/2 on the loop's own thread: it registers its socket with the loop and
@@ -30,27 +32,22 @@ import socket
 import ssl
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import chanlayer_native as _ext
-import grpc
 from google.protobuf.message import Message
 
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
-from chanlayer._session import (
-    ReconnectingSession,
-)
+from chanlayer._session import ReconnectingSession
+from chanlayer._state import LayerState
+from chanlayer._status import StatusCode
 from chanlayer._transport import RemoteError, TransportConfig
 from chanlayer.exceptions import ChannelFull, ServerUnavailable, error_from_reason
-
-if TYPE_CHECKING:
-    from chanlayer.core import ChannelLayer
 
 logger = logging.getLogger("chanlayer")
 
 __all__ = ["NativeSession", "NativeTransport", "native_uri"]
 
-_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 _RESUMED_ELSEWHERE = pb.SESSION_CLOSE_REASON_RESUMED_ELSEWHERE
 
 
@@ -125,11 +122,6 @@ class NativeTransport:
             self._loop.add_reader(self._fd, self.connection.drain)
         self._closed = False
 
-    @staticmethod
-    def session_class() -> type[NativeSession]:
-        """The session type that runs on this transport."""
-        return NativeSession
-
     async def wait_ready(self, timeout: float) -> None:
         connection = self.connection
         if connection.ready:
@@ -142,7 +134,7 @@ class NativeTransport:
             raise ServerUnavailable(
                 f"the chanlayer server at {self._config.target} is unreachable "
                 f"(no connection within {timeout:g} s)",
-                code=_UNAVAILABLE,
+                code=StatusCode.UNAVAILABLE.value,
             )
 
     async def _connect(self, timeout: float) -> bool:
@@ -191,13 +183,13 @@ class NativeSession(ReconnectingSession):
 
     def __init__(
         self,
-        layer: ChannelLayer,
+        state: LayerState,
         loop: asyncio.AbstractEventLoop,
         transport: NativeTransport,
         *,
         primary: bool,
     ) -> None:
-        super().__init__(layer, loop, primary=primary)
+        super().__init__(state, loop, primary=primary)
         self._transport = transport
         rules = [
             (
@@ -205,10 +197,10 @@ class NativeSession(ReconnectingSession):
                 rule.regex if rule.HasField("regex") else None,
                 rule.capacity,
             )
-            for rule in layer._capacity_rules
+            for rule in state.capacity_rules
         ]
         self._engine = _ext.Engine(
-            transport.connection, layer.prefetch, rules, _make_error, layer.normal_prefetch
+            transport.connection, state.prefetch, rules, _make_error, state.normal_prefetch
         )
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
@@ -244,8 +236,8 @@ class NativeSession(ReconnectingSession):
         ``ChannelLayer.receive`` awaits the future itself (one coroutine less per message)
         and calls :meth:`abandon_receive` if it stops waiting.
         """
-        if self._layer._buffers:
-            payload = self._layer._pop_buffered(channel)
+        if self._state.buffers:
+            payload = self._state.pop_buffered(channel)
             if payload is not None:
                 return payload
         if self._failure is not None or self._closing:
@@ -314,15 +306,15 @@ class NativeSession(ReconnectingSession):
     # ------------------------------------------------------------------ the stream
 
     async def _serve_once(self) -> None:
-        remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
+        remaining = self._state.connect_timeout - (time.monotonic() - self._down_since)
         await self._transport.wait_ready(max(remaining, 0.5))
         if self.primary:
-            prefix, resume_token = self._layer.client_prefix, self._layer._resume_token
+            prefix, resume_token = self._state.client_prefix, self._state.resume_token
         else:
             prefix, resume_token = self.client_prefix, self._own_token
         self._had_session = bool(resume_token)
         opened, ended = self._engine.start(
-            self._layer.prefix, prefix, resume_token, self._layer.client_name
+            self._state.prefix, prefix, resume_token, self._state.client_name
         )
         answer = await opened
         if answer[0] != "opened":
@@ -346,23 +338,23 @@ class NativeSession(ReconnectingSession):
         self.resumed = resumed
         self.max_message_bytes = max_message_bytes or None
         if self.primary:
-            self._layer._resume_token = resume_token
+            self._state.resume_token = resume_token
         else:
             self._own_token = resume_token
-            if client_prefix != self._layer.client_prefix:
+            if client_prefix != self._state.client_prefix:
                 logger.warning(
                     "chanlayer server chose prefix %r instead of %r",
                     client_prefix,
-                    self._layer.client_prefix,
+                    self._state.client_prefix,
                 )
         if max_message_bytes:
-            self._layer._max_message_bytes = max_message_bytes
+            self._state.max_message_bytes = max_message_bytes
         self._connected = True
         replay: list[tuple[str, str, int]] = []
         if self.primary and ((self._had_session and not resumed) or self._engine.replay_incomplete):
             # The server lost the session (a restart, or the lease ran out): its memberships
             # went with it. Restore them before anything else, so no group message is missed.
-            replay = self._layer._memberships_to_restore()
+            replay = self._state.memberships_to_restore()
             if replay:
                 logger.info("chanlayer: restoring %d group memberships", len(replay))
         for future in self._engine.activate(replay):
@@ -393,10 +385,10 @@ class NativeSession(ReconnectingSession):
             self._failure = exc
         self._engine.fail_all(exc)
         self._log_window_lost()
-        # Messages fetched ahead stay with the layer, for the next session of a loop.
+        # Messages fetched ahead stay with the layer state, for the next session of a loop.
         now = time.monotonic()
         for channel, messages in self._engine.take_buffers():
-            self._layer._keep_buffered(channel, [(now + left, data) for left, data in messages])
+            self._state.keep_buffered(channel, [(now + left, data) for left, data in messages])
         self._closed.set()
 
 

@@ -5,7 +5,8 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
 * **Batching.** Operations issued within one loop tick are written as one frame by a writer
   task (grpc.aio costs about the same per frame whatever it carries).
 * **Receives.** Each waiting ``receive()`` call is one pending ``Receive`` on the server. Every
-  ``Delivery`` goes into the layer's local per-channel buffer first, and waiters take messages
+  ``Delivery`` goes into the layer's local per-channel buffer first
+  (:class:`~chanlayer._state.LayerState`), and waiters take messages
   from that buffer. So a receive cancelled at any await point loses nothing: a message that was
   already on its way (``ReceiveCancelled.was_pending`` false) sits in the buffer for the next
   ``receive()`` of that channel. Specific channels prefetch (``max_messages`` > 1) since they
@@ -33,16 +34,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._state import LayerState
+from chanlayer._status import StatusCode
 from chanlayer._transport import RemoteError, SessionStream, StreamTransport
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
-
-    from chanlayer.core import ChannelLayer
 
 logger = logging.getLogger("chanlayer")
 
@@ -54,12 +53,12 @@ _CLOSE_WAIT = 2.0
 _STANDING_DEMAND = 1.0
 #: Status codes after which reconnecting cannot help.
 _PERMANENT_CODES = {
-    grpc.StatusCode.INVALID_ARGUMENT.value[0],
-    grpc.StatusCode.UNAUTHENTICATED.value[0],
-    grpc.StatusCode.PERMISSION_DENIED.value[0],
-    grpc.StatusCode.ALREADY_EXISTS.value[0],
-    grpc.StatusCode.UNIMPLEMENTED.value[0],
-    grpc.StatusCode.FAILED_PRECONDITION.value[0],
+    StatusCode.INVALID_ARGUMENT,
+    StatusCode.UNAUTHENTICATED,
+    StatusCode.PERMISSION_DENIED,
+    StatusCode.ALREADY_EXISTS,
+    StatusCode.UNIMPLEMENTED,
+    StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -93,7 +92,8 @@ class ReconnectingSession:
     The stream is served again after it ends, with jittered exponential back-off, until the
     session is closed, refused for good, or the server has been unreachable for the layer's
     ``connect_timeout`` (then what waits fails with ``ServerUnavailable``, and the loop
-    keeps trying for later calls).
+    keeps trying for later calls). What the sessions of one layer share (settings, resume
+    token, spare sessions, memberships, buffers) is the :class:`LayerState` they are given.
 
     Subclasses provide ``_serve_once`` (one stream, from open to end), ``_teardown_stream``,
     ``_fail_waiters`` and ``_finish``.
@@ -102,18 +102,19 @@ class ReconnectingSession:
     _task: asyncio.Task[None]
 
     def __init__(
-        self, layer: ChannelLayer, loop: asyncio.AbstractEventLoop, *, primary: bool
+        self, state: LayerState, loop: asyncio.AbstractEventLoop, *, primary: bool
     ) -> None:
-        self._layer = layer
+        self._state = state
         self._loop = loop
         #: True when this session holds the layer's client prefix (its specific channels).
         self.primary = primary
         self.client_prefix = ""
         #: The resume token of a session that does not hold the layer's prefix.
         self._own_token = ""
-        if not primary and layer._spare_sessions:
-            with contextlib.suppress(IndexError):
-                self.client_prefix, self._own_token = layer._spare_sessions.pop()
+        if not primary:
+            spare = state.take_spare_session()
+            if spare is not None:
+                self.client_prefix, self._own_token = spare
         self.max_message_bytes: int | None = None
         #: True when the last stream resumed an earlier stream's session.
         self.resumed = False
@@ -158,7 +159,7 @@ class ReconnectingSession:
             await self._task
         self._finish(ServerUnavailable("the channel layer session was closed"))
         if not release and not self.primary and self._own_token:
-            self._layer._spare_sessions.append((self.client_prefix, self._own_token))
+            self._state.keep_spare_session(self.client_prefix, self._own_token)
 
     async def _send_close(self) -> bool:
         """Write the ``close`` operation; False when there is no stream to write it on."""
@@ -217,11 +218,11 @@ class ReconnectingSession:
                 self._teardown_stream()
             if self._closing:
                 break
-            if time.monotonic() - self._down_since >= self._layer.connect_timeout:
+            if time.monotonic() - self._down_since >= self._state.connect_timeout:
                 self._fail_waiters(
                     ServerUnavailable(
-                        f"the chanlayer server at {self._layer.target} is unreachable "
-                        f"(no session within {self._layer.connect_timeout:g} s)"
+                        f"the chanlayer server at {self._state.target} is unreachable "
+                        f"(no session within {self._state.connect_timeout:g} s)"
                     )
                 )
             await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -233,13 +234,13 @@ class Session(ReconnectingSession):
 
     def __init__(
         self,
-        layer: ChannelLayer,
+        state: LayerState,
         loop: asyncio.AbstractEventLoop,
         transport: StreamTransport,
         *,
         primary: bool,
     ) -> None:
-        super().__init__(layer, loop, primary=primary)
+        super().__init__(state, loop, primary=primary)
         self._transport = transport
         self._next_id = 1
         self._outbox: list[pb.SessionOperation] = []
@@ -312,7 +313,7 @@ class Session(ReconnectingSession):
                 group=group,
                 message=payload,
                 capacity=capacity,
-                channel_capacity=self._layer._capacity_rules,
+                channel_capacity=self._state.capacity_rules,
                 expiry_ms=expiry_ms,
             )
         )
@@ -320,7 +321,7 @@ class Session(ReconnectingSession):
         return result.delivered_count, result.dropped_count
 
     def clear_buffers(self) -> None:
-        """Drop messages fetched ahead: this session buffers them in the layer, which does."""
+        """Drop messages fetched ahead: this session buffers them in the layer state, which does."""
 
     def start_receive(self, channel: str) -> bytes | Awaitable[bytes]:
         """Begin a ``receive()``: the message when one is at hand, else an awaitable of it.
@@ -336,7 +337,7 @@ class Session(ReconnectingSession):
     async def receive(self, channel: str) -> bytes:
         """Return the next message of ``channel``, from the buffer or the server."""
         while True:
-            payload = self._layer._pop_buffered(channel)
+            payload = self._state.pop_buffered(channel)
             if payload is not None:
                 return payload
             self._raise_if_failed()
@@ -425,7 +426,7 @@ class Session(ReconnectingSession):
         self._forget_if_idle(channel, state)
 
     def _wake_waiters(self, channel: str, state: _Channel) -> None:
-        available = self._layer._buffered_count(channel)
+        available = self._state.buffered_count(channel)
         for waiter in state.waiters:
             if available <= 0:
                 break
@@ -463,7 +464,7 @@ class Session(ReconnectingSession):
                     receive=pb.ReceiveOperation(
                         receive_id=receive_id,
                         channel=channel,
-                        max_messages=self._layer._max_messages(channel),
+                        max_messages=self._state.max_messages(channel),
                     )
                 )
             )
@@ -479,26 +480,26 @@ class Session(ReconnectingSession):
             self._wake.set()
 
     async def _serve_once(self) -> None:
-        remaining = self._layer.connect_timeout - (time.monotonic() - self._down_since)
+        remaining = self._state.connect_timeout - (time.monotonic() - self._down_since)
         await self._transport.wait_ready(max(remaining, 0.5))
         stream = self._transport.open_session()
         self._stream = stream
         if self.primary:
-            prefix, resume_token = self._layer.client_prefix, self._layer._resume_token
+            prefix, resume_token = self._state.client_prefix, self._state.resume_token
         else:
             prefix, resume_token = self.client_prefix, self._own_token
         self._had_session = bool(resume_token)
         open_op = pb.OpenOperation(
-            namespace=self._layer.prefix,
+            namespace=self._state.prefix,
             client_prefix=prefix,
             resume_token=resume_token,
-            client_name=self._layer.client_name,
+            client_name=self._state.client_name,
         )
         await stream.write(pb.SessionRequest(operations=[pb.SessionOperation(open=open_op)]))
         frame = await stream.read()
         if frame is None or not frame.events or not frame.events[0].HasField("opened"):
             raise RemoteError(
-                grpc.StatusCode.UNAVAILABLE.value[0], "", "the session stream ended before opened"
+                StatusCode.UNAVAILABLE.value, "", "the session stream ended before opened"
             )
         self._on_opened(frame.events[0].opened)
         writer = self._loop.create_task(self._write_loop(stream), name="chanlayer-writer")
@@ -519,17 +520,17 @@ class Session(ReconnectingSession):
         self.resumed = opened.resumed
         self.max_message_bytes = opened.max_message_bytes or None
         if self.primary:
-            self._layer._resume_token = opened.resume_token
+            self._state.resume_token = opened.resume_token
         else:
             self._own_token = opened.resume_token
-            if opened.client_prefix != self._layer.client_prefix:
+            if opened.client_prefix != self._state.client_prefix:
                 logger.warning(
                     "chanlayer server chose prefix %r instead of %r",
                     opened.client_prefix,
-                    self._layer.client_prefix,
+                    self._state.client_prefix,
                 )
         if opened.max_message_bytes:
-            self._layer._max_message_bytes = opened.max_message_bytes
+            self._state.max_message_bytes = opened.max_message_bytes
         self._connected = True
         if self.primary and ((self._had_session and not opened.resumed) or self._replaying):
             # The server lost the session (a restart, or the lease ran out): its memberships
@@ -544,7 +545,7 @@ class Session(ReconnectingSession):
         """Put a ``group_add`` for each remembered own membership at the head of the outbox."""
         self._replaying.clear()
         replay = []
-        for group, channel, expiry in self._layer._memberships_to_restore():
+        for group, channel, expiry in self._state.memberships_to_restore():
             request_id = self._new_id()
             self._replaying.add(request_id)
             replay.append(
@@ -615,7 +616,7 @@ class Session(ReconnectingSession):
         channel = delivery.channel or self._receives.get(delivery.receive_id, "")
         self._receives.pop(delivery.receive_id, None)
         self._cancelling.discard(delivery.receive_id)
-        self._layer._buffer_messages(channel, delivery.messages)
+        self._state.buffer_messages(channel, delivery.messages)
         state = self._channels.get(channel)
         if state is not None:
             state.active.discard(delivery.receive_id)

@@ -1,9 +1,11 @@
-"""The transport: the only module that talks to gRPC.
+"""The transport contract, and its grpc.aio implementation: the only module that talks to gRPC.
 
-The layer's logic (:mod:`chanlayer._session`, :mod:`chanlayer.core`) sees the narrow
-:class:`Transport` and :class:`SessionStream` protocols and the generated message types, never
-``grpc`` itself. The native transport (:mod:`chanlayer._native`, over the ``chanlayer_native``
-extension) implements the same protocol and brings its own session type.
+The layer's logic (:mod:`chanlayer.core`, :mod:`chanlayer._session`) sees the narrow
+:class:`Transport` and :class:`SessionStream` protocols, :class:`RemoteError` and the generated
+message types, never ``grpc`` itself; status codes are compared as
+:class:`~chanlayer._status.StatusCode`. The native transport (:mod:`chanlayer._native`, over the
+``chanlayer_native`` extension) implements the same :class:`Transport` protocol. Which session
+type runs on a transport is the layer's choice (:mod:`chanlayer.core`), not the transport's.
 
 One transport serves one event loop: ``grpc.aio`` channels are bound to the loop that made them.
 """
@@ -69,9 +71,6 @@ class Transport(Protocol):
         Raises:
             ServerUnavailable: not reachable within ``timeout`` seconds.
         """
-
-    def session_class(self) -> type[Any]:
-        """The session type that runs on this transport."""
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         """Call the unary RPC ``method`` (for example ``"Send"``) and return its response.
@@ -206,11 +205,6 @@ class GrpcTransport:
 
     def open_session(self) -> SessionStream:
         return _GrpcSessionStream(self._stub.Session(metadata=self._metadata))
-
-    def session_class(self) -> type[Any]:
-        from chanlayer._session import Session
-
-        return Session
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         rpc = getattr(self._stub, method)

@@ -4,8 +4,12 @@ Configuration mirrors channels_redis (same keys, meanings and defaults) plus the
 settings of the gRPC server; see the package README for every key.
 
 Per event loop, the layer keeps one connection (a :class:`~chanlayer._transport.Transport`) and
-at most one :class:`~chanlayer._session.Session` stream, like channels_redis keeps one set of
-pools per loop, and cleans them up when the loop closes. A loop opens its session on its first
+at most one session stream, like channels_redis keeps one set of pools per loop, and cleans them
+up when the loop closes. The layer picks the session type that fits its transport
+(:class:`~chanlayer._session.Session` on grpc.aio, :class:`~chanlayer._native.NativeSession` on
+the extension) and gives every session the one :class:`~chanlayer._state.LayerState` they share
+(settings, resume token, spare sessions, memberships, messages fetched ahead). Sessions and
+transports never import this module. A loop opens its session on its first
 ``receive()``; until then its sends and group operations are unary calls, which is what
 short-lived ``async_to_sync`` loops want. Once a loop has a session, its operations ride on it.
 
@@ -24,22 +28,21 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import types
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import msgpack
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
 
-from chanlayer import __version__
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
+from chanlayer._state import LayerState, capacity_rules
 from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
+from chanlayer._version import __version__
 from chanlayer.exceptions import ChanlayerError, error_from_reason
 from chanlayer.serializers import MsgPackSerializer, registry
 
@@ -53,9 +56,6 @@ logger = logging.getLogger("chanlayer")
 #: The spec's minimum message size: larger messages take the unary path until the server's
 #: limit is known.
 _SPEC_MESSAGE_BYTES = 1024 * 1024
-#: At most this many channel_capacity rules travel with a group_send.
-_MAX_CAPACITY_RULES = 64
-_SWEEP_INTERVAL = 10.0
 #: A loop that made this many unary calls opens a session stream for the next ones: a loop
 #: that only sends (a worker, a long-lived thread) then pays per message what a receiving
 #: loop pays, while short-lived ``async_to_sync`` loops stay on unary calls.
@@ -67,6 +67,29 @@ _VALID_NAMES_CACHE = 4096
 _REPEAT_CACHE_BYTES = 16 * 1024
 #: Value types whose dicts ``dict.copy()`` copies as fully as decoding again would.
 _FLAT = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+T = TypeVar("T")
+
+
+class _Shared(Generic[T]):
+    """A setting of the layer kept in its :class:`LayerState`, read and written as an attribute."""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, layer: None, owner: type[Any] | None = None) -> _Shared[T]: ...
+    @overload
+    def __get__(self, layer: ChannelLayer, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, layer: ChannelLayer | None, owner: type[Any] | None = None) -> T | _Shared[T]:
+        if layer is None:
+            return self
+        value: T = getattr(layer._state, self._name)
+        return value
+
+    def __set__(self, layer: ChannelLayer, value: T) -> None:
+        setattr(layer._state, self._name, value)
 
 
 class _LoopState:
@@ -130,6 +153,18 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     extensions = ["groups", "flush"]
 
+    #: The server address.
+    target: _Shared[str] = _Shared()
+    #: The namespace of this application's channels and groups.
+    prefix: _Shared[str] = _Shared()
+    #: Names this layer's specific channels; proposed to the server as the session prefix.
+    client_prefix: _Shared[str] = _Shared()
+    #: Sent to the server when a session opens.
+    client_name: _Shared[str] = _Shared()
+    connect_timeout: _Shared[float] = _Shared()
+    prefetch: _Shared[int] = _Shared()
+    normal_prefetch: _Shared[int] = _Shared()
+
     def __init__(
         self,
         target: str = "127.0.0.1:50051",
@@ -159,16 +194,19 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             raise TypeError("Prefix must be unicode")
         if token is not None and token_file is not None:
             raise TypeError("Pass either token or token_file, not both")
-        self.target = target
-        self.prefix = prefix
+        self._state = LayerState(
+            target=target,
+            prefix=prefix,
+            client_prefix=uuid.uuid4().hex,
+            client_name=f"chanlayer-py/{__version__}",
+            connect_timeout=float(connect_timeout),
+            prefetch=max(1, int(prefetch)),
+            normal_prefetch=max(1, int(normal_prefetch)),
+            capacity_rules=capacity_rules(channel_capacity or {}),
+        )
         self.group_expiry = group_expiry
-        self.connect_timeout = float(connect_timeout)
         self.call_timeout = float(call_timeout)
-        self.prefetch = max(1, int(prefetch))
-        self.normal_prefetch = max(1, int(normal_prefetch))
-        self.client_name = f"chanlayer-py/{__version__}"
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
-        self._capacity_rules = self._make_capacity_rules(channel_capacity or {})
         self._serializer = registry.get_serializer(
             serializer_format,
             symmetric_encryption_keys=symmetric_encryption_keys,
@@ -201,42 +239,17 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             self._transport_config,
         )
         self._native = self.transport == "native"
-        #: Names this layer's specific channels; proposed to the server as the session prefix.
-        self.client_prefix = uuid.uuid4().hex
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._thread = _ThreadState()
         self._valid_names: set[str] = set()
         self._lock = threading.Lock()
+        #: The session holding the client prefix, if any.
         self._primary: AnySession | None = None
-        self._resume_token = ""
-        #: (client prefix, resume token) of detached sessions that hold no specific channels of
-        #: this layer, for the next loop to resume instead of opening one more session.
-        self._spare_sessions: list[tuple[str, str]] = []
-        self._max_message_bytes: int | None = None
-        self._buffers: dict[str, deque[tuple[float, bytes]]] = {}
         #: The last message decoded, and a private copy of what it decoded to once it came
         #: twice in a row (None before, or when it holds containers).
         self._last_decoded: tuple[bytes, dict[str, Any] | None] | None = None
-        self._last_sweep = time.monotonic()
-        #: Group memberships of this layer's own specific channels: (group, channel) -> the
-        #: monotonic time the membership expires. Replayed when a server lost them (restart).
-        self._memberships: dict[tuple[str, str], float] = {}
-
-    @staticmethod
-    def _make_capacity_rules(channel_capacity: Mapping[Any, int]) -> list[pb.CapacityRule]:
-        rules = []
-        for pattern, cap in channel_capacity.items():
-            if isinstance(pattern, str):
-                rules.append(pb.CapacityRule(glob=pattern, capacity=int(cap)))
-            elif hasattr(pattern, "pattern"):
-                rules.append(pb.CapacityRule(regex=str(pattern.pattern), capacity=int(cap)))
-            else:
-                raise TypeError(f"channel_capacity keys must be globs or regexes, not {pattern!r}")
-        if len(rules) > _MAX_CAPACITY_RULES:
-            raise ValueError(f"channel_capacity may hold at most {_MAX_CAPACITY_RULES} patterns")
-        return rules
 
     ### Serialization ###
 
@@ -318,7 +331,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """Return a new process-specific channel name, ``{prefix}.{client_prefix}!{random}``."""
-        return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+        return f"{prefix}.{self._state.client_prefix}!{uuid.uuid4().hex}"
 
     ### Groups extension ###
 
@@ -327,7 +340,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         if self._is_own_specific(channel):
-            self._memberships[(group, channel)] = time.monotonic() + self._group_expiry_s
+            self._state.remember_membership(group, channel, self._group_expiry_s)
         try:
             session = self._stream_for(0)
             if session is not None:
@@ -347,7 +360,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        self._memberships.pop((group, channel), None)
+        self._state.forget_membership(group, channel)
         try:
             session = self._stream_for(0)
             if session is not None:
@@ -376,7 +389,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 group=group,
                 message=payload,
                 capacity=self.capacity,
-                channel_capacity=self._capacity_rules,
+                channel_capacity=self._state.capacity_rules,
                 expiry_ms=self._expiry_ms,
             )
             response = await self._unary("GroupSend", request)
@@ -389,8 +402,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     async def flush(self) -> None:
         """Remove every channel, message and group of this layer's namespace."""
-        self._buffers.clear()
-        self._memberships.clear()
+        self._state.forget_namespace()
         state = self._states.get(asyncio.get_running_loop())
         if state is not None and state.session is not None:
             # Sends that returned before their result go first: none may land after.
@@ -415,8 +427,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         with self._lock:
             if was_primary:
                 self._primary = None
-                self._resume_token = ""
-                self._memberships.clear()
+                self._state.release_client_prefix()
 
     ### Introspection (beyond the Channels spec) ###
 
@@ -511,7 +522,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         Raises:
             MessageTooLarge: the payload exceeds the server's known limit.
         """
-        limit = self._max_message_bytes
+        limit = self._state.max_message_bytes
         if limit is not None and payload_size > limit:
             raise MessageTooLarge(f"message of {payload_size} bytes exceeds {limit}")
         state = self._loop_state()
@@ -530,14 +541,22 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         with self._lock:
             owner = self._primary
             primary = owner is None or not owner.usable
-            session: AnySession = state.transport.session_class()(
-                self, state.loop, state.transport, primary=primary
-            )
+            session = self._make_session(state, primary=primary)
             if primary:
                 self._primary = session
         state.session = session
         state.unary_ops = 0
         return session
+
+    def _make_session(self, state: _LoopState, *, primary: bool) -> AnySession:
+        """The session type of the layer's transport, on the loop's connection."""
+        if self._native:
+            from chanlayer._native import NativeSession, NativeTransport
+
+            native = cast(NativeTransport, state.transport)
+            return NativeSession(self._state, state.loop, native, primary=primary)
+        grpc_aio = cast(GrpcTransport, state.transport)
+        return Session(self._state, state.loop, grpc_aio, primary=primary)
 
     def _session_for_receive(self, channel: str) -> AnySession:
         state = self._loop_state()
@@ -552,9 +571,8 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def _is_own_specific(self, channel: str) -> bool:
         head, bang, _ = channel.partition("!")
-        return bool(bang) and (
-            head == self.client_prefix or head.endswith("." + self.client_prefix)
-        )
+        prefix = self._state.client_prefix
+        return bool(bang) and (head == prefix or head.endswith("." + prefix))
 
     async def _unary(self, method: str, request: Any, *, channel: str | None = None) -> Any:
         state = self._loop_state()
@@ -568,65 +586,6 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             return await transport.unary(method, request, self.call_timeout)
         except RemoteError as err:
             raise error_from_reason(err.code, err.reason, err.message, channel=channel) from None
-
-    def _memberships_to_restore(self) -> list[tuple[str, str, int]]:
-        """Return (group, channel, expiry seconds) for each unexpired own membership."""
-        now = time.monotonic()
-        restore = []
-        for (group, channel), deadline in list(self._memberships.items()):
-            remaining = deadline - now
-            if remaining <= 0:
-                self._memberships.pop((group, channel), None)
-            else:
-                restore.append((group, channel, max(1, int(remaining))))
-        return restore
-
-    def _max_messages(self, channel: str) -> int:
-        return self.prefetch if "!" in channel else self.normal_prefetch
-
-    def _buffer_messages(self, channel: str, messages: Iterable[pb.DeliveredMessage]) -> None:
-        now = time.monotonic()
-        buffer = self._buffers.get(channel)
-        if buffer is None:
-            buffer = self._buffers[channel] = deque()
-        for item in messages:
-            buffer.append((now + item.expires_in_ms / 1000.0, item.message))
-        if now - self._last_sweep > _SWEEP_INTERVAL:
-            self._sweep(now)
-
-    def _sweep(self, now: float) -> None:
-        self._last_sweep = now
-        for name, buffer in list(self._buffers.items()):
-            while buffer and buffer[0][0] <= now:
-                buffer.popleft()
-            if not buffer:
-                self._buffers.pop(name, None)
-
-    def _keep_buffered(self, channel: str, messages: list[tuple[float, bytes]]) -> None:
-        """Put messages a closed session had fetched ahead (deadline, payload) first."""
-        buffer = self._buffers.get(channel)
-        if buffer is None:
-            buffer = self._buffers[channel] = deque()
-        buffer.extendleft(reversed(messages))
-
-    def _pop_buffered(self, channel: str) -> bytes | None:
-        buffer = self._buffers.get(channel)
-        if buffer is None:
-            return None
-        now = time.monotonic()
-        payload = None
-        while buffer:
-            deadline, data = buffer.popleft()
-            if deadline > now:
-                payload = data
-                break
-        if not buffer:
-            self._buffers.pop(channel, None)
-        return payload
-
-    def _buffered_count(self, channel: str) -> int:
-        buffer = self._buffers.get(channel)
-        return len(buffer) if buffer else 0
 
     def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState | None:
         state = self._states.pop(loop, None)

@@ -9,9 +9,10 @@ reads the machine-readable ``reason`` of the server's ``google.rpc.ErrorInfo`` (
 
 from __future__ import annotations
 
-import grpc
 from channels.exceptions import ChannelFull, MessageTooLarge
 from channels.layers import BaseChannelLayer
+
+from chanlayer._status import StatusCode
 
 __all__ = [
     "ChanlayerError",
@@ -53,19 +54,13 @@ class ClientPrefixInUse(ChanlayerError):
     """Another live session of the namespace holds this layer's client prefix."""
 
 
-_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
-_RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-_OUT_OF_RANGE = grpc.StatusCode.OUT_OF_RANGE.value[0]
-_DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
-
-
 def error_from_reason(
     code: int, reason: str, message: str, *, channel: str | None = None
 ) -> Exception:
     """Build the exception for a server error.
 
     Args:
-        code: The canonical gRPC status code number.
+        code: The canonical gRPC status code number (see :class:`~chanlayer._status.StatusCode`).
         reason: The ``ErrorInfo``/``ErrorDetail`` reason ("" when the server sent none).
         message: The human-readable text, only used as the exception's message.
         channel: The channel of a send, carried by ``ChannelFull``.
@@ -83,12 +78,12 @@ def error_from_reason(
         return TypeError(BaseChannelLayer.invalid_name_error.format("Group"))
     if reason == "CLIENT_PREFIX_IN_USE":
         return ClientPrefixInUse(message, code=code, reason=reason)
-    if code in (_RESOURCE_EXHAUSTED, _OUT_OF_RANGE) and not reason:
+    if code in (StatusCode.RESOURCE_EXHAUSTED, StatusCode.OUT_OF_RANGE) and not reason:
         # gRPC's own frame-size limit, hit before the server could look at the message.
         exc = MessageTooLarge(message)
         return exc
-    if code == _UNAVAILABLE:
+    if code == StatusCode.UNAVAILABLE:
         return ServerUnavailable(message, code=code, reason=reason)
-    if code == _DEADLINE_EXCEEDED:
+    if code == StatusCode.DEADLINE_EXCEEDED:
         return ChanlayerTimeout(message, code=code, reason=reason)
     return ChanlayerError(message or reason, code=code, reason=reason)
