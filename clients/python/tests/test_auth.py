@@ -43,5 +43,6 @@ async def test_wrong_token_is_refused(auth_server: Server) -> None:
         with pytest.raises(ChanlayerError) as info:
             await layer.send("somewhere", {"type": "x"})
         assert info.value.code == grpc.StatusCode.UNAUTHENTICATED.value[0]
+        assert info.value.reason == "TOKEN_INVALID"
     finally:
         await layer.close()
