@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::core::stats::Stats;
 
 /// Payloads up to this size that stay queued are copied into a buffer of their own by the
-/// sweeper (see [`Namespace::sweep_shard`]), and a group message is copied once before its
+/// sweeper (see [`Namespace::sweep_shard`](crate::core::Namespace::sweep_shard)), and a group message is copied once before its
 /// fan-out.
 ///
 /// A payload decoded from a request is a slice of the request's receive buffer, which
@@ -60,7 +60,7 @@ impl Message {
 }
 
 /// A message given to a waiter that was registered before it arrived. The caller must
-/// deliver it, or give it back with [`Namespace::requeue`] if the waiter is gone.
+/// deliver it, or give it back with [`Namespace::requeue`](crate::core::Namespace::requeue) if the waiter is gone.
 #[derive(Debug)]
 pub struct Handoff<W> {
     /// The waiter that gets the message.
@@ -69,7 +69,7 @@ pub struct Handoff<W> {
     pub message: Message,
 }
 
-/// What [`Namespace::receive`] found.
+/// What [`Namespace::receive`](crate::core::Namespace::receive) found.
 #[derive(Debug)]
 pub enum Received {
     /// Queued messages, oldest first (at least one).
@@ -78,7 +78,7 @@ pub enum Received {
     Waiting,
 }
 
-/// What [`Namespace::group_send`] did.
+/// What [`Namespace::group_send`](crate::core::Namespace::group_send) did.
 #[derive(Debug)]
 pub struct GroupSent<W> {
     /// Members that got the message (queued or handed off).

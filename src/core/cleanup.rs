@@ -140,7 +140,7 @@ impl<W: Waiter> Namespace<W> {
     }
 
     /// Removes the process-specific channels owned by `client_prefix` (see
-    /// [`names::client_prefix_of`]) with their queued messages, and their memberships.
+    /// [`client_prefix_of`](crate::core::names::client_prefix_of)) with their queued messages, and their memberships.
     /// Channels on which someone still waits are emptied but kept.
     pub(crate) fn release_client(&self, client_prefix: &str) -> ReleaseReport {
         let mut report = ReleaseReport::default();

@@ -7,14 +7,14 @@
 //! fixed sets (`method`, `code`, `reason`, `limit`); channel and group names never appear.
 //!
 //! Most values cost nothing on the hot path: the gauges and most counters are read from
-//! [`Hub::stats`](crate::hub::Hub) when Prometheus scrapes. Only what the hub cannot count itself is
+//! `Hub::stats` when Prometheus scrapes. Only what the hub cannot count itself is
 //! recorded as it happens, through registered handles: the delivery latency and group
-//! fan-out histograms ([`HubMetrics`], the hub's observer) and the per-RPC counters
-//! and latencies ([`RpcMetricsLayer`]).
+//! fan-out histograms (`HubMetrics`, the hub's observer) and the per-RPC counters
+//! and latencies (`RpcMetricsLayer`).
 //!
 //! Files: `names` (the list), `recorder` (installing the exporter, the limits, the values
 //! read from the hub at each scrape), `histogram` (the per-message histograms),
-//! `observer` (the hub's [`Observer`](crate::hub::Observer)), `rpc` (the tower layer) and
+//! `observer` (the hub's `Observer`), `rpc` (the tower layer) and
 //! `http` (the endpoint).
 
 mod histogram;
