@@ -3,13 +3,14 @@
 //!
 //! A session is what a gateway process holds for its whole life: a namespace, a client
 //! prefix (which names its process-specific channels) and a resume token. It is attached
-//! to at most one stream at a time. Each attached stream has an [`Outbox`](outbox::Outbox): the events
-//! waiting to be written to the client, and the receives waiting for a message.
+//! to at most one stream at a time. Each attached stream has an outbox: the events waiting
+//! to be written to the client, and the receives waiting for a message.
 //!
 //! Delivery never holds a shard lock: the engine hands back the waiter a message went to
 //! ([`Handoff`]); the hub then puts it in that waiter's outbox. If the outbox no longer
 //! wants it (the receive was cancelled meanwhile, or the stream ended), the message goes
-//! back to the front of its channel, so nothing is lost to a race.
+//! back to the front of its channel, so nothing is lost to a race. Every delivery, handed
+//! off or taken from a queue, goes through `Hub::deliver_to`, which counts it.
 //!
 //! Leases: when a session's stream ends it is detached. A stream that opens with its
 //! resume token within the grace period takes it over, with everything it had. After the
