@@ -22,13 +22,13 @@ const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
 /// The layer; a pass-through without a token.
 #[derive(Clone, Default)]
-pub struct AuthLayer {
+pub(crate) struct AuthLayer {
     token: Option<Arc<[u8]>>,
 }
 
 impl AuthLayer {
     /// Requires `token` on every call but health; `None` requires nothing.
-    pub fn new(token: Option<String>) -> Self {
+    pub(crate) fn new(token: Option<String>) -> Self {
         Self {
             token: token.map(|t| Arc::from(t.into_bytes())),
         }
@@ -48,7 +48,7 @@ impl<S> Layer<S> for AuthLayer {
 
 /// The service of [`AuthLayer`].
 #[derive(Clone)]
-pub struct Auth<S> {
+pub(crate) struct Auth<S> {
     inner: S,
     token: Option<Arc<[u8]>>,
 }

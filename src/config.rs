@@ -214,7 +214,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// The hub's settings.
-    pub fn hub_config(&self) -> HubConfig {
+    pub(crate) fn hub_config(&self) -> HubConfig {
         HubConfig {
             limits: Limits {
                 max_message_bytes: self.max_message_bytes as usize,
@@ -235,14 +235,6 @@ impl ServeArgs {
     /// envelope and a few small operations.
     pub fn max_frame_bytes(&self) -> usize {
         self.max_message_bytes as usize + 1024 * 1024
-    }
-
-    /// Settings for tests: listen on an ephemeral loopback port, without metrics.
-    pub fn for_tests() -> Self {
-        let mut args = Cli::parse_from(["chanlayer"]).serve;
-        args.listen = "127.0.0.1:0".parse().expect("valid address");
-        args.metrics_listen = OptionalAddr(None);
-        args
     }
 
     /// The bearer token, from `--auth-token-file` or `--auth-token`, if any.

@@ -368,3 +368,36 @@ async fn limits_hit_inside_session_streams_are_counted() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_limit_hit_is_counted_as_the_limit_the_server_refused_at() {
+    let server = Server::start(&["--max-channels-per-namespace", "1"]);
+    // The namespace's name mentions another limit: the label must not come from text.
+    let client = server.client("my-namespaces").await;
+    client
+        .send("c1", &b"a"[..])
+        .await
+        .expect("the first channel");
+    let refused = client.send("c2", &b"b"[..]).await.expect_err("one channel");
+    assert_eq!(refused.reason().as_deref(), Some("LIMIT_EXCEEDED"));
+    // The same refusal inside a session stream.
+    let session = client.session().await.expect("session");
+    let refused = session
+        .send(
+            "c3",
+            bytes::Bytes::from_static(b"c"),
+            SendOptions::default(),
+        )
+        .await
+        .expect_err("one channel");
+    assert_eq!(refused.reason().as_deref(), Some("LIMIT_EXCEEDED"));
+    let m = server.scrape();
+    assert_eq!(
+        m.value("chanlayer_limit_hits_total{limit=\"channels_per_namespace\"}"),
+        2.0
+    );
+    assert_eq!(
+        m.value("chanlayer_limit_hits_total{limit=\"namespaces\"}"),
+        0.0
+    );
+}

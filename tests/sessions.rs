@@ -54,7 +54,7 @@ async fn a_send_acknowledgement_reports_how_full_the_channel_is() {
         .send_reporting("work", b("m"), opts)
         .await
         .unwrap_err();
-    assert!(full.to_string().contains("CHANNEL_FULL"), "{full}");
+    assert_eq!(full.reason().as_deref(), Some("CHANNEL_FULL"), "{full}");
     assert_eq!(session.receive_many("work", 3).await.unwrap().len(), 3);
     let reader = client.session().await.unwrap();
     let waiting = tokio::spawn(async move { reader.receive("work").await.map(|m| m.payload) });

@@ -39,7 +39,7 @@ impl CapacityRules {
     }
 
     /// Compiles `rules`, in order, over `default`.
-    pub fn compile(default: usize, rules: &[(Pattern, usize)]) -> Result<Self, CoreError> {
+    pub(crate) fn compile(default: usize, rules: &[(Pattern, usize)]) -> Result<Self, CoreError> {
         let rules = rules
             .iter()
             .map(|(pattern, capacity)| Ok((compile_pattern(pattern)?, *capacity)))
@@ -48,16 +48,11 @@ impl CapacityRules {
     }
 
     /// The capacity of `channel`: the first matching rule's, or the default.
-    pub fn capacity_of(&self, channel: &str) -> usize {
+    pub(crate) fn capacity_of(&self, channel: &str) -> usize {
         self.rules
             .iter()
             .find(|(re, _)| re.is_match(channel))
             .map_or(self.default, |(_, capacity)| *capacity)
-    }
-
-    /// True when there are no rules, so every channel has the default capacity.
-    pub fn is_uniform(&self) -> bool {
-        self.rules.is_empty()
     }
 }
 

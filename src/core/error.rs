@@ -1,7 +1,12 @@
-//! Errors of the core engine. The gRPC adapter maps each to a status code and an
-//! `ErrorInfo` reason in one place (`grpc::status`).
+//! Errors of the core engine. Each says its `ErrorInfo` reason ([`CoreError::reason`]),
+//! the family of status it belongs to ([`Category`]) and, for a refusal at a limit, which
+//! limit ([`CoreError::limit`]): the gRPC adapter turns those into a status in one place
+//! (`grpc::status`), and the metrics label refusals with them, never with message text.
 
-use crate::core::names::{CHANNEL_RULE, GROUP_RULE, NAMESPACE_RULE};
+use crate::core::{
+    limits::Limit,
+    names::{CHANNEL_RULE, GROUP_RULE, NAMESPACE_RULE},
+};
 
 /// Why a channel-layer operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,13 +62,83 @@ pub enum CoreError {
         detail: String,
     },
     /// The namespace would exceed a configured limit.
-    #[error("namespace {namespace:?} has reached its limit of {limit} {what}")]
+    #[error("namespace {namespace:?} has reached its limit of {max} {what}")]
     LimitExceeded {
         /// The namespace.
         namespace: String,
-        /// What was counted: "channels", "groups" or "members in group \"g\"".
+        /// Which limit.
+        limit: Limit,
+        /// What was counted, for the message: "channels", "groups" or "members in group
+        /// \"g\"".
         what: String,
-        /// The limit.
-        limit: usize,
+        /// The limit's value.
+        max: usize,
     },
+}
+
+/// The family of an error, named as the canonical status codes are (`google.rpc.Code`):
+/// the gRPC adapter maps each to its status code, and the metrics use the name as the
+/// `code` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// The request is malformed.
+    InvalidArgument,
+    /// A capacity or a limit refused it.
+    ResourceExhausted,
+    /// What it would create exists already.
+    AlreadyExists,
+    /// The server cannot take it now.
+    Unavailable,
+}
+
+impl Category {
+    /// The canonical name of the code (`INVALID_ARGUMENT`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Self::AlreadyExists => "ALREADY_EXISTS",
+            Self::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+impl CoreError {
+    /// The `ErrorInfo` reason clients match on (UPPER_SNAKE_CASE).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidChannelName { .. } => "INVALID_CHANNEL_NAME",
+            Self::InvalidGroupName { .. } => "INVALID_GROUP_NAME",
+            Self::InvalidNamespace { .. } => "INVALID_NAMESPACE",
+            Self::InvalidClientPrefix { .. } => "INVALID_CLIENT_PREFIX",
+            Self::ChannelFull { .. } => "CHANNEL_FULL",
+            Self::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
+            Self::InvalidCapacityRule { .. } => "INVALID_CAPACITY_RULE",
+            Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+        }
+    }
+
+    /// The error's family.
+    pub fn category(&self) -> Category {
+        match self {
+            Self::InvalidChannelName { .. }
+            | Self::InvalidGroupName { .. }
+            | Self::InvalidNamespace { .. }
+            | Self::InvalidClientPrefix { .. }
+            | Self::InvalidCapacityRule { .. } => Category::InvalidArgument,
+            Self::ChannelFull { .. }
+            | Self::MessageTooLarge { .. }
+            | Self::LimitExceeded { .. } => Category::ResourceExhausted,
+        }
+    }
+
+    /// The limit that refused the operation, when a limit did (a full channel is a
+    /// capacity, not a limit).
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::MessageTooLarge { .. } => Some(Limit::MessageBytes),
+            Self::LimitExceeded { limit, .. } => Some(*limit),
+            _ => None,
+        }
+    }
 }

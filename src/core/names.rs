@@ -42,7 +42,7 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 /// Checks a channel name against Channels' rule.
-pub fn validate_channel(name: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_channel(name: &str) -> Result<(), CoreError> {
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() < MAX_NAME_LENGTH
@@ -64,7 +64,7 @@ pub fn validate_channel(name: &str) -> Result<(), CoreError> {
 }
 
 /// Checks a group name against Channels' rule (no `!`).
-pub fn validate_group(name: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_group(name: &str) -> Result<(), CoreError> {
     let bytes = name.as_bytes();
     if !bytes.is_empty() && bytes.len() < MAX_NAME_LENGTH && bytes.iter().all(|&b| is_name_byte(b))
     {
@@ -77,7 +77,7 @@ pub fn validate_group(name: &str) -> Result<(), CoreError> {
 }
 
 /// Checks a namespace: Django's channel-layer `prefix`, which may be empty.
-pub fn validate_namespace(name: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_namespace(name: &str) -> Result<(), CoreError> {
     if name.len() <= MAX_NAMESPACE_LENGTH && name.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
@@ -92,7 +92,7 @@ pub fn validate_namespace(name: &str) -> Result<(), CoreError> {
 ///
 /// `new_channel()` names channels `specific.<client_prefix>!<id>`, so this is the prefix
 /// of the session that created the channel.
-pub fn client_prefix_of(channel: &str) -> Option<&str> {
+pub(crate) fn client_prefix_of(channel: &str) -> Option<&str> {
     let bang = channel.find('!')?;
     let remote = &channel[..bang];
     Some(match remote.rfind('.') {
@@ -102,7 +102,7 @@ pub fn client_prefix_of(channel: &str) -> Option<&str> {
 }
 
 /// Checks a client prefix: 1 to 64 ASCII letters, digits, `-` and `_`.
-pub fn validate_client_prefix(prefix: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_client_prefix(prefix: &str) -> Result<(), CoreError> {
     if !prefix.is_empty()
         && prefix.len() <= 64
         && prefix

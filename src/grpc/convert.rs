@@ -12,10 +12,10 @@ use crate::{
 };
 
 /// The most capacity rules one group send may carry.
-pub const MAX_CAPACITY_RULES: usize = 64;
+pub(crate) const MAX_CAPACITY_RULES: usize = 64;
 
 /// The capacity of a request: zero means the default.
-pub fn capacity(value: u32) -> usize {
+pub(crate) fn capacity(value: u32) -> usize {
     if value == 0 {
         DEFAULT_CAPACITY
     } else {
@@ -24,7 +24,7 @@ pub fn capacity(value: u32) -> usize {
 }
 
 /// The message expiry of a request: zero means the default.
-pub fn expiry(ms: u64) -> Duration {
+pub(crate) fn expiry(ms: u64) -> Duration {
     if ms == 0 {
         DEFAULT_EXPIRY
     } else {
@@ -33,7 +33,7 @@ pub fn expiry(ms: u64) -> Duration {
 }
 
 /// The group expiry of a request: zero means the default.
-pub fn group_expiry(seconds: u64) -> Duration {
+pub(crate) fn group_expiry(seconds: u64) -> Duration {
     if seconds == 0 {
         DEFAULT_GROUP_EXPIRY
     } else {
@@ -46,7 +46,7 @@ type RuleKey = (usize, Vec<(Pattern, usize)>);
 /// Compiled capacity rules, cached: a group send usually repeats the same rules (the
 /// client's `channel_capacity` setting), and compiling them each time would dominate.
 #[derive(Default)]
-pub struct CapacityCache {
+pub(crate) struct CapacityCache {
     compiled: Mutex<HashMap<RuleKey, Arc<CapacityRules>>>,
 }
 
@@ -54,7 +54,7 @@ impl CapacityCache {
     const MAX_ENTRIES: usize = 256;
 
     /// The rules of a group send.
-    pub fn rules(
+    pub(crate) fn rules(
         &self,
         default: u32,
         rules: &[CapacityRule],

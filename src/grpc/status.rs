@@ -1,54 +1,65 @@
 //! The one mapping from hub and engine errors to gRPC statuses: a canonical code plus a
 //! `google.rpc.ErrorInfo` with an UPPER_SNAKE_CASE reason, which is what clients match on.
+//! The reason, the code's family and the limit come from the error itself
+//! ([`HubError::reason`], [`HubError::category`], [`HubError::limit`]); a refusal at a
+//! limit names it in the `ErrorInfo` metadata (`limit`), so that neither clients nor the
+//! metrics read message text.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{core::CoreError, hub::HubError, proto::v1::ErrorDetail};
+use std::collections::HashMap;
+
+use crate::{
+    core::{Category, LIMIT_METADATA_KEY, Limit},
+    hub::HubError,
+    proto::v1::ErrorDetail,
+};
 
 /// The `ErrorInfo.domain` of every chanlayer error.
-pub const ERROR_DOMAIN: &str = "chanlayer.dev";
+pub(crate) const ERROR_DOMAIN: &str = "chanlayer.dev";
 
-/// The code and reason of an error.
-pub fn classify(error: &HubError) -> (Code, &'static str) {
-    match error {
-        HubError::Core(core) => match core {
-            CoreError::InvalidChannelName { .. } => (Code::InvalidArgument, "INVALID_CHANNEL_NAME"),
-            CoreError::InvalidGroupName { .. } => (Code::InvalidArgument, "INVALID_GROUP_NAME"),
-            CoreError::InvalidNamespace { .. } => (Code::InvalidArgument, "INVALID_NAMESPACE"),
-            CoreError::InvalidClientPrefix { .. } => {
-                (Code::InvalidArgument, "INVALID_CLIENT_PREFIX")
-            }
-            CoreError::ChannelFull { .. } => (Code::ResourceExhausted, "CHANNEL_FULL"),
-            CoreError::MessageTooLarge { .. } => (Code::ResourceExhausted, "MESSAGE_TOO_LARGE"),
-            CoreError::InvalidCapacityRule { .. } => {
-                (Code::InvalidArgument, "INVALID_CAPACITY_RULE")
-            }
-            CoreError::LimitExceeded { .. } => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
-        },
-        HubError::ClientPrefixInUse { .. } => (Code::AlreadyExists, "CLIENT_PREFIX_IN_USE"),
-        HubError::TooManyPendingReceives { .. } => {
-            (Code::ResourceExhausted, "TOO_MANY_PENDING_RECEIVES")
-        }
-        HubError::DuplicateReceiveId { .. } => (Code::AlreadyExists, "DUPLICATE_RECEIVE_ID"),
-        HubError::TooManySessions { .. } => (Code::ResourceExhausted, "TOO_MANY_SESSIONS"),
-        HubError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+/// The status code of an error's family.
+fn code(category: Category) -> Code {
+    match category {
+        Category::InvalidArgument => Code::InvalidArgument,
+        Category::ResourceExhausted => Code::ResourceExhausted,
+        Category::AlreadyExists => Code::AlreadyExists,
+        Category::Unavailable => Code::Unavailable,
     }
 }
 
 /// A status with an `ErrorInfo` detail.
-pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
+pub(crate) fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
+    status_with(code, reason, None, message)
+}
+
+/// A status with an `ErrorInfo` detail that names the limit it hit, if any.
+fn status_with(
+    code: Code,
+    reason: &str,
+    limit: Option<Limit>,
+    message: impl Into<String>,
+) -> Status {
+    let metadata: HashMap<String, String> = limit
+        .map(|limit| (LIMIT_METADATA_KEY.to_owned(), limit.name().to_owned()))
+        .into_iter()
+        .collect();
     Status::with_error_details(
         code,
         message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new()),
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
     )
 }
 
 /// The status of a hub error.
-pub fn to_status(error: &HubError) -> Status {
-    let (code, reason) = classify(error);
-    status(code, reason, error.to_string())
+pub(crate) fn to_status(error: &HubError) -> Status {
+    status_with(
+        code(error.category()),
+        error.reason(),
+        error.limit(),
+        error.to_string(),
+    )
 }
 
 impl From<HubError> for Status {
@@ -58,23 +69,23 @@ impl From<HubError> for Status {
 }
 
 /// The in-stream form of a hub error.
-pub fn to_detail(error: &HubError) -> ErrorDetail {
-    let (code, reason) = classify(error);
+pub(crate) fn to_detail(error: &HubError) -> ErrorDetail {
     ErrorDetail {
-        code: code as i32,
-        reason: reason.to_owned(),
+        code: code(error.category()) as i32,
+        reason: error.reason().to_owned(),
         message: error.to_string(),
     }
 }
 
 /// An invalid request field that never reached the engine.
-pub fn invalid_argument(reason: &str, message: impl Into<String>) -> Status {
+pub(crate) fn invalid_argument(reason: &str, message: impl Into<String>) -> Status {
     status(Code::InvalidArgument, reason, message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::CoreError;
 
     #[test]
     fn statuses_carry_error_info() {
@@ -88,5 +99,27 @@ mod tests {
         assert_eq!(info.reason, "CHANNEL_FULL");
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(to_detail(&err).code, 8);
+        assert!(info.metadata.is_empty(), "a full channel is not a limit");
+    }
+
+    #[test]
+    fn a_refusal_at_a_limit_names_the_limit() {
+        let err = HubError::Core(CoreError::LimitExceeded {
+            namespace: "my-namespaces".into(),
+            limit: Limit::ChannelsPerNamespace,
+            what: "channels".into(),
+            max: 1,
+        });
+        let status = to_status(&err);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "LIMIT_EXCEEDED");
+        assert_eq!(
+            info.metadata.get(LIMIT_METADATA_KEY).map(String::as_str),
+            Some("channels_per_namespace")
+        );
+        let sessions = to_status(&HubError::TooManySessions { limit: 1 });
+        let info = sessions.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata[LIMIT_METADATA_KEY], "sessions");
     }
 }

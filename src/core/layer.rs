@@ -1,0 +1,82 @@
+//! Every namespace of the server, created on first use up to the namespace limit.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::AtomicUsize},
+};
+
+use foldhash::quality::RandomState;
+use parking_lot::{Mutex, RwLock};
+
+use crate::core::{
+    CoreError, Limit, Limits, Waiter,
+    names::validate_namespace,
+    namespace::{Namespace, Shard},
+    stats::Stats,
+};
+
+/// Every namespace of the server.
+pub struct Layer<W> {
+    namespaces: RwLock<HashMap<Box<str>, Arc<Namespace<W>>>>,
+    limits: Arc<Limits>,
+    shard_count: usize,
+    hasher: RandomState,
+}
+
+impl<W: Waiter> Layer<W> {
+    /// An empty layer with `shard_count` shards per namespace (rounded up to a power of two).
+    pub fn new(limits: Limits, shard_count: usize) -> Self {
+        Self {
+            namespaces: RwLock::new(HashMap::new()),
+            limits: Arc::new(limits),
+            shard_count: shard_count.max(1).next_power_of_two(),
+            hasher: RandomState::default(),
+        }
+    }
+
+    /// The namespace called `name`, created on first use.
+    pub fn namespace(&self, name: &str) -> Result<Arc<Namespace<W>>, CoreError> {
+        if let Some(ns) = self.namespaces.read().get(name) {
+            return Ok(Arc::clone(ns));
+        }
+        validate_namespace(name)?;
+        let mut namespaces = self.namespaces.write();
+        if let Some(ns) = namespaces.get(name) {
+            return Ok(Arc::clone(ns));
+        }
+        if namespaces.len() >= self.limits.max_namespaces {
+            return Err(CoreError::LimitExceeded {
+                namespace: name.to_owned(),
+                limit: Limit::Namespaces,
+                what: "namespaces on the server".to_owned(),
+                max: self.limits.max_namespaces,
+            });
+        }
+        let ns = Arc::new(Namespace {
+            name: name.into(),
+            shards: (0..self.shard_count)
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
+            hasher: self.hasher.clone(),
+            limits: Arc::clone(&self.limits),
+            channel_count: AtomicUsize::new(0),
+            group_count: AtomicUsize::new(0),
+        });
+        namespaces.insert(name.into(), Arc::clone(&ns));
+        Ok(ns)
+    }
+
+    /// Every namespace that exists now.
+    pub(crate) fn namespaces(&self) -> Vec<Arc<Namespace<W>>> {
+        self.namespaces.read().values().cloned().collect()
+    }
+
+    /// Counters and gauges over every namespace.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for ns in self.namespaces() {
+            stats.add(&ns.stats());
+        }
+        stats
+    }
+}

@@ -1,0 +1,243 @@
+//! Namespaces: isolation, flush, sweep, release, introspection, limits and stats.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+#[test]
+fn namespaces_are_isolated_and_flush_clears_one() {
+    let l = layer();
+    let a = l.namespace("a").unwrap();
+    let b = l.namespace("b").unwrap();
+    let now = Instant::now();
+    a.send("c", msg("a"), 100, MIN, now).unwrap();
+    b.send("c", msg("b"), 100, MIN, now).unwrap();
+    a.group_add("g", "c", MIN, now).unwrap();
+    b.group_add("g", "c", MIN, now).unwrap();
+    let w = waiter();
+    let wid = w.0;
+    a.receive("waiting", 1, now, || w).unwrap();
+
+    let report = a.flush();
+    assert_eq!(
+        report,
+        FlushReport {
+            dropped_messages: 1,
+            removed_groups: 1
+        }
+    );
+    assert_eq!(a.group_size("g", now).unwrap(), 0);
+    assert_eq!(b.group_size("g", now).unwrap(), 1);
+    assert!(matches!(
+        a.receive("c", 1, now, waiter).unwrap(),
+        Received::Waiting
+    ));
+    assert_eq!(
+        received(b.receive("c", 1, now, waiter).unwrap()),
+        vec![msg("b")]
+    );
+    // The waiter registered before the flush gets messages sent after it.
+    let h = a
+        .send("waiting", msg("after"), 100, MIN, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.waiter.0, wid);
+    assert_eq!(a.stats().dropped_flushed_total, 1);
+    assert_eq!(a.stats().queued_messages, 0);
+}
+
+#[test]
+fn sweep_frees_idle_channels_and_expired_messages() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let t0 = Instant::now();
+    for i in 0..100 {
+        ns.send(&format!("c{i}"), msg("x"), 100, Duration::from_secs(1), t0)
+            .unwrap();
+    }
+    ns.receive("waited", 1, t0, waiter).unwrap();
+    assert_eq!(ns.stats().channels, 101);
+    let report = ns.sweep(t0 + Duration::from_secs(2));
+    assert_eq!(report.expired_messages, 100);
+    assert_eq!(report.removed_channels, 100);
+    let stats = ns.stats();
+    assert_eq!(
+        (stats.channels, stats.queued_messages, stats.queued_bytes),
+        (1, 0, 0)
+    );
+    assert_eq!(stats.waiting_receives, 1);
+}
+
+#[test]
+fn release_client_removes_its_channels_and_memberships_only() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    ns.send("specific.dead!1", msg("x"), 100, MIN, now).unwrap();
+    ns.send("specific.dead!2", msg("y"), 100, MIN, now).unwrap();
+    ns.send("specific.alive!1", msg("z"), 100, MIN, now)
+        .unwrap();
+    ns.group_add("room", "specific.dead!1", MIN, now).unwrap();
+    ns.group_add("room", "specific.alive!1", MIN, now).unwrap();
+    ns.group_add("solo", "specific.dead!2", MIN, now).unwrap();
+    ns.group_add("room", "worker", MIN, now).unwrap();
+    let report = ns.release_client("dead");
+    assert_eq!(
+        report,
+        ReleaseReport {
+            channels: 2,
+            dropped_messages: 2,
+            memberships: 2
+        }
+    );
+    assert_eq!(ns.group_size("room", now).unwrap(), 2);
+    assert_eq!(ns.group_size("solo", now).unwrap(), 0);
+    let stats = ns.stats();
+    assert_eq!(stats.groups, 1);
+    assert_eq!(stats.dropped_session_gone_total, 2);
+    assert_eq!(stats.memberships_released_total, 2);
+    assert_eq!(
+        received(ns.receive("specific.alive!1", 1, now, waiter).unwrap()),
+        vec![msg("z")]
+    );
+}
+
+#[test]
+fn members_are_listed_in_pages() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    for i in 0..25 {
+        ns.group_add("g", &format!("m{i:02}"), MIN, now).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = ns.group_members("g", &after, 10, now).unwrap();
+        assert_eq!(page.total, 25);
+        seen.extend(page.members.iter().map(|(n, _)| n.clone()));
+        if !page.more {
+            break;
+        }
+        after = seen.last().unwrap().clone();
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn channel_info_reports_depth() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let t0 = Instant::now();
+    ns.send("c", msg("abc"), 100, MIN, t0).unwrap();
+    ns.send("c", msg("de"), 100, MIN, t0 + Duration::from_secs(1))
+        .unwrap();
+    let info = ns.channel_info("c", t0 + Duration::from_secs(3)).unwrap();
+    assert_eq!(info.queued_messages, 2);
+    assert_eq!(info.queued_bytes, 5);
+    assert_eq!(info.oldest_message_age, Duration::from_secs(3));
+    assert_eq!(ns.channel_info("none", t0).unwrap(), ChannelInfo::default());
+}
+
+#[test]
+fn limits_are_enforced() {
+    let limits = Limits {
+        max_channels_per_namespace: 2,
+        max_groups_per_namespace: 1,
+        max_members_per_group: 2,
+        max_namespaces: 2,
+        ..Limits::default()
+    };
+    let l: Layer<TestWaiter> = Layer::new(limits, 4);
+    let ns = l.namespace("a").unwrap();
+    let now = Instant::now();
+    ns.send("c1", msg("x"), 100, MIN, now).unwrap();
+    ns.send("c2", msg("x"), 100, MIN, now).unwrap();
+    assert!(matches!(
+        ns.send("c3", msg("x"), 100, MIN, now),
+        Err(CoreError::LimitExceeded { .. })
+    ));
+    ns.group_add("g", "m1", MIN, now).unwrap();
+    ns.group_add("g", "m2", MIN, now).unwrap();
+    assert!(ns.group_add("g", "m3", MIN, now).is_err());
+    assert!(ns.group_add("g2", "m1", MIN, now).is_err());
+    l.namespace("b").unwrap();
+    assert!(l.namespace("c").is_err());
+    // Freed channels make room again.
+    ns.flush();
+    ns.send("c3", msg("x"), 100, MIN, now).unwrap();
+}
+
+#[test]
+fn stats_track_gauges() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    ns.send("a", msg("1234"), 100, MIN, now).unwrap();
+    ns.send("b", msg("12"), 100, MIN, now).unwrap();
+    ns.group_add("g", "a", MIN, now).unwrap();
+    let s = l.stats();
+    assert_eq!(
+        (
+            s.channels,
+            s.queued_messages,
+            s.queued_bytes,
+            s.groups,
+            s.memberships,
+            s.sent_total
+        ),
+        (2, 2, 6, 1, 1, 2)
+    );
+    received(ns.receive("a", 1, now, waiter).unwrap());
+    let s = l.stats();
+    assert_eq!((s.queued_messages, s.queued_bytes), (1, 2));
+}
+
+#[test]
+fn refusals_say_which_limit_they_hit() {
+    let limits = Limits {
+        max_message_bytes: 4,
+        max_channels_per_namespace: 1,
+        max_groups_per_namespace: 1,
+        max_members_per_group: 1,
+        max_namespaces: 1,
+    };
+    let l: Layer<TestWaiter> = Layer::new(limits, 4);
+    // A namespace whose name mentions another limit is still refused at its own.
+    let ns = l.namespace("my-namespaces").unwrap();
+    let now = Instant::now();
+    fn limit_of<T: std::fmt::Debug>(r: Result<T, CoreError>) -> Option<Limit> {
+        r.unwrap_err().limit()
+    }
+    assert_eq!(
+        limit_of(ns.send("c1", msg("12345"), 100, MIN, now)),
+        Some(Limit::MessageBytes)
+    );
+    ns.send("c1", msg("x"), 100, MIN, now).unwrap();
+    let full = ns.send("c2", msg("x"), 100, MIN, now).unwrap_err();
+    assert_eq!(full.limit(), Some(Limit::ChannelsPerNamespace));
+    assert_eq!(full.reason(), "LIMIT_EXCEEDED");
+    assert_eq!(full.category(), Category::ResourceExhausted);
+    ns.group_add("g", "m1", MIN, now).unwrap();
+    assert_eq!(
+        limit_of(ns.group_add("g", "m2", MIN, now)),
+        Some(Limit::MembersPerGroup)
+    );
+    assert_eq!(
+        limit_of(ns.group_add("g2", "m1", MIN, now)),
+        Some(Limit::GroupsPerNamespace)
+    );
+    assert_eq!(
+        limit_of(l.namespace("other").map(drop)),
+        Some(Limit::Namespaces)
+    );
+    let capacity = ns.send("c1", msg("x"), 1, MIN, now).unwrap_err();
+    assert_eq!(
+        (capacity.reason(), capacity.limit()),
+        ("CHANNEL_FULL", None)
+    );
+    for limit in Limit::ALL {
+        assert_eq!(Limit::from_name(limit.name()), Some(limit));
+    }
+}

@@ -1,0 +1,237 @@
+//! One stream's hold on a session ([`SessionHandle`]): receives and cancels through its
+//! outbox, sends and group operations acknowledged once per frame, and the end of the
+//! stream (detach, or release on close).
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+use crate::{
+    core::{CapacityRules, Namespace, Received},
+    hub::{
+        CloseReason, Event, Hub, HubError, OpOutcome, now,
+        outbox::{AddReceive, HubWaiter, Outbox},
+        sessions::SessionKey,
+    },
+};
+
+/// One stream's hold on a session: the operations it can make.
+///
+/// Acknowledgements are collected and written with [`SessionHandle::flush_acks`] once per
+/// frame, so that one client frame gets its acks back in one server frame. Dropping the
+/// handle ends the stream and detaches the session (see [`SessionHandle::end`]).
+pub(crate) struct SessionHandle {
+    pub(super) hub: Arc<Hub>,
+    pub(super) ns: Arc<Namespace<HubWaiter>>,
+    pub(super) key: SessionKey,
+    pub(super) stream_id: u64,
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) acks: Vec<Event>,
+    pub(super) ended: bool,
+}
+
+impl SessionHandle {
+    /// The outbox the writer drains.
+    pub(crate) fn outbox(&self) -> Arc<Outbox> {
+        Arc::clone(&self.outbox)
+    }
+
+    /// Registers a receive; its answer comes as an event.
+    pub(crate) fn receive(&mut self, receive_id: u64, channel: &str, max_messages: usize) {
+        let channel_arc: Arc<str> = channel.into();
+        let waiter_id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
+        let max_pending = self.hub.config.max_pending_receives;
+        match self
+            .outbox
+            .add_receive(receive_id, waiter_id, &channel_arc, max_pending)
+        {
+            AddReceive::Added => {}
+            AddReceive::Closed => return,
+            AddReceive::Refused(error) => {
+                self.hub.observer.refused(&error);
+                return;
+            }
+        }
+        let waiter = || HubWaiter {
+            id: waiter_id,
+            receive_id,
+            channel: Arc::clone(&channel_arc),
+            outbox: Arc::clone(&self.outbox),
+        };
+        match self.ns.receive(channel, max_messages, now(), &waiter) {
+            Ok(Received::Waiting) => {}
+            Ok(Received::Messages(messages)) => {
+                if let Err(messages) = self.hub.deliver_to(&waiter(), messages) {
+                    // The stream closed meanwhile: put them back, newest first.
+                    let handoffs: Vec<_> = messages
+                        .into_iter()
+                        .rev()
+                        .filter_map(|m| self.ns.requeue(channel, m, now()))
+                        .collect();
+                    self.hub.deliver(&self.ns, handoffs);
+                }
+            }
+            Err(error) => {
+                let error = HubError::from(error);
+                self.hub.observer.refused(&error);
+                self.outbox.fail_receive(receive_id, error);
+            }
+        }
+    }
+
+    /// Withdraws a pending receive; the answer comes as an event, after any delivery
+    /// already made for it.
+    pub(crate) fn cancel(&mut self, receive_id: u64) {
+        if let Some(p) = self.outbox.cancel_receive(receive_id) {
+            // If the engine no longer has the waiter, a sender holds it and will find it
+            // gone from `pending`, and put its message back.
+            self.ns.cancel(&p.channel, p.waiter_id);
+        }
+    }
+
+    fn ack(&mut self, request_id: u64, outcome: Result<OpOutcome, HubError>) {
+        if let Err(error) = &outcome {
+            self.hub.observer.refused(error);
+        }
+        self.acks.push(Event::Result {
+            request_id,
+            outcome,
+        });
+    }
+
+    /// Sends a message; acknowledged at the next [`SessionHandle::flush_acks`].
+    pub(crate) fn send(
+        &mut self,
+        request_id: u64,
+        channel: &str,
+        payload: Bytes,
+        capacity: usize,
+        expiry: Duration,
+    ) {
+        let outcome = self
+            .hub
+            .send_in(&self.ns, channel, payload, capacity, expiry)
+            .map(|(delivered, queued)| OpOutcome::Sent { delivered, queued });
+        self.ack(request_id, outcome);
+    }
+
+    /// Adds a channel to a group; acknowledged at the next flush.
+    pub(crate) fn group_add(
+        &mut self,
+        request_id: u64,
+        group: &str,
+        channel: &str,
+        group_expiry: Duration,
+    ) {
+        let outcome = self
+            .ns
+            .group_add(group, channel, group_expiry, now())
+            .map(OpOutcome::Changed)
+            .map_err(HubError::from);
+        self.ack(request_id, outcome);
+    }
+
+    /// Removes a channel from a group; acknowledged at the next flush.
+    pub(crate) fn group_discard(&mut self, request_id: u64, group: &str, channel: &str) {
+        let outcome = self
+            .ns
+            .group_discard(group, channel)
+            .map(OpOutcome::Changed)
+            .map_err(HubError::from);
+        self.ack(request_id, outcome);
+    }
+
+    /// Sends a message to a group; acknowledged at the next flush.
+    pub(crate) fn group_send(
+        &mut self,
+        request_id: u64,
+        group: &str,
+        payload: Bytes,
+        capacities: &CapacityRules,
+        expiry: Duration,
+    ) {
+        let outcome = self
+            .hub
+            .group_send_in(&self.ns, group, payload, capacities, expiry)
+            .map(|(delivered, dropped)| OpOutcome::GroupSent {
+                delivered: delivered as u32,
+                dropped: dropped as u32,
+            });
+        self.ack(request_id, outcome);
+    }
+
+    /// Acknowledges an operation that failed before it reached the engine (for example a
+    /// malformed request); acknowledged at the next flush.
+    pub(crate) fn fail(&mut self, request_id: u64, error: HubError) {
+        self.ack(request_id, Err(error));
+    }
+
+    /// Writes the acknowledgements collected since the last flush.
+    pub(crate) fn flush_acks(&mut self) {
+        if !self.acks.is_empty() {
+            self.outbox.push_all(self.acks.drain(..));
+        }
+    }
+
+    /// Ends the session for good: releases its channels and memberships now.
+    pub(crate) fn close(&mut self) {
+        self.flush_acks();
+        self.detach(true);
+        self.outbox
+            .push_last(Event::Closing(CloseReason::ClientClose));
+    }
+
+    /// Ends this stream: withdraws its pending receives, puts the deliveries it never wrote
+    /// back in their channels, and detaches the session (it stays resumable for the lease
+    /// grace period).
+    pub(crate) fn end(mut self) {
+        self.detach(false);
+    }
+
+    fn detach(&mut self, release: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let (pending, unsent) = self.outbox.close();
+        for p in pending {
+            self.ns.cancel(&p.channel, p.waiter_id);
+        }
+        let now = now();
+        // Put unsent deliveries back newest first, so the channel keeps its order.
+        for (channel, messages) in unsent.into_iter().rev() {
+            let handoffs: Vec<_> = messages
+                .into_iter()
+                .rev()
+                .filter_map(|m| self.ns.requeue(&channel, m, now))
+                .collect();
+            self.hub.deliver(&self.ns, handoffs);
+        }
+        let mut sessions = self.hub.sessions.lock();
+        let Some(entry) = sessions.by_key.get_mut(&self.key) else {
+            return;
+        };
+        // A stream that was taken over by a resume no longer owns the session.
+        if entry.attached.as_ref().map(|(id, _)| *id) != Some(self.stream_id) {
+            return;
+        }
+        if release {
+            let entry = sessions.by_key.remove(&self.key).expect("present");
+            sessions.by_token.remove(&entry.token);
+            drop(sessions);
+            self.hub.release(&self.key, false);
+        } else {
+            entry.attached = None;
+            entry.detached_at = Some(now);
+        }
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        self.detach(false);
+    }
+}
