@@ -62,7 +62,7 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && ! "$py" -c 'import chanlayer_native' 2>/dev/n
     wheels=$(mktemp -d)
     (cd "$root/clients/python/native" &&
         CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} \
-            "$venv/bin/maturin" build --release --quiet --interpreter "$py" --out "$wheels")
+            "$venv/bin/maturin" build --release --locked --quiet --interpreter "$py" --out "$wheels")
     "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
     rm -rf "$wheels"
 fi
