@@ -40,9 +40,12 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 
-use crate::proto::v1::{
-    self as pb, channel_layer_service_client::ChannelLayerServiceClient, session_event,
-    session_operation::Operation,
+use crate::proto::{
+    frame::FrameBuilder,
+    v1::{
+        self as pb, channel_layer_service_client::ChannelLayerServiceClient, session_event,
+        session_operation::Operation,
+    },
 };
 
 /// What a client call can fail with.
@@ -513,25 +516,23 @@ impl Session {
     async fn open(mut grpc: GrpcClient, open: pb::OpenOperation) -> Result<Self, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel::<Operation>();
         tx.send(Operation::Open(open)).expect("receiver is alive");
-        let frames = stream::unfold(rx, |mut rx| async move {
-            let first = rx.recv().await?;
-            // One frame: what is queued now, up to 4096 operations or 256 KiB of payload.
-            let mut bytes = payload_len(&first);
-            let mut operations = vec![pb::SessionOperation {
-                operation: Some(first),
-            }];
-            while operations.len() < 4096 && bytes < 256 * 1024 {
-                match rx.try_recv() {
-                    Ok(op) => {
-                        bytes += payload_len(&op);
-                        operations.push(pb::SessionOperation {
-                            operation: Some(op),
-                        });
-                    }
-                    Err(_) => break,
+        // One frame: what is queued now, within the frame limits; an operation that does not
+        // fit opens the next frame.
+        let frames = stream::unfold((rx, None), |(mut rx, next)| async move {
+            let mut frame = FrameBuilder::new();
+            frame.push(match next {
+                Some(op) => op,
+                None => rx.recv().await?,
+            });
+            let mut next = None;
+            while let Ok(op) = rx.try_recv() {
+                if !frame.has_room_for(&op) {
+                    next = Some(op);
+                    break;
                 }
+                frame.push(op);
             }
-            Some((pb::SessionRequest { operations }, rx))
+            Some((frame.into_request(), (rx, next)))
         });
         let mut inbound = grpc.session(frames).await?.into_inner();
         let first = inbound.message().await?.ok_or(ClientError::SessionClosed)?;
@@ -916,14 +917,6 @@ impl Drop for PendingReceive {
                 .or_default()
                 .push_front(m);
         }
-    }
-}
-
-fn payload_len(op: &Operation) -> usize {
-    match op {
-        Operation::Send(s) => s.message.len(),
-        Operation::GroupSend(g) => g.message.len(),
-        _ => 16,
     }
 }
 

@@ -7,7 +7,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{core::CoreError, hub::HubError, proto::v1::ErrorDetail};
 
 /// The `ErrorInfo.domain` of every chanlayer error.
-pub const ERROR_DOMAIN: &str = "chanlayer.dev";
+pub const ERROR_DOMAIN: &str = crate::proto::reason::DOMAIN;
 
 /// The code and reason of an error.
 pub fn classify(error: &HubError) -> (Code, &'static str) {

@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::{Buf, BufMut, Bytes};
-use chanlayer::proto::v1 as pb;
+use chanlayer_proto::{reason, v1 as pb};
 use parking_lot::Mutex;
 use pyo3::{exceptions::PyValueError, intern, prelude::*, types::PyBytes};
 use tokio::{runtime::Handle, time::Instant};
@@ -28,8 +28,6 @@ use tonic_types::StatusExt;
 
 use crate::{engine::Engine, runtime, wire::Wire};
 
-/// The `ErrorInfo.domain` of the server's errors.
-const ERROR_DOMAIN: &str = "chanlayer.dev";
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -48,7 +46,7 @@ impl Failure {
     pub(crate) fn from_status(status: &Status) -> Self {
         let reason = status
             .get_details_error_info()
-            .filter(|info| info.domain == ERROR_DOMAIN || info.domain.is_empty())
+            .filter(|info| info.domain == reason::DOMAIN || info.domain.is_empty())
             .map(|info| info.reason)
             .unwrap_or_default();
         Self {

@@ -46,9 +46,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use chanlayer::{
-    client::Client,
-    proto::v1::{self as pb, session_event::Event, session_operation::Operation},
+use chanlayer::client::Client;
+use chanlayer_proto::{
+    frame::FrameBuilder,
+    v1::{self as pb, session_event::Event, session_operation::Operation},
 };
 // Channel names are looked up several times per delivered message: a fast hash (these
 // maps are private to one process and filled by its own server).
@@ -63,9 +64,8 @@ use pyo3::{
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tonic::{Code, Request};
 
-use crate::{
-    connection::{Backend, Completion, Connection, Failure, Link, set_exception, set_result},
-    wire::{FRAME_OPERATIONS, FRAME_PAYLOAD},
+use crate::connection::{
+    Backend, Completion, Connection, Failure, Link, set_exception, set_result,
 };
 
 /// How long a specific channel keeps one receive pending after a receive was served.
@@ -1043,14 +1043,6 @@ impl Value {
     }
 }
 
-fn payload_len(op: &Operation) -> usize {
-    match op {
-        Operation::Send(send) => send.message.len(),
-        Operation::GroupSend(send) => send.message.len(),
-        _ => 16,
-    }
-}
-
 /// The request stream of a session: each item of `rx` is what one loop iteration queued;
 /// what is queued when the stream is polled goes out as one frame, up to the frame limits.
 fn frames(
@@ -1065,22 +1057,14 @@ fn frames(
             while let Ok(more) = rx.try_recv() {
                 queued.extend(more);
             }
-            let mut operations = Vec::new();
-            let mut bytes = 0;
+            let mut frame = FrameBuilder::new();
             while let Some(op) = queued.front() {
-                let len = payload_len(op);
-                if !operations.is_empty()
-                    && (operations.len() >= FRAME_OPERATIONS || bytes + len > FRAME_PAYLOAD)
-                {
+                if !frame.has_room_for(op) {
                     break;
                 }
-                bytes += len;
-                let op = queued.pop_front().expect("an operation");
-                operations.push(pb::SessionOperation {
-                    operation: Some(op),
-                });
+                frame.push(queued.pop_front().expect("an operation"));
             }
-            Some((pb::SessionRequest { operations }, (rx, queued)))
+            Some((frame.into_request(), (rx, queued)))
         },
     )
 }
