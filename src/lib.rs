@@ -1,7 +1,5 @@
 //! chanlayer: the Django Channels channel layer as a gRPC server.
 pub mod auth;
-pub mod bench;
-pub mod client;
 pub mod config;
 pub mod core;
 pub mod grpc;

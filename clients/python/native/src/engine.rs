@@ -46,7 +46,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use chanlayer::client::Client;
+use chanlayer_client::Client;
 use chanlayer_proto::{
     frame::FrameBuilder,
     v1::{self as pb, session_event::Event, session_operation::Operation},

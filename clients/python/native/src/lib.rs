@@ -27,8 +27,9 @@
 //! (`chanlayer._native`), which drives the engine; the semantics are those of the
 //! pure-Python session, described in `chanlayer._session`.
 //!
-//! The gRPC stubs, message types and connection settings are those of the server crate
-//! (`chanlayer::proto`, `chanlayer::client`).
+//! The gRPC stubs, message types and session framing policy are those of `chanlayer-proto`,
+//! the connection settings those of `chanlayer-client`; the extension does not depend on the
+//! server.
 
 mod connection;
 mod engine;
