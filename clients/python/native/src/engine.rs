@@ -64,8 +64,9 @@ use pyo3::{
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tonic::{Code, Request};
 
-use crate::connection::{
-    Backend, Completion, Connection, Failure, Link, set_exception, set_result,
+use crate::{
+    completion::{Completion, Failure},
+    connection::{Backend, Connection, Link, SessionSink, set_exception, set_result},
 };
 
 /// How long a specific channel keeps one receive pending after a receive was served.
@@ -720,7 +721,7 @@ impl Engine {
         Ok(future)
     }
 
-    pub(crate) fn on_events(
+    fn on_events(
         slf: &Bound<'_, Self>,
         generation: u64,
         events: Vec<pb::SessionEvent>,
@@ -825,11 +826,7 @@ impl Engine {
         state.forget_if_idle(&channel);
     }
 
-    pub(crate) fn on_ended(
-        slf: &Bound<'_, Self>,
-        generation: u64,
-        failure: Option<Failure>,
-    ) -> PyResult<()> {
+    fn on_ended(slf: &Bound<'_, Self>, generation: u64, failure: Option<Failure>) -> PyResult<()> {
         let this = slf.get();
         let mut effects = Effects::default();
         {
@@ -938,6 +935,22 @@ impl Engine {
             Connection::pump_direct(connection)?;
         }
         Ok(())
+    }
+}
+
+/// The engine receives its stream's events from the connection, which routes them by id.
+impl SessionSink for Py<Engine> {
+    fn on_events(
+        &self,
+        py: Python<'_>,
+        generation: u64,
+        events: Vec<pb::SessionEvent>,
+    ) -> PyResult<()> {
+        Engine::on_events(self.bind(py), generation, events)
+    }
+
+    fn on_ended(&self, py: Python<'_>, generation: u64, failure: Option<Failure>) -> PyResult<()> {
+        Engine::on_ended(self.bind(py), generation, failure)
     }
 }
 
@@ -1229,7 +1242,7 @@ impl Engine {
             .get()
             .engines
             .lock()
-            .insert(this.id, slf.clone().unbind());
+            .insert(this.id, Arc::new(slf.clone().unbind()));
         let open = Operation::Open(pb::OpenOperation {
             namespace: namespace.clone(),
             client_prefix,

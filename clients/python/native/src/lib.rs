@@ -31,6 +31,7 @@
 //! the connection settings those of `chanlayer-client`; the extension does not depend on the
 //! server.
 
+mod completion;
 mod connection;
 mod engine;
 mod runtime;

@@ -42,7 +42,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::{Code, Status, metadata::AsciiMetadataValue};
 
-use crate::connection::{Completion, Failure};
+use crate::completion::{Completion, Failure};
 
 /// `EINPROGRESS` (Linux and macOS differ; both are checked).
 const IN_PROGRESS: [i32; 2] = [115, 36];
