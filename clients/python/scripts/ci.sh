@@ -39,10 +39,12 @@ step "install chanlayer[test]"
 "$PY" -m pip install -q --disable-pip-version-check -e "$CLIENT[test]"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-step "native transport: cargo fmt, clippy (clients/python/native)"
-# A member of the workspace: the root Cargo.lock pins its dependencies.
+step "native transport: cargo fmt, clippy, unit tests (clients/python/native)"
+# A member of the workspace: the root Cargo.lock pins its dependencies. The unit tests (the
+# session state machine) link against libpython: maturin alone enables `extension-module`.
 (cd "$REPO" && cargo fmt -p chanlayer-native -- --check &&
-    cargo clippy -p chanlayer-native --all-targets --locked -- -D warnings)
+    cargo clippy -p chanlayer-native --all-targets --locked -- -D warnings &&
+    cargo test -p chanlayer-native --profile "${CHANLAYER_CARGO_PROFILE:-release}" --locked)
 
 profile=${CHANLAYER_CARGO_PROFILE:-release}
 step "native transport: maturin build --profile $profile, pip install"
