@@ -303,7 +303,7 @@ def main() -> None:
         + "\n"
         + "".join(f"![{n}]({n})\n\n" for n in made)
         + websocket_table(args.websocket)
-        + ("### Server-side load generator (`chanlayer bench`)\n\n```\n" + server + "```\n")
+        + ("### Server-side load generator (`chanlayer-loadgen`)\n\n```\n" + server + "```\n")
     )
     (out / "results.md").write_text(text)
     print(f"report: {out / 'results.md'}")

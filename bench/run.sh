@@ -13,6 +13,8 @@
 # Environment:
 #   CHANLAYER_VENV  the venv with the chanlayer client (default: <repo>/.venv)
 #   CHANLAYER_BIN   the server binary (default: <repo>/target/release/chanlayer)
+#   CHANLAYER_LOADGEN_BIN  the server's load generator (default: chanlayer-loadgen next to
+#                   the server binary, built with `cargo build --release` when missing)
 #   BENCH_OUT       where results go (default: docs/benchmarks, or a temp dir with --quick)
 #   BENCH_ARGS      extra arguments of bench/layerbench.py (e.g. "--runs 5 --only sequential")
 #   BENCH_PARTS     what to run (default "layers server ws": the layer scenarios, the server's
@@ -27,6 +29,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${CHANLAYER_VENV:-$root/.venv}
 bin=${CHANLAYER_BIN:-$root/target/release/chanlayer}
+loadgen=${CHANLAYER_LOADGEN_BIN:-$(dirname "$bin")/chanlayer-loadgen}
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
@@ -62,7 +65,7 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && ! "$py" -c 'import chanlayer_native' 2>/dev/n
     wheels=$(mktemp -d)
     (cd "$root/clients/python/native" &&
         CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} \
-            "$venv/bin/maturin" build --release --quiet --interpreter "$py" --out "$wheels")
+            "$venv/bin/maturin" build --release --locked --quiet --interpreter "$py" --out "$wheels")
     "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
     rm -rf "$wheels"
 fi
@@ -131,7 +134,12 @@ timeout 3600 "$py" "$root/bench/layerbench.py" "${mode_args[@]}" \
 fi
 
 if [[ $parts == *" server "* ]]; then
-step "server-side load generator (chanlayer bench)"
+step "server-side load generator (chanlayer-loadgen)"
+if [ ! -x "$loadgen" ]; then
+    step "build the load generator (cargo build --release -p chanlayer-client)"
+    (cd "$root" && cargo build --release --locked -p chanlayer-client --bin chanlayer-loadgen)
+    loadgen=${CARGO_TARGET_DIR:-$root/target}/release/chanlayer-loadgen
+fi
 if [ "$quick" = 1 ]; then
     server_runs=("stream --pairs 2 --messages 20000" "group --members 200 --rounds 5"
         "memory --pending 2000 --channels 2000 --depth 2")
@@ -146,9 +154,9 @@ else
 fi
 : >"$out/server-bench.txt"
 for args in "${server_runs[@]}"; do
-    printf '$ chanlayer bench --scenario %s\n' "$args" | tee -a "$out/server-bench.txt"
+    printf '$ chanlayer-loadgen --scenario %s\n' "$args" | tee -a "$out/server-bench.txt"
     # shellcheck disable=SC2086
-    timeout 600 "$bin" bench --target "http://127.0.0.1:$chan_port" --scenario $args \
+    timeout 600 "$loadgen" --target "http://127.0.0.1:$chan_port" --scenario $args \
         --server-pid "$chan_pid" --namespace bench-server 2>&1 | tee -a "$out/server-bench.txt"
     echo | tee -a "$out/server-bench.txt"
 done

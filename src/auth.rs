@@ -15,7 +15,7 @@ use tonic::{Code, body::Body};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{grpc::status::status, metrics::AUTH_FAILURES};
+use crate::{grpc::status::status, metrics::AUTH_FAILURES, proto::reason};
 
 /// The path prefix of the health service, which needs no token.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -105,12 +105,12 @@ where
         {
             let (reason, label, message) = match refusal {
                 Refusal::Missing => (
-                    "TOKEN_MISSING",
+                    reason::TOKEN_MISSING,
                     "missing",
                     "this server requires a bearer token: send `authorization: Bearer <token>`",
                 ),
                 Refusal::Invalid => (
-                    "TOKEN_INVALID",
+                    reason::TOKEN_INVALID,
                     "invalid",
                     "the bearer token is not the one this server accepts",
                 ),

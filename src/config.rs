@@ -40,8 +40,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Drive a running server with load and print throughput and latency.
-    Bench(crate::bench::BenchArgs),
 }
 
 /// How logs are written.

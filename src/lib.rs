@@ -20,13 +20,12 @@
 //! - [`server`]: assembly (service, health, reflection, TLS, auth, metrics, sweeper) and
 //!   the shutdown sequence; [`config`] its settings, `auth` the bearer-token check,
 //!   [`shutdown`] the signal.
-//! - [`proto`] (generated types), [`client`] (a typed Rust client) and [`bench`] (the load
-//!   generator behind `chanlayer bench`).
+//! - [`proto`]: the generated types, re-exported from the `chanlayer-proto` crate, which
+//!   the typed Rust client (`chanlayer-client`, with the `chanlayer-loadgen` load
+//!   generator) and the Python extension share with the server.
 //!
 //! Only what the binary, the integration tests and the benchmarks use is public.
 pub(crate) mod auth;
-pub mod bench;
-pub mod client;
 pub mod config;
 pub mod core;
 pub(crate) mod grpc;

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use chanlayer::{
-    bench,
-    config::{Cli, Command, LogFormat},
+    config::{Cli, LogFormat},
     server, shutdown,
 };
 use tracing_subscriber::EnvFilter;
@@ -23,18 +22,7 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::load();
-    if let Some(Command::Bench(args)) = cli.command {
-        init_tracing(LogFormat::Text);
-        return match bench::run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("benchmark failed: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let args = cli.serve_args();
+    let args = Cli::load().serve_args();
     init_tracing(args.log_format);
     let listener = match server::bind(args.listen).await {
         Ok(listener) => listener,

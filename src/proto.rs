@@ -1,12 +1,3 @@
-//! Generated protobuf and gRPC code for `chanlayer.v1`.
-#![allow(missing_docs)]
-
-/// `chanlayer.v1`: the channel-layer API.
-#[allow(clippy::all, clippy::pedantic)]
-#[rustfmt::skip]
-pub mod v1 {
-    tonic::include_proto!("chanlayer.v1");
-}
-
-/// The encoded file descriptor set of `proto/`, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("chanlayer_descriptor");
+//! The `chanlayer.v1` protocol, from the `chanlayer-proto` crate: generated types and stubs
+//! ([`v1`]), the file descriptor set, the `ErrorInfo` reasons and the session framing policy.
+pub use chanlayer_proto::*;

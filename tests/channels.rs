@@ -5,10 +5,8 @@ mod support;
 use std::{collections::HashSet, time::Duration};
 
 use bytes::Bytes;
-use chanlayer::{
-    client::{ClientError, SendOptions},
-    proto::v1::{self as pb, session_operation::Operation},
-};
+use chanlayer::proto::v1::{self as pb, session_operation::Operation};
+use chanlayer_client::{ClientError, SendOptions};
 use support::Server;
 use tonic::Code;
 
@@ -198,7 +196,7 @@ async fn two_sessions_competing_for_one_channel_get_distinct_messages() {
     let a = client.session().await.unwrap();
     let b_session = client.session().await.unwrap();
     let total = 400;
-    let reader = |session: chanlayer::client::Session| async move {
+    let reader = |session: chanlayer_client::Session| async move {
         let mut got = Vec::new();
         loop {
             match tokio::time::timeout(Duration::from_millis(500), session.receive("shared")).await

@@ -8,10 +8,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use chanlayer::{
-    client::SendOptions,
-    proto::v1::{self as pb, CapacityRule, capacity_rule::Pattern},
-};
+use chanlayer::proto::v1::{self as pb, CapacityRule, capacity_rule::Pattern};
+use chanlayer_client::SendOptions;
 use support::Server;
 
 fn b(s: &str) -> Bytes {

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use chanlayer::client::SendOptions;
+use chanlayer_client::SendOptions;
 use support::{Server, eventually, ns};
 
 const SENT: &str = "chanlayer_messages_sent_total";

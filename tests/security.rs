@@ -5,10 +5,8 @@ mod support;
 
 use std::{path::PathBuf, time::Duration};
 
-use chanlayer::{
-    client::{Client, ClientError, ConnectOptions},
-    proto::v1::{self as pb, channel_layer_service_client::ChannelLayerServiceClient},
-};
+use chanlayer::proto::v1::{self as pb, channel_layer_service_client::ChannelLayerServiceClient};
+use chanlayer_client::{Client, ClientError, ConnectOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use support::{Server, ns};
 use tonic::{

@@ -5,7 +5,8 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chanlayer::{client::SendOptions, proto::v1::OpenOperation};
+use chanlayer::proto::v1::OpenOperation;
+use chanlayer_client::SendOptions;
 use support::Server;
 
 fn b(s: &str) -> Bytes {

@@ -46,9 +46,8 @@ step "Node client and gateway (npm ci, tsc)"
 (cd tests/interop && timeout 300 npm ci --no-audit --no-fund)
 
 step "Rust gateway (cargo build --profile $profile)"
-# The gateway's Cargo.lock pins its own dependencies; chanlayer's come from the path
-# dependency, so the lock is refreshed (not --locked) when the server's dependencies change.
-(cd clients/rust-gateway && timeout 900 cargo build --profile "$profile" --quiet)
+# A member of the workspace: the root Cargo.lock pins its dependencies.
+timeout 900 cargo build -p chanlayer-ws-gateway --profile "$profile" --locked --quiet
 
 step "interop test"
 # In a process group of its own: whatever it started is stopped with it, whatever happens.

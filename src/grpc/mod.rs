@@ -32,7 +32,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much payload a server frame carries before the rest waits for the next frame
 /// (a single larger message still goes alone). Large frames cost more than they save:
 /// the encoder's buffer grows by copying, and the client's decoder likewise.
-const FRAME_TARGET_BYTES: usize = 256 * 1024;
+const FRAME_TARGET_BYTES: usize = crate::proto::frame::FRAME_PAYLOAD;
 
 /// The largest page of group members.
 const MAX_PAGE_SIZE: usize = 10_000;

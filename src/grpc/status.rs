@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The `ErrorInfo.domain` of every chanlayer error.
-pub(crate) const ERROR_DOMAIN: &str = "chanlayer.dev";
+pub(crate) const ERROR_DOMAIN: &str = crate::proto::reason::DOMAIN;
 
 /// The status code of an error's family.
 fn code(category: Category) -> Code {

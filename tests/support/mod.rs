@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chanlayer::client::Client;
+use chanlayer_client::Client;
 
 /// A running server process, killed when dropped.
 pub struct Server {

@@ -39,10 +39,12 @@ step "install chanlayer[test]"
 "$PY" -m pip install -q --disable-pip-version-check -e "$CLIENT[test]"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-step "native transport: cargo fmt, clippy (clients/python/native)"
-# The crate's Cargo.lock pins its own dependencies; chanlayer's come from the path dependency,
-# so the lock is refreshed (not --locked) when the server's dependencies change.
-(cd "$CLIENT/native" && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
+step "native transport: cargo fmt, clippy, unit tests (clients/python/native)"
+# A member of the workspace: the root Cargo.lock pins its dependencies. The unit tests (the
+# session state machine) link against libpython: maturin alone enables `extension-module`.
+(cd "$REPO" && cargo fmt -p chanlayer-native -- --check &&
+    cargo clippy -p chanlayer-native --all-targets --locked -- -D warnings &&
+    cargo test -p chanlayer-native --profile "${CHANLAYER_CARGO_PROFILE:-release}" --locked)
 
 profile=${CHANLAYER_CARGO_PROFILE:-release}
 step "native transport: maturin build --profile $profile, pip install"
@@ -50,7 +52,7 @@ step "native transport: maturin build --profile $profile, pip install"
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 started=$SECONDS
-(cd "$CLIENT/native" && "$VENV/bin/maturin" build --profile "$profile" --quiet --interpreter "$PY" --out "$wheels")
+(cd "$CLIENT/native" && "$VENV/bin/maturin" build --profile "$profile" --locked --quiet --interpreter "$PY" --out "$wheels")
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
 echo "built and installed chanlayer-native in $((SECONDS - started)) s"
 

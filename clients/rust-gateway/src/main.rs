@@ -34,7 +34,7 @@ use axum::{
     routing::get,
 };
 use bytes::Bytes;
-use chanlayer::client::{Client, ConnectOptions, SendOptions, Session};
+use chanlayer_client::{Client, ConnectOptions, SendOptions, Session};
 use futures_util::{SinkExt, StreamExt};
 use rmpv::Value;
 use tokio::{net::TcpListener, sync::mpsc};

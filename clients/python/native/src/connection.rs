@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::{Buf, BufMut, Bytes};
-use chanlayer::proto::v1 as pb;
+use chanlayer_proto::v1 as pb;
 use parking_lot::Mutex;
 use pyo3::{exceptions::PyValueError, intern, prelude::*, types::PyBytes};
 use tokio::{runtime::Handle, time::Instant};
@@ -24,78 +24,15 @@ use tonic::{
     metadata::{AsciiMetadataValue, MetadataValue},
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
-use tonic_types::StatusExt;
 
-use crate::{engine::Engine, runtime, wire::Wire};
+use crate::{
+    completion::{Completion, Failure},
+    runtime,
+    wire::Wire,
+};
 
-/// The `ErrorInfo.domain` of the server's errors.
-const ERROR_DOMAIN: &str = "chanlayer.dev";
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Why a call or a stream failed: a status as Python's `RemoteError` takes it.
-#[derive(Debug, Clone)]
-pub(crate) struct Failure {
-    /// The canonical status code number.
-    pub(crate) code: i32,
-    /// The `ErrorInfo` reason of the chanlayer domain, or "".
-    pub(crate) reason: String,
-    /// The status message.
-    pub(crate) message: String,
-}
-
-impl Failure {
-    pub(crate) fn from_status(status: &Status) -> Self {
-        let reason = status
-            .get_details_error_info()
-            .filter(|info| info.domain == ERROR_DOMAIN || info.domain.is_empty())
-            .map(|info| info.reason)
-            .unwrap_or_default();
-        Self {
-            code: status.code() as i32,
-            reason,
-            message: status.message().to_owned(),
-        }
-    }
-
-    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code: code as i32,
-            reason: String::new(),
-            message: message.into(),
-        }
-    }
-
-    /// `(code, reason, message)`, what Python's `RemoteError` is built from.
-    pub(crate) fn to_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok((self.code, self.reason.as_str(), self.message.as_str())
-            .into_pyobject(py)?
-            .into_any())
-    }
-}
-
-/// Something that finished on the runtime and must be handled on the loop's thread.
-pub(crate) enum Completion {
-    /// A unary call ended.
-    Call {
-        id: u64,
-        result: Result<Bytes, Failure>,
-    },
-    /// A `wait_ready` ended: true when the server is reachable.
-    Ready { id: u64, ok: bool },
-    /// A frame of session events.
-    Frame {
-        engine: u64,
-        generation: u64,
-        events: Vec<pb::SessionEvent>,
-    },
-    /// A session stream ended (`None`: cleanly).
-    Ended {
-        engine: u64,
-        generation: u64,
-        failure: Option<Failure>,
-    },
-}
 
 /// The queue of completions and the socket that wakes the loop when it stops being empty.
 pub(crate) struct Notifier {
@@ -259,12 +196,26 @@ pub(crate) enum Backend {
     Direct(Box<Mutex<Wire>>),
 }
 
+/// Where the events of a session stream go: the stream's engine (`crate::engine`), which
+/// registers itself in [`Connection::engines`] when it starts a stream.
+pub(crate) trait SessionSink: Send + Sync {
+    /// A frame of events of the stream of `generation`.
+    fn on_events(
+        &self,
+        py: Python<'_>,
+        generation: u64,
+        events: Vec<pb::SessionEvent>,
+    ) -> PyResult<()>;
+    /// The stream of `generation` ended (`None`: cleanly).
+    fn on_ended(&self, py: Python<'_>, generation: u64, failure: Option<Failure>) -> PyResult<()>;
+}
+
 /// The connection of one event loop to a chanlayer server.
 ///
 /// Direct (plaintext targets): the connection registers its socket with the loop itself and
 /// does its I/O in `pump`. Threaded (TLS): Python registers [`Connection::fileno`] with
 /// `loop.add_reader` and [`Connection::drain`] as its callback. Every awaitable this type
-/// and [`Engine`] return is a future of that loop.
+/// and the engine return is a future of that loop.
 #[pyclass(frozen, module = "chanlayer_native")]
 pub struct Connection {
     pub(crate) backend: Backend,
@@ -272,7 +223,7 @@ pub struct Connection {
     calls: Mutex<HashMap<u64, Py<PyAny>>>,
     next_call: AtomicU64,
     /// Engines with a stream, by id, for routing their events.
-    pub(crate) engines: Mutex<HashMap<u64, Py<Engine>>>,
+    pub(crate) engines: Mutex<HashMap<u64, Arc<dyn SessionSink>>>,
     next_engine: AtomicU64,
     /// `loop.create_future`, `call_soon`, `call_later`, `add_reader`, `remove_reader`,
     /// `add_writer`, `remove_writer`.
@@ -345,23 +296,23 @@ impl Connection {
                 engine,
                 generation,
                 events,
-            } => match self.engine(py, engine) {
-                Some(engine) => Engine::on_events(&engine, generation, events),
+            } => match self.engine(engine) {
+                Some(engine) => engine.on_events(py, generation, events),
                 None => Ok(()),
             },
             Completion::Ended {
                 engine,
                 generation,
                 failure,
-            } => match self.engine(py, engine) {
-                Some(engine) => Engine::on_ended(&engine, generation, failure),
+            } => match self.engine(engine) {
+                Some(engine) => engine.on_ended(py, generation, failure),
                 None => Ok(()),
             },
         }
     }
 
-    fn engine<'py>(&self, py: Python<'py>, id: u64) -> Option<Bound<'py, Engine>> {
-        self.engines.lock().get(&id).map(|e| e.bind(py).clone())
+    fn engine(&self, id: u64) -> Option<Arc<dyn SessionSink>> {
+        self.engines.lock().get(&id).cloned()
     }
 
     fn dispatch(&self, py: Python<'_>, items: Vec<Completion>) {

@@ -38,21 +38,26 @@
 //!
 //! Calls into Python that may run Python code (`create_future`, `set_result`,
 //! `call_soon`, building exceptions) are made with the engine's lock released.
+//!
+//! The state machine itself, with no Python in it, is [`crate::session`]; this module is its
+//! PyO3 glue: the Python class, futures and exceptions, and the stream's I/O.
+//!
+//! [`ROOM_FRESH`]: crate::session::ROOM_FRESH
+//! [`WINDOW_LIMIT`]: crate::session::WINDOW_LIMIT
+//! [`HAND_OVER_BURST`]: crate::session::HAND_OVER_BURST
+//! [`Handed`]: crate::session::Handed
 
 use std::{
     collections::{HashSet, VecDeque},
     sync::Arc,
-    time::Duration,
 };
 
 use bytes::Bytes;
-use chanlayer::{
-    client::Client,
-    proto::v1::{self as pb, session_event::Event, session_operation::Operation},
+use chanlayer_client::Client;
+use chanlayer_proto::{
+    frame::FrameBuilder,
+    v1::{self as pb, session_operation::Operation},
 };
-// Channel names are looked up several times per delivered message: a fast hash (these
-// maps are private to one process and filled by its own server).
-use foldhash::{HashMap, HashSet as FastSet};
 use futures_util::{Stream, stream};
 use parking_lot::Mutex;
 use pyo3::{
@@ -60,453 +65,33 @@ use pyo3::{
     prelude::*,
     types::{PyBytes, PyTuple},
 };
-use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
+use tokio::{sync::mpsc, time::Instant};
 use tonic::{Code, Request};
 
 use crate::{
-    connection::{Backend, Completion, Connection, Failure, Link, set_exception, set_result},
-    wire::{FRAME_OPERATIONS, FRAME_PAYLOAD},
+    completion::{Completion, Failure},
+    connection::{Backend, Connection, Link, SessionSink, set_exception, set_result},
+    session::{
+        self, HAND_OVER_BURST, Handle, OpKind, Prefetch, ROOMS_LIMIT, Room, STANDING_DEMAND,
+        SWEEP_INTERVAL, StreamHandle, Value, WINDOW_LIMIT, on_event,
+    },
 };
 
-/// How long a specific channel keeps one receive pending after a receive was served.
-const STANDING_DEMAND: Duration = Duration::from_secs(1);
-/// How often buffers are swept of expired messages that no receive came for.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
-/// At most this many sends complete before their result (see the module docs).
-const WINDOW_LIMIT: usize = 1024;
-/// How long what an acknowledgement said about a channel's room may be relied on.
-const ROOM_FRESH: Duration = Duration::from_millis(100);
-/// At most this many channels' room is remembered.
-const ROOMS_LIMIT: usize = 4096;
-/// At most this many received messages are handed to their `receive()`s per loop
-/// iteration (see [`Handed`]).
-const HAND_OVER_BURST: usize = 128;
+/// The session state with Python's objects (futures, exceptions) as its handles.
+type State = session::State<Py<PyAny>>;
+type Effects = session::Effects<Py<PyAny>>;
+type Outcome = session::Outcome<Py<PyAny>>;
+type Handed = session::Handed<Py<PyAny>>;
+type PendingOp = session::PendingOp<Py<PyAny>>;
+
+impl Handle for Py<PyAny> {
+    fn addr(&self) -> usize {
+        self.as_ptr() as usize
+    }
+}
 
 /// Buffered messages handed back to Python: `[(channel, [(seconds_left, bytes)])]`.
 type Buffered<'py> = Vec<(String, Vec<(f64, Bound<'py, PyBytes>)>)>;
-
-/// What an operation's future resolves to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpKind {
-    /// None.
-    Plain,
-    /// `(delivered, dropped)`.
-    GroupSend,
-}
-
-/// A send or group operation waiting for its result.
-struct PendingOp {
-    request_id: u64,
-    /// None for a send in the window (its caller already has its result).
-    future: Option<Py<PyAny>>,
-    kind: OpKind,
-    /// The channel of a send, carried by `ChannelFull`.
-    channel: Option<String>,
-    /// The capacity a send was made with (0 for other operations).
-    capacity: u32,
-    /// Handed to a stream: if that stream breaks, the operation's outcome is unknown.
-    written: bool,
-    /// A membership restored after the server lost the session.
-    replay: bool,
-}
-
-/// What the engine knows of how full a channel it sends to is (the send window).
-struct Room {
-    /// Free places at the last acknowledgement: capacity less the messages it reported.
-    free: u32,
-    /// When that acknowledgement came (None: no acknowledgement reported it yet).
-    known_at: Option<Instant>,
-    /// Sends to the channel written or queued and not acknowledged yet.
-    inflight: u32,
-    /// The first refusal of a windowed send not reported yet, and how many there were.
-    refused: Option<(Failure, u32)>,
-}
-
-impl Room {
-    /// True when one more send may complete before its result: fresh news that, with
-    /// every send in flight and this one, at least half of `capacity` stays free.
-    fn has_room(&self, capacity: u32, now: Instant) -> bool {
-        self.refused.is_none()
-            && self
-                .known_at
-                .is_some_and(|at| now.saturating_duration_since(at) < ROOM_FRESH)
-            && self.free.saturating_sub(self.inflight + 1) >= capacity.div_ceil(2)
-    }
-}
-
-/// How many messages one receive may fetch.
-#[derive(Debug, Clone, Copy)]
-struct Prefetch {
-    /// On a specific channel (this process is its only reader).
-    specific: u32,
-    /// On a normal channel (only what is already queued is fetched ahead).
-    normal: u32,
-}
-
-/// The receive state of one channel.
-#[derive(Default)]
-struct ChannelState {
-    /// Futures of waiting `receive()` calls, oldest first.
-    waiters: VecDeque<Py<PyAny>>,
-    /// Receive ids pending on the server for this channel (cancelled ones excluded).
-    active: Vec<u64>,
-    /// Until when one receive stays pending without a waiter (specific channels).
-    standing_until: Option<Instant>,
-    /// Messages delivered and not yet taken, with their deadlines.
-    buffer: VecDeque<(Instant, Bytes)>,
-}
-
-/// How many handed-over messages the engine remembers the deadline of.
-const HANDED: usize = 16 * 1024;
-
-impl ChannelState {
-    fn pop_buffered(&mut self, now: Instant) -> Option<(Instant, Bytes)> {
-        while let Some((deadline, payload)) = self.buffer.pop_front() {
-            if deadline > now {
-                return Some((deadline, payload));
-            }
-        }
-        None
-    }
-
-    fn idle(&self) -> bool {
-        self.waiters.is_empty()
-            && self.active.is_empty()
-            && self.standing_until.is_none()
-            && self.buffer.is_empty()
-    }
-}
-
-/// The stream currently open.
-enum StreamHandle {
-    /// On the runtime's thread (threaded back end).
-    Threaded {
-        ops: mpsc::UnboundedSender<Vec<Operation>>,
-        task: JoinHandle<()>,
-    },
-    /// On the connection's wire (direct back end), by its key.
-    Direct(u64),
-}
-
-/// What a future is completed with once the lock is released.
-enum Outcome {
-    Value(Value),
-    /// A server error, built into an exception by the layer's `make_error`.
-    Error(Failure, Option<String>),
-    /// An exception object from Python.
-    Exception(Py<PyAny>),
-    Cancel,
-}
-
-enum Value {
-    None,
-    Counts(u32, u32),
-    Opened(pb::SessionOpened),
-    Ended(Option<Failure>),
-}
-
-/// Everything the engine decided while holding its lock, done once it is released.
-#[derive(Default)]
-struct Effects {
-    completions: Vec<(Py<PyAny>, Outcome)>,
-    /// Messages given to waiting receives, handed over in bursts ([`Engine::hand_over`]).
-    handed: Vec<Handed>,
-    /// Write the outbox at the end of this loop iteration.
-    flush: bool,
-    /// Write the outbox now.
-    flush_now: bool,
-    tick: Option<Instant>,
-    /// Windowed sends refused by the server, to log: `(channel, the server's message)`.
-    refused: Vec<(String, String)>,
-}
-
-/// A message given to a waiting `receive()`, its future not resolved yet.
-///
-/// A large group_send wakes thousands of receives at once. Resolving all their futures in
-/// one go would put as many task wake-ups (and their handles) on the loop's ready queue at
-/// once: they all outlive a young-generation collection of the garbage collector, which
-/// promotes them, and the older collections that follow dominate the cost of the fan-out.
-/// Futures are therefore resolved [`HAND_OVER_BURST`] at a time, one burst per loop
-/// iteration, in the order the messages came; a receive cancelled before its turn gives
-/// its message back to the front of the channel's buffer.
-struct Handed {
-    channel: String,
-    waiter: Py<PyAny>,
-    deadline: Instant,
-    payload: Bytes,
-}
-
-impl Effects {
-    fn complete(&mut self, future: Py<PyAny>, outcome: Outcome) {
-        self.completions.push((future, outcome));
-    }
-}
-
-struct State {
-    /// Bumped when a stream starts or is torn down: events of older streams are ignored.
-    generation: u64,
-    stream: Option<StreamHandle>,
-    /// True between `activate` and the end of the stream.
-    connected: bool,
-    next_id: u64,
-    /// Operations not written yet, in order.
-    outbox: Vec<Operation>,
-    flush_scheduled: bool,
-    /// Operations waiting for their result, in the order they were queued.
-    ops: VecDeque<PendingOp>,
-    /// Pending receive id -> channel.
-    receives: HashMap<u64, String>,
-    /// Receive ids whose cancel is not answered yet.
-    cancelling: FastSet<u64>,
-    channels: HashMap<String, ChannelState>,
-    opened: Option<Py<PyAny>>,
-    ended: Option<Py<PyAny>>,
-    closing_reason: Option<i32>,
-    /// Restored memberships not acknowledged yet.
-    replay_unacked: usize,
-    /// True from a restore until all of it was acknowledged (a restore interrupted by a
-    /// broken stream is made again on the next one).
-    replay_incomplete: bool,
-    tick_scheduled: bool,
-    last_sweep: Instant,
-    /// The deadlines of the last messages handed to waiters, by waiter (its address), for
-    /// a message given back by a waiter cancelled before its caller took it.
-    handed: VecDeque<(usize, Instant)>,
-    /// What the last acknowledgements said about the channels sent to (the send window).
-    rooms: HashMap<String, Room>,
-    /// Sends completed before their result and not acknowledged yet.
-    window: usize,
-    /// Futures of `drain()` calls, resolved when the window is empty.
-    drained: Vec<Py<PyAny>>,
-    /// Windowed sends whose stream broke before their result, not reported yet.
-    window_lost: u64,
-    /// Windowed sends dropped before they were written (the session failed or closed).
-    window_unsent: u64,
-    /// Messages given to receives whose futures wait for their burst, oldest first.
-    deferred: VecDeque<Handed>,
-    /// A `_hand_over_more` call is scheduled (set whenever `deferred` is not empty).
-    hand_over_scheduled: bool,
-}
-
-impl State {
-    fn new_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    /// Marks that the outbox should be written: at once when no acknowledgement is
-    /// awaited (a lone operation pays no extra loop iteration), else at the end of this loop
-    /// iteration, so that what the iteration queues behind it shares one frame.
-    fn want_flush(&mut self, effects: &mut Effects) {
-        if !self.connected || self.flush_scheduled || self.outbox.is_empty() {
-            return;
-        }
-        if self.ops.front().is_some_and(|op| op.written) {
-            self.flush_scheduled = true;
-            effects.flush = true;
-        } else {
-            effects.flush_now = true;
-        }
-    }
-
-    /// Makes the server-side demand of `channel` match its waiters and standing demand.
-    ///
-    /// A standing receive (no waiter yet) is not urgent: it waits in the outbox for the next
-    /// frame written for another reason, typically the send whose message it will catch.
-    fn reconcile(
-        &mut self,
-        channel: &str,
-        prefetch: Prefetch,
-        now: Instant,
-        effects: &mut Effects,
-    ) {
-        if !self.connected {
-            return;
-        }
-        let Some(state) = self.channels.get_mut(channel) else {
-            return;
-        };
-        let waiting = state.waiters.len();
-        let mut want = waiting;
-        if want == 0 {
-            match state.standing_until {
-                Some(until) if until > now => want = 1,
-                _ => {}
-            }
-        }
-        let mut urgent = waiting > 0;
-        if state.active.len() == want {
-            if urgent {
-                self.want_flush(effects);
-            }
-            return;
-        }
-        let max_messages = if channel.contains('!') {
-            prefetch.specific
-        } else {
-            prefetch.normal
-        };
-        let mut added = Vec::new();
-        while state.active.len() < want {
-            let receive_id = self.next_id;
-            self.next_id += 1;
-            state.active.push(receive_id);
-            added.push(receive_id);
-        }
-        let mut withdrawn = Vec::new();
-        while state.active.len() > want {
-            let (index, _) = state
-                .active
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, id)| **id)
-                .expect("active is not empty");
-            withdrawn.push(state.active.swap_remove(index));
-            urgent = true;
-        }
-        for receive_id in added {
-            self.receives.insert(receive_id, channel.to_owned());
-            self.outbox.push(Operation::Receive(pb::ReceiveOperation {
-                receive_id,
-                channel: channel.to_owned(),
-                max_messages,
-            }));
-        }
-        for receive_id in withdrawn {
-            self.cancelling.insert(receive_id);
-            self.outbox
-                .push(Operation::Cancel(pb::CancelOperation { receive_id }));
-        }
-        if urgent {
-            self.want_flush(effects);
-        }
-    }
-
-    /// A send of the window is settled (acknowledged, or lost with its stream).
-    fn settle_windowed(&mut self, effects: &mut Effects) {
-        self.window = self.window.saturating_sub(1);
-        if self.window == 0 {
-            for future in self.drained.drain(..) {
-                effects.complete(future, Outcome::Value(Value::None));
-            }
-        }
-    }
-
-    /// Learns from the result of a send to `channel` (made with `capacity`; 0: untracked).
-    fn on_send_result(
-        &mut self,
-        channel: &str,
-        capacity: u32,
-        result: &pb::OperationResult,
-        windowed: bool,
-        effects: &mut Effects,
-    ) {
-        if capacity == 0 {
-            return;
-        }
-        let Some(room) = self.rooms.get_mut(channel) else {
-            return;
-        };
-        room.inflight = room.inflight.saturating_sub(1);
-        match (&result.error, result.queued) {
-            (None, Some(queued)) => {
-                room.free = capacity.saturating_sub(queued);
-                room.known_at = Some(Instant::now());
-            }
-            (None, None) => {} // a server that does not report it: the room stays unknown
-            (Some(error), _) => {
-                room.free = 0;
-                room.known_at = Some(Instant::now());
-                if windowed {
-                    match &mut room.refused {
-                        Some((_, count)) => *count += 1,
-                        None => {
-                            effects
-                                .refused
-                                .push((channel.to_owned(), error.message.clone()));
-                            let failure = Failure {
-                                code: error.code,
-                                reason: error.reason.clone(),
-                                message: error.message.clone(),
-                            };
-                            room.refused = Some((failure, 1));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// A send to `channel` (tracked when `capacity` > 0) left with a broken stream.
-    fn send_lost(&mut self, channel: Option<&str>, capacity: u32) {
-        if capacity == 0 {
-            return;
-        }
-        if let Some(room) = channel.and_then(|name| self.rooms.get_mut(name)) {
-            room.inflight = room.inflight.saturating_sub(1);
-        }
-    }
-
-    fn forget_if_idle(&mut self, channel: &str) {
-        if self.channels.get(channel).is_some_and(ChannelState::idle) {
-            self.channels.remove(channel);
-        }
-    }
-
-    /// Hands buffered messages to the waiters of `channel`; true when one was served.
-    fn serve_waiters(&mut self, channel: &str, now: Instant, effects: &mut Effects) -> bool {
-        let Some(state) = self.channels.get_mut(channel) else {
-            return false;
-        };
-        let mut served = false;
-        while !state.waiters.is_empty() {
-            let Some((deadline, payload)) = state.pop_buffered(now) else {
-                break;
-            };
-            // A waiter whose caller is gone (cancelled) gives the message back when its
-            // turn comes (`Engine::hand_over`).
-            let waiter = state.waiters.pop_front().expect("a waiter");
-            if self.handed.len() == HANDED {
-                self.handed.pop_front();
-            }
-            self.handed.push_back((waiter.as_ptr() as usize, deadline));
-            effects.handed.push(Handed {
-                channel: channel.to_owned(),
-                waiter,
-                deadline,
-                payload,
-            });
-            served = true;
-        }
-        served
-    }
-
-    fn stand(&mut self, channel: &str, now: Instant, effects: &mut Effects) {
-        if let Some(state) = self.channels.get_mut(channel) {
-            state.standing_until = Some(now + STANDING_DEMAND);
-            if !self.tick_scheduled {
-                self.tick_scheduled = true;
-                effects.tick = Some(now + STANDING_DEMAND);
-            }
-        }
-    }
-
-    fn sweep(&mut self, now: Instant) {
-        self.last_sweep = now;
-        self.rooms.retain(|_, room| {
-            room.inflight > 0
-                || room.refused.is_some()
-                || room
-                    .known_at
-                    .is_some_and(|at| now.saturating_duration_since(at) < ROOM_FRESH)
-        });
-        for state in self.channels.values_mut() {
-            state.buffer.retain(|(deadline, _)| *deadline > now);
-        }
-        self.channels.retain(|_, state| !state.idle());
-    }
-}
 
 /// The state machine of one session stream (see the module docs).
 ///
@@ -720,7 +305,7 @@ impl Engine {
         Ok(future)
     }
 
-    pub(crate) fn on_events(
+    fn on_events(
         slf: &Bound<'_, Self>,
         generation: u64,
         events: Vec<pb::SessionEvent>,
@@ -735,54 +320,14 @@ impl Engine {
             }
             let now = Instant::now();
             for event in events.into_iter().filter_map(|e| e.event) {
-                match event {
-                    Event::Opened(opened) => {
-                        if let Some(future) = state.opened.take() {
-                            effects.complete(future, Outcome::Value(Value::Opened(opened)));
-                        }
-                    }
-                    Event::Result(result) => on_result(&mut state, result, &mut effects),
-                    Event::Delivery(delivery) => {
-                        let pb::Delivery {
-                            receive_id,
-                            channel,
-                            messages,
-                        } = delivery;
-                        let messages = messages
-                            .into_iter()
-                            .map(|m| (now + Duration::from_millis(m.expires_in_ms), m.message));
-                        this.on_delivery(
-                            &mut state,
-                            receive_id,
-                            channel,
-                            messages,
-                            now,
-                            &mut effects,
-                        );
-                    }
-                    Event::SharedDelivery(shared) => {
-                        let deadline = now + Duration::from_millis(shared.expires_in_ms);
-                        for receive_id in shared.receive_ids {
-                            let message = std::iter::once((deadline, shared.message.clone()));
-                            this.on_delivery(
-                                &mut state,
-                                receive_id,
-                                String::new(),
-                                message,
-                                now,
-                                &mut effects,
-                            );
-                        }
-                    }
-                    Event::Cancelled(cancelled) => {
-                        state.cancelling.remove(&cancelled.receive_id);
-                        state.receives.remove(&cancelled.receive_id);
-                    }
-                    Event::ReceiveFailed(failed) => {
-                        on_receive_failed(py, &mut state, failed, &mut effects)?;
-                    }
-                    Event::Closing(closing) => state.closing_reason = Some(closing.reason),
-                }
+                on_event(
+                    &mut state,
+                    event,
+                    this.prefetch,
+                    now,
+                    &mut effects,
+                    &mut |future| is_done(py, future),
+                )?;
             }
             if now.duration_since(state.last_sweep) > SWEEP_INTERVAL {
                 state.sweep(now);
@@ -791,45 +336,7 @@ impl Engine {
         Self::finish(slf, effects)
     }
 
-    /// Takes the messages the server delivered to `receive_id`: into the channel's buffer,
-    /// then to its waiters. `channel` is empty when the event did not name it (a shared
-    /// delivery): the receive's own channel is used.
-    fn on_delivery(
-        &self,
-        state: &mut State,
-        receive_id: u64,
-        channel: String,
-        messages: impl Iterator<Item = (Instant, Bytes)>,
-        now: Instant,
-        effects: &mut Effects,
-    ) {
-        let known = state.receives.remove(&receive_id);
-        state.cancelling.remove(&receive_id);
-        let channel = if channel.is_empty() {
-            known.unwrap_or_default()
-        } else {
-            channel
-        };
-        if !state.channels.contains_key(&channel) {
-            state
-                .channels
-                .insert(channel.clone(), ChannelState::default());
-        }
-        let channel_state = state.channels.get_mut(&channel).expect("inserted above");
-        channel_state.active.retain(|id| *id != receive_id);
-        channel_state.buffer.extend(messages);
-        if state.serve_waiters(&channel, now, effects) && channel.contains('!') {
-            state.stand(&channel, now, effects);
-        }
-        state.reconcile(&channel, self.prefetch, now, effects);
-        state.forget_if_idle(&channel);
-    }
-
-    pub(crate) fn on_ended(
-        slf: &Bound<'_, Self>,
-        generation: u64,
-        failure: Option<Failure>,
-    ) -> PyResult<()> {
+    fn on_ended(slf: &Bound<'_, Self>, generation: u64, failure: Option<Failure>) -> PyResult<()> {
         let this = slf.get();
         let mut effects = Effects::default();
         {
@@ -941,77 +448,20 @@ impl Engine {
     }
 }
 
-fn on_result(state: &mut State, result: pb::OperationResult, effects: &mut Effects) {
-    let position = match state.ops.front() {
-        Some(op) if op.request_id == result.request_id => Some(0),
-        _ => state
-            .ops
-            .iter()
-            .position(|op| op.request_id == result.request_id),
-    };
-    let Some(op) = position.and_then(|p| state.ops.remove(p)) else {
-        return;
-    };
-    if op.replay {
-        state.replay_unacked = state.replay_unacked.saturating_sub(1);
-        if state.replay_unacked == 0 {
-            state.replay_incomplete = false;
-        }
+/// The engine receives its stream's events from the connection, which routes them by id.
+impl SessionSink for Py<Engine> {
+    fn on_events(
+        &self,
+        py: Python<'_>,
+        generation: u64,
+        events: Vec<pb::SessionEvent>,
+    ) -> PyResult<()> {
+        Engine::on_events(self.bind(py), generation, events)
     }
-    if let Some(channel) = op.channel.as_deref() {
-        state.on_send_result(channel, op.capacity, &result, op.future.is_none(), effects);
-    }
-    let Some(future) = op.future else {
-        state.settle_windowed(effects);
-        return;
-    };
-    let outcome = match result.error {
-        Some(error) => Outcome::Error(
-            Failure {
-                code: error.code,
-                reason: error.reason,
-                message: error.message,
-            },
-            op.channel,
-        ),
-        None if op.kind == OpKind::GroupSend => {
-            Outcome::Value(Value::Counts(result.delivered_count, result.dropped_count))
-        }
-        None => Outcome::Value(Value::None),
-    };
-    effects.complete(future, outcome);
-}
 
-fn on_receive_failed(
-    py: Python<'_>,
-    state: &mut State,
-    failed: pb::ReceiveFailed,
-    effects: &mut Effects,
-) -> PyResult<()> {
-    let channel = state.receives.remove(&failed.receive_id);
-    if state.cancelling.remove(&failed.receive_id) {
-        return Ok(());
+    fn on_ended(&self, py: Python<'_>, generation: u64, failure: Option<Failure>) -> PyResult<()> {
+        Engine::on_ended(self.bind(py), generation, failure)
     }
-    let Some(channel) = channel else {
-        return Ok(());
-    };
-    let Some(channel_state) = state.channels.get_mut(&channel) else {
-        return Ok(());
-    };
-    channel_state.active.retain(|id| *id != failed.receive_id);
-    let error = failed.error.unwrap_or_default();
-    while let Some(waiter) = channel_state.waiters.pop_front() {
-        if !is_done(py, &waiter)? {
-            let failure = Failure {
-                code: error.code,
-                reason: error.reason,
-                message: error.message,
-            };
-            effects.complete(waiter, Outcome::Error(failure, Some(channel)));
-            break;
-        }
-    }
-    Ok(())
 }
 
 fn is_done(py: Python<'_>, future: &Py<PyAny>) -> PyResult<bool> {
@@ -1043,14 +493,6 @@ impl Value {
     }
 }
 
-fn payload_len(op: &Operation) -> usize {
-    match op {
-        Operation::Send(send) => send.message.len(),
-        Operation::GroupSend(send) => send.message.len(),
-        _ => 16,
-    }
-}
-
 /// The request stream of a session: each item of `rx` is what one loop iteration queued;
 /// what is queued when the stream is polled goes out as one frame, up to the frame limits.
 fn frames(
@@ -1065,22 +507,14 @@ fn frames(
             while let Ok(more) = rx.try_recv() {
                 queued.extend(more);
             }
-            let mut operations = Vec::new();
-            let mut bytes = 0;
+            let mut frame = FrameBuilder::new();
             while let Some(op) = queued.front() {
-                let len = payload_len(op);
-                if !operations.is_empty()
-                    && (operations.len() >= FRAME_OPERATIONS || bytes + len > FRAME_PAYLOAD)
-                {
+                if !frame.has_room_for(op) {
                     break;
                 }
-                bytes += len;
-                let op = queued.pop_front().expect("an operation");
-                operations.push(pb::SessionOperation {
-                    operation: Some(op),
-                });
+                frame.push(queued.pop_front().expect("an operation"));
             }
-            Some((pb::SessionRequest { operations }, (rx, queued)))
+            Some((frame.into_request(), (rx, queued)))
         },
     )
 }
@@ -1156,33 +590,7 @@ impl Engine {
             },
             capacity_rules,
             make_error,
-            state: Mutex::new(State {
-                generation: 0,
-                stream: None,
-                connected: false,
-                next_id: 1,
-                outbox: Vec::new(),
-                flush_scheduled: false,
-                ops: VecDeque::new(),
-                receives: HashMap::default(),
-                cancelling: FastSet::default(),
-                channels: HashMap::default(),
-                opened: None,
-                ended: None,
-                closing_reason: None,
-                replay_unacked: 0,
-                replay_incomplete: false,
-                tick_scheduled: false,
-                last_sweep: Instant::now(),
-                handed: VecDeque::new(),
-                rooms: HashMap::default(),
-                window: 0,
-                drained: Vec::new(),
-                window_lost: 0,
-                window_unsent: 0,
-                deferred: VecDeque::new(),
-                hand_over_scheduled: false,
-            }),
+            state: Mutex::new(State::new()),
         }
     }
 
@@ -1245,7 +653,7 @@ impl Engine {
             .get()
             .engines
             .lock()
-            .insert(this.id, slf.clone().unbind());
+            .insert(this.id, Arc::new(slf.clone().unbind()));
         let open = Operation::Open(pb::OpenOperation {
             namespace: namespace.clone(),
             client_prefix,

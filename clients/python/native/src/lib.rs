@@ -15,7 +15,8 @@
 //!
 //!   Either way the completions of one wakeup are handled in one call, so one wakeup
 //!   resolves every future that completed since the last one.
-//! - [`Engine`] (one per session stream) is the session's state machine: operations waiting
+//! - [`Engine`] (one per session stream) runs the session's state machine (`session`, pure
+//!   Rust with unit tests; the engine is its PyO3 glue): operations waiting
 //!   for their in-order acknowledgement, receives multiplexed on the stream, per-channel
 //!   waiters and prefetch buffers (with their deadlines), standing demand on specific
 //!   channels, and what survives a reconnection. It runs on the loop's thread, under the
@@ -27,12 +28,15 @@
 //! (`chanlayer._native`), which drives the engine; the semantics are those of the
 //! pure-Python session, described in `chanlayer._session`.
 //!
-//! The gRPC stubs, message types and connection settings are those of the server crate
-//! (`chanlayer::proto`, `chanlayer::client`).
+//! The gRPC stubs, message types and session framing policy are those of `chanlayer-proto`,
+//! the connection settings those of `chanlayer-client`; the extension does not depend on the
+//! server.
 
+mod completion;
 mod connection;
 mod engine;
 mod runtime;
+mod session;
 mod wire;
 
 use pyo3::prelude::*;

@@ -29,7 +29,10 @@ use std::{
 };
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use chanlayer::proto::v1::{self as pb, session_operation::Operation};
+use chanlayer_proto::{
+    frame::FrameBuilder,
+    v1::{self as pb, session_operation::Operation},
+};
 use h2::{
     RecvStream, SendStream,
     client::{Connection as H2Connection, ResponseFuture, SendRequest},
@@ -39,12 +42,8 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::{Code, Status, metadata::AsciiMetadataValue};
 
-use crate::connection::{Completion, Failure};
+use crate::completion::{Completion, Failure};
 
-/// Most operations in one frame.
-pub(crate) const FRAME_OPERATIONS: usize = 4096;
-/// Most payload bytes in one frame (a larger single message gets a frame of its own).
-pub(crate) const FRAME_PAYLOAD: usize = 256 * 1024;
 /// `EINPROGRESS` (Linux and macOS differ; both are checked).
 const IN_PROGRESS: [i32; 2] = [115, 36];
 /// `ENOTCONN` on Linux and macOS.
@@ -361,22 +360,15 @@ impl Wire {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let mut batch = Vec::new();
-        let mut bytes = 0;
+        let mut frame = FrameBuilder::new();
         for op in operations {
-            let len = payload_len(&op);
-            if !batch.is_empty() && (batch.len() >= FRAME_OPERATIONS || bytes + len > FRAME_PAYLOAD)
-            {
-                call.write(session_frame(std::mem::take(&mut batch)));
-                bytes = 0;
+            if !frame.has_room_for(&op) {
+                call.write(session_frame(frame.take()));
             }
-            bytes += len;
-            batch.push(pb::SessionOperation {
-                operation: Some(op),
-            });
+            frame.push(op);
         }
-        if !batch.is_empty() {
-            call.write(session_frame(batch));
+        if !frame.is_empty() {
+            call.write(session_frame(frame.take()));
         }
     }
 
@@ -688,14 +680,6 @@ fn h2_failure(err: &h2::Error) -> Failure {
         Some(_) => Code::Internal,
     };
     Failure::new(code, err.to_string())
-}
-
-fn payload_len(op: &Operation) -> usize {
-    match op {
-        Operation::Send(send) => send.message.len(),
-        Operation::GroupSend(send) => send.message.len(),
-        _ => 16,
-    }
 }
 
 /// A gRPC message frame (uncompressed) around an encoded message.

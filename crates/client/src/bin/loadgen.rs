@@ -1,5 +1,5 @@
-//! `chanlayer bench`: a load generator that drives a running server over gRPC and prints
-//! throughput and latency percentiles.
+//! `chanlayer-loadgen`: the load generator that drives a running server over gRPC and prints
+//! throughput and latency percentiles (docs/benchmarks.md).
 //!
 //! Scenarios:
 //! - `stream`: N pairs of sessions; in each pair one session sends 1 KiB messages (by
@@ -17,15 +17,16 @@
 
 use std::{
     collections::VecDeque,
+    process::ExitCode,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 
-use crate::client::{Client, ClientError, ConnectOptions, SendOptions, Session};
+use chanlayer_client::{Client, ClientError, ConnectOptions, SendOptions, Session};
 
 /// The scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,9 +50,11 @@ pub enum Pacing {
     Even,
 }
 
-/// Flags of `chanlayer bench`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+/// chanlayer-loadgen: drive a running chanlayer server with load and print throughput and
+/// latency.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chanlayer-loadgen", version, about, long_about = None)]
+pub struct LoadgenArgs {
     /// The server to drive.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
@@ -105,9 +108,9 @@ pub struct BenchArgs {
     pub token: Option<String>,
 }
 
-/// Why a benchmark failed.
+/// Why a run failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub enum LoadgenError {
     /// A call failed.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -137,8 +140,19 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     )
 }
 
-/// Runs the benchmark and prints its report.
-pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(LoadgenArgs::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("benchmark failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the scenario and prints its report.
+async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
     let client = connect(&args).await?;
     client.flush().await?;
     match args.scenario {
@@ -156,7 +170,7 @@ fn payload(size: usize, seq: u64, epoch: Instant) -> Bytes {
     buf.freeze()
 }
 
-async fn connect(args: &BenchArgs) -> Result<Client, ClientError> {
+async fn connect(args: &LoadgenArgs) -> Result<Client, ClientError> {
     let options = ConnectOptions {
         token: args.token.clone(),
         ..Default::default()
@@ -164,7 +178,7 @@ async fn connect(args: &BenchArgs) -> Result<Client, ClientError> {
     Client::connect_with(args.target.clone(), args.namespace.clone(), options).await
 }
 
-async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
+async fn stream(args: &LoadgenArgs) -> Result<(), LoadgenError> {
     let pairs = args.pairs.max(1);
     let per_pair = args.messages / pairs;
     let epoch = Instant::now();
@@ -193,7 +207,7 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
                         let sent = u64::from_be_bytes(m.payload[..8].try_into().expect("8 bytes"));
                         let seq = u64::from_be_bytes(m.payload[8..16].try_into().expect("8 bytes"));
                         if seq != expected {
-                            return Err(BenchError::Verification(format!(
+                            return Err(LoadgenError::Verification(format!(
                                 "{channel}: expected message {expected}, got {seq}"
                             )));
                         }
@@ -202,7 +216,7 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
                         latencies.push(Duration::from_nanos(now.saturating_sub(sent)));
                     }
                 }
-                Ok::<_, BenchError>((latencies, session))
+                Ok::<_, LoadgenError>((latencies, session))
             })
         })
         .collect();
@@ -259,7 +273,7 @@ async fn stream(args: &BenchArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
-type SendTask = tokio::task::JoinHandle<Result<Session, BenchError>>;
+type SendTask = tokio::task::JoinHandle<Result<Session, LoadgenError>>;
 
 /// Senders that keep up to `window` sends unacknowledged, as fast as acknowledgements
 /// allow or one message per tick of a tokio `interval`.
@@ -297,7 +311,7 @@ fn windowed(
                 for ack in in_flight {
                     ack.await?;
                 }
-                Ok::<_, BenchError>(session)
+                Ok::<_, LoadgenError>(session)
             })
         })
         .collect()
@@ -332,7 +346,7 @@ fn paced(
                 ack.await?;
             }
             Arc::into_inner(session)
-                .ok_or_else(|| BenchError::Verification("the pacer still holds a session".into()))
+                .ok_or_else(|| LoadgenError::Verification("the pacer still holds a session".into()))
         }));
     }
     std::thread::spawn(move || {
@@ -357,7 +371,7 @@ fn paced(
     tasks
 }
 
-async fn group(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
+async fn group(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError> {
     let session = client.session().await?;
     let adds: Vec<_> = (0..args.members)
         .map(|i| session.group_add("bench-group", &format!("specific.m{}!{i}", i % 64)))
@@ -378,7 +392,7 @@ async fn group(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
             .await?;
         calls.push(start.elapsed());
         if sent.delivered as usize != args.members {
-            return Err(BenchError::Verification(format!(
+            return Err(LoadgenError::Verification(format!(
                 "group_send reached {} of {} members",
                 sent.delivered, args.members
             )));
@@ -386,7 +400,7 @@ async fn group(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
     }
     let stats = client.stats().await?;
     if stats.queued_messages != (args.members * args.rounds) as u64 {
-        return Err(BenchError::Verification(format!(
+        return Err(LoadgenError::Verification(format!(
             "{} messages queued, expected {}",
             stats.queued_messages,
             args.members * args.rounds
@@ -408,7 +422,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn memory(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
+async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError> {
     let before = args.server_pid.and_then(rss_mib);
     let session = Arc::new(client.session().await?);
     let pending: Vec<_> = (0..args.pending)
@@ -437,7 +451,7 @@ async fn memory(client: &Client, args: &BenchArgs) -> Result<(), BenchError> {
     if stats.pending_receives != args.pending as u64
         || stats.queued_messages != (args.channels * args.depth) as u64
     {
-        return Err(BenchError::Verification(format!(
+        return Err(LoadgenError::Verification(format!(
             "server holds {} pending receives and {} messages",
             stats.pending_receives, stats.queued_messages
         )));
