@@ -208,6 +208,10 @@ pub struct ServeArgs {
     /// to finish before the process exits anyway, in milliseconds.
     #[arg(long, env = "CHANLAYER_SHUTDOWN_TIMEOUT_MS", default_value_t = 5_000)]
     pub shutdown_timeout_ms: u64,
+
+    /// Cluster mode.
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 impl ServeArgs {

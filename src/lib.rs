@@ -17,6 +17,8 @@
 //! - [`metrics`]: the list of every exported metric, the Prometheus recorder, the hub's
 //!   observer, the per-RPC tower layer and the HTTP endpoint. It reads refusals' reasons
 //!   and limits from the errors (or the `ErrorInfo`), never from the gRPC adapter.
+//! - [`cluster`]: cluster mode, the NATS backplane the hub uses when `--cluster-nats-url`
+//!   is set (the hub sees it only as a `Backplane`).
 //! - [`server`]: assembly (service, health, reflection, TLS, auth, metrics, sweeper) and
 //!   the shutdown sequence; [`config`] its settings, `auth` the bearer-token check,
 //!   [`shutdown`] the signal.
@@ -26,6 +28,7 @@
 //!
 //! Only what the binary, the integration tests and the benchmarks use is public.
 pub(crate) mod auth;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub(crate) mod grpc;

@@ -7,7 +7,15 @@
 //! elsewhere); the listener stops accepting and in-flight calls drain; after the shutdown
 //! timeout the server returns whatever is still running.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -16,9 +24,10 @@ use tonic_health::ServingStatus;
 
 use crate::{
     auth::AuthLayer,
+    cluster::{Cluster, ClusterError},
     config::ServeArgs,
     grpc::ChannelLayerGrpc,
-    hub::{Hub, NoObserver, Observer},
+    hub::{Backplane, Hub, NoObserver, Observer},
     metrics::{self, HubMetrics, Readiness, RpcMetricsLayer},
     proto::{FILE_DESCRIPTOR_SET, v1::channel_layer_service_server::ChannelLayerServiceServer},
 };
@@ -43,6 +52,9 @@ pub enum ServeError {
     /// The token, a certificate or a key could not be loaded.
     #[error("{0}")]
     Security(String),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 fn read_pem(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
@@ -91,7 +103,17 @@ pub async fn run(
         Some(m) => Arc::clone(m) as Arc<dyn Observer>,
         None => Arc::new(NoObserver),
     };
-    let hub = Hub::with_observer(args.hub_config(), observer);
+    let cluster = match args.cluster.config().map_err(ClusterError::Config)? {
+        Some(config) => Some(Cluster::connect(config).await?),
+        None => None,
+    };
+    let backplane = cluster
+        .as_ref()
+        .map(|c| Arc::clone(c) as Arc<dyn Backplane>);
+    let hub = Hub::with_backplane(args.hub_config(), observer, backplane);
+    if let Some(cluster) = &cluster {
+        cluster.start(&hub).await?;
+    }
     let local_addr = listener.local_addr().ok();
     let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper());
     let ready = Readiness::default();
@@ -104,6 +126,7 @@ pub async fn run(
                     hub_metrics,
                     handle,
                     ready.clone(),
+                    cluster.clone(),
                 )
             })
         }
@@ -136,9 +159,13 @@ pub async fn run(
     let drain_hub = Arc::clone(&hub);
     let drain_health = health.clone();
     let drain_ready = ready.clone();
+    let draining = Arc::new(AtomicBool::new(false));
+    let drain_flag = Arc::clone(&draining);
+    let drain_cluster = cluster.clone();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.await;
+        drain_flag.store(true, Ordering::Relaxed);
         drain_ready.set(false);
         drain_health
             .set_not_serving::<ChannelLayerServiceServer<ChannelLayerGrpc>>()
@@ -148,6 +175,9 @@ pub async fn run(
             .await;
         tokio::time::sleep(drain_delay).await;
         drain_hub.shutdown();
+        if let Some(cluster) = drain_cluster {
+            cluster.leave().await;
+        }
         let _ = stop_tx.send(());
         let _ = drained_tx.send(());
     });
@@ -175,7 +205,36 @@ pub async fn run(
             let _ = stop_rx.await;
         });
 
-    ready.set(true);
+    match &cluster {
+        // Ready while connected to NATS: a node that cannot reach the others must not
+        // take the traffic of a pod whose rooms span nodes.
+        Some(cluster) => {
+            let mut connected = cluster.connected();
+            let ready = ready.clone();
+            let health = health.clone();
+            tokio::spawn(async move {
+                loop {
+                    let up = *connected.borrow_and_update() && !draining.load(Ordering::Relaxed);
+                    ready.set(up);
+                    if !draining.load(Ordering::Relaxed) {
+                        if up {
+                            health
+                                .set_serving::<ChannelLayerServiceServer<ChannelLayerGrpc>>()
+                                .await;
+                        } else {
+                            health
+                                .set_not_serving::<ChannelLayerServiceServer<ChannelLayerGrpc>>()
+                                .await;
+                        }
+                    }
+                    if connected.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        None => ready.set(true),
+    }
     if let Some(addr) = local_addr {
         tracing::info!(
             %addr,

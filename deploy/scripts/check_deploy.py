@@ -2,7 +2,7 @@
 """Checks of deploy/ that no schema expresses.
 
 - every metric the Grafana dashboard and the alert rules use is one the server exports
-  (the list in src/metrics.rs; `_bucket`, `_sum` and `_count` only on histograms);
+  (the list in src/metrics/names.rs; `_bucket`, `_sum` and `_count` only on histograms);
 - the alert rules have the structure Prometheus expects (also when promtool is missing);
 - the PodMonitors (a CRD the offline schemas lack) are well formed and name a container
   port that the pods they select have;
@@ -40,13 +40,13 @@ def fail(message: str) -> None:
 
 
 def exported_metrics() -> dict[str, str]:
-    """Name -> kind, from the one list in src/metrics.rs."""
-    text = (ROOT / "src" / "metrics.rs").read_text()
+    """Name -> kind, from the one list in src/metrics/names.rs."""
+    text = (ROOT / "src" / "metrics" / "names.rs").read_text()
     block = text[text.index("metrics_list! {") :]
     block = block[: block.index("\n}\n")]
     found = dict(re.findall(r'=\s*"(chanlayer_[a-z0-9_]+)",\s*(Counter|Gauge|Histogram)', block))
     if len(found) < 20:
-        fail(f"src/metrics.rs: found only {len(found)} metrics; has the list moved?")
+        fail(f"src/metrics/names.rs: found only {len(found)} metrics; has the list moved?")
     return found
 
 

@@ -27,6 +27,7 @@ pub enum Pattern {
 pub struct CapacityRules {
     default: usize,
     rules: Vec<(Regex, usize)>,
+    sources: Vec<(Pattern, usize)>,
 }
 
 impl CapacityRules {
@@ -35,16 +36,31 @@ impl CapacityRules {
         Self {
             default,
             rules: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
     /// Compiles `rules`, in order, over `default`.
-    pub(crate) fn compile(default: usize, rules: &[(Pattern, usize)]) -> Result<Self, CoreError> {
-        let rules = rules
+    pub(crate) fn compile(default: usize, sources: &[(Pattern, usize)]) -> Result<Self, CoreError> {
+        let rules = sources
             .iter()
             .map(|(pattern, capacity)| Ok((compile_pattern(pattern)?, *capacity)))
             .collect::<Result<Vec<_>, CoreError>>()?;
-        Ok(Self { default, rules })
+        Ok(Self {
+            default,
+            rules,
+            sources: sources.to_vec(),
+        })
+    }
+
+    /// The capacity of channels no rule names.
+    pub(crate) fn default_capacity(&self) -> usize {
+        self.default
+    }
+
+    /// The rules as they were given, in order (what another node compiles again).
+    pub(crate) fn sources(&self) -> &[(Pattern, usize)] {
+        &self.sources
     }
 
     /// The capacity of `channel`: the first matching rule's, or the default.

@@ -89,6 +89,8 @@ pub enum Category {
     AlreadyExists,
     /// The server cannot take it now.
     Unavailable,
+    /// The operation is not allowed in the state things are in.
+    FailedPrecondition,
 }
 
 impl Category {
@@ -99,6 +101,7 @@ impl Category {
             Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Self::AlreadyExists => "ALREADY_EXISTS",
             Self::Unavailable => "UNAVAILABLE",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
         }
     }
 }

@@ -66,6 +66,11 @@ impl<W: Waiter> Layer<W> {
         Ok(ns)
     }
 
+    /// The namespace called `name` if it exists; never creates one.
+    pub(crate) fn existing(&self, name: &str) -> Option<Arc<Namespace<W>>> {
+        self.namespaces.read().get(name).cloned()
+    }
+
     /// Every namespace that exists now.
     pub(crate) fn namespaces(&self) -> Vec<Arc<Namespace<W>>> {
         self.namespaces.read().values().cloned().collect()

@@ -55,11 +55,14 @@ impl ChannelLayerGrpc {
         };
         let client_name = open.client_name.clone();
         let shared_deliveries = open.shared_deliveries;
-        let (mut handle, opened) = self.hub.open_session(OpenRequest {
-            namespace: open.namespace,
-            client_prefix: open.client_prefix,
-            resume_token: open.resume_token,
-        })?;
+        let (mut handle, opened) = self
+            .hub
+            .open_session(OpenRequest {
+                namespace: open.namespace,
+                client_prefix: open.client_prefix,
+                resume_token: open.resume_token,
+            })
+            .await?;
         tracing::debug!(
             client_prefix = %opened.client_prefix,
             resumed = opened.resumed,

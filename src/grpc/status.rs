@@ -26,6 +26,7 @@ fn code(category: Category) -> Code {
         Category::ResourceExhausted => Code::ResourceExhausted,
         Category::AlreadyExists => Code::AlreadyExists,
         Category::Unavailable => Code::Unavailable,
+        Category::FailedPrecondition => Code::FailedPrecondition,
     }
 }
 

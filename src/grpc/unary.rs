@@ -15,13 +15,16 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
         let r = request.into_inner();
-        let delivered = self.hub.send(
-            &r.namespace,
-            &r.channel,
-            r.message,
-            convert::capacity(r.capacity),
-            convert::expiry(r.expiry_ms),
-        )?;
+        let delivered = self
+            .hub
+            .send(
+                &r.namespace,
+                &r.channel,
+                r.message,
+                convert::capacity(r.capacity),
+                convert::expiry(r.expiry_ms),
+            )
+            .await?;
         Ok(Response::new(pb::SendResponse { delivered }))
     }
 
@@ -30,12 +33,15 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<pb::GroupAddRequest>,
     ) -> Result<Response<pb::GroupAddResponse>, Status> {
         let r = request.into_inner();
-        let added = self.hub.group_add(
-            &r.namespace,
-            &r.group,
-            &r.channel,
-            convert::group_expiry(r.group_expiry_seconds),
-        )?;
+        let added = self
+            .hub
+            .group_add(
+                &r.namespace,
+                &r.group,
+                &r.channel,
+                convert::group_expiry(r.group_expiry_seconds),
+            )
+            .await?;
         Ok(Response::new(pb::GroupAddResponse { added }))
     }
 
@@ -44,7 +50,10 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<pb::GroupDiscardRequest>,
     ) -> Result<Response<pb::GroupDiscardResponse>, Status> {
         let r = request.into_inner();
-        let removed = self.hub.group_discard(&r.namespace, &r.group, &r.channel)?;
+        let removed = self
+            .hub
+            .group_discard(&r.namespace, &r.group, &r.channel)
+            .await?;
         Ok(Response::new(pb::GroupDiscardResponse { removed }))
     }
 
@@ -72,7 +81,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
         let r = request.into_inner();
-        let report = self.hub.flush(&r.namespace)?;
+        let report = self.hub.flush(&r.namespace).await?;
         Ok(Response::new(pb::FlushResponse {
             dropped_messages: report.dropped_messages,
             removed_groups: report.removed_groups,
@@ -84,7 +93,8 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::GetGroupResponse>, Status> {
         let r = request.into_inner();
-        let size = self.hub.group_size(&r.namespace, &r.group)?;
+        let (size, missing) = self.hub.group_size(&r.namespace, &r.group).await?;
+        warn_partial("GetGroup", missing);
         Ok(Response::new(pb::GetGroupResponse {
             group: r.group,
             member_count: size as u32,
@@ -114,9 +124,11 @@ impl ChannelLayerService for ChannelLayerGrpc {
                 "page_token is not one this server issued",
             ));
         }
-        let page = self
+        let (page, missing) = self
             .hub
-            .group_members(&r.namespace, &r.group, &r.page_token, page_size)?;
+            .group_members(&r.namespace, &r.group, &r.page_token, page_size)
+            .await?;
+        warn_partial("ListGroupMembers", missing);
         let next_page_token = match (page.more, page.members.last()) {
             (true, Some((name, _))) => name.clone(),
             _ => String::new(),
@@ -183,5 +195,16 @@ impl ChannelLayerService for ChannelLayerGrpc {
         request: Request<Streaming<pb::SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         self.open_session(request.into_inner()).await
+    }
+}
+
+/// Logs an answer for the whole cluster that lacks some nodes' part.
+fn warn_partial(call: &str, missing: usize) {
+    if missing > 0 {
+        tracing::warn!(
+            call,
+            missing_nodes = missing,
+            "answered without the nodes that did not reply in time"
+        );
     }
 }

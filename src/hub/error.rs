@@ -39,6 +39,38 @@ pub(crate) enum HubError {
     /// The server is shutting down and accepts no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The operation needs the other nodes of the cluster, and they cannot be reached.
+    #[error("the cluster cannot be reached: {detail}")]
+    ClusterUnavailable {
+        /// What failed.
+        detail: String,
+    },
+    /// The node holding a process-specific channel's client prefix did not answer in time;
+    /// what became of the operation is unknown.
+    #[error(
+        "the node holding client prefix {client_prefix:?} did not answer within {timeout_ms} ms"
+    )]
+    OwnerUnreachable {
+        /// The prefix.
+        client_prefix: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// A receive named a process-specific channel that no session of this node holds.
+    #[error(
+        "channel {channel:?} belongs to a client prefix that no session of this node holds; \
+         receive it through the session (and node) that holds the prefix"
+    )]
+    ChannelNotOwned {
+        /// The channel.
+        channel: String,
+    },
+    /// Some nodes of the cluster did not confirm a flush in time.
+    #[error("{missing} node(s) of the cluster did not confirm the flush in time; flush again")]
+    FlushIncomplete {
+        /// How many nodes did not answer.
+        missing: usize,
+    },
 }
 
 impl HubError {
@@ -51,6 +83,10 @@ impl HubError {
             Self::DuplicateReceiveId { .. } => "DUPLICATE_RECEIVE_ID",
             Self::TooManySessions { .. } => "TOO_MANY_SESSIONS",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
+            Self::OwnerUnreachable { .. } => "OWNER_UNREACHABLE",
+            Self::ChannelNotOwned { .. } => "CHANNEL_NOT_OWNED",
+            Self::FlushIncomplete { .. } => "FLUSH_INCOMPLETE",
         }
     }
 
@@ -64,7 +100,11 @@ impl HubError {
             Self::TooManyPendingReceives { .. } | Self::TooManySessions { .. } => {
                 Category::ResourceExhausted
             }
-            Self::ShuttingDown => Category::Unavailable,
+            Self::ShuttingDown
+            | Self::ClusterUnavailable { .. }
+            | Self::OwnerUnreachable { .. }
+            | Self::FlushIncomplete { .. } => Category::Unavailable,
+            Self::ChannelNotOwned { .. } => Category::FailedPrecondition,
         }
     }
 
@@ -76,7 +116,11 @@ impl HubError {
             Self::TooManySessions { .. } => Some(Limit::Sessions),
             Self::ClientPrefixInUse { .. }
             | Self::DuplicateReceiveId { .. }
-            | Self::ShuttingDown => None,
+            | Self::ShuttingDown
+            | Self::ClusterUnavailable { .. }
+            | Self::OwnerUnreachable { .. }
+            | Self::ChannelNotOwned { .. }
+            | Self::FlushIncomplete { .. } => None,
         }
     }
 }

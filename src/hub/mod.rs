@@ -26,6 +26,7 @@
 //! `sessions` (opening, resuming, leases and release), `sweeper` (the expiry task),
 //! `observer` (hooks for the metrics) and `error` ([`HubError`]).
 
+mod backplane;
 mod error;
 mod observer;
 mod outbox;
@@ -47,6 +48,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+pub(crate) use self::backplane::{Backplane, RemoteOp, Surveyed};
 pub(crate) use self::{
     error::HubError,
     observer::{NoObserver, Observer, OperationCounts},
@@ -55,7 +57,9 @@ pub(crate) use self::{
     sessions::{OpenRequest, Opened},
 };
 use self::{outbox::HubWaiter, sessions::Sessions};
-use crate::core::{self, CapacityRules, Handoff, Layer, Limits, Message, Namespace};
+use crate::core::{
+    self, CapacityRules, Handoff, Layer, Limits, Message, Namespace, names::client_prefix_of,
+};
 
 /// Settings of the hub.
 #[derive(Debug, Clone)]
@@ -120,6 +124,7 @@ pub(crate) struct HubStats {
 /// The channel layer: the engine, the sessions and the sweeper.
 pub(crate) struct Hub {
     layer: Layer<HubWaiter>,
+    backplane: Option<Arc<dyn Backplane>>,
     sessions: Mutex<Sessions>,
     config: HubConfig,
     counters: HubCounters,
@@ -134,10 +139,17 @@ fn now() -> Instant {
 }
 
 impl Hub {
-    /// A hub with no state that reports events to `observer`.
-    pub(crate) fn with_observer(config: HubConfig, observer: Arc<dyn Observer>) -> Arc<Self> {
+    /// A hub with no state that reports events to `observer`, and shares its channels and
+    /// groups with other nodes through `backplane` (see `cluster`), or is a single node
+    /// when it is `None`.
+    pub(crate) fn with_backplane(
+        config: HubConfig,
+        observer: Arc<dyn Observer>,
+        backplane: Option<Arc<dyn Backplane>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             layer: Layer::new(config.limits.clone(), config.shards),
+            backplane,
             sessions: Mutex::new(Sessions::default()),
             config,
             counters: HubCounters::default(),
@@ -204,18 +216,88 @@ impl Hub {
         Ok(())
     }
 
+    /// The backplane and the client prefix when `channel` is a process-specific channel
+    /// that no session of this node holds: an operation on it goes to the prefix's owner.
+    fn remote_owner<'a>(
+        &'a self,
+        namespace: &str,
+        channel: &'a str,
+    ) -> Option<(&'a Arc<dyn Backplane>, &'a str)> {
+        let backplane = self.backplane.as_ref()?;
+        let prefix = client_prefix_of(channel)?;
+        (!backplane.holds(namespace, prefix)).then_some((backplane, prefix))
+    }
+
+    /// Applies `op` on this node, whoever holds its channel: what a node does for an
+    /// operation forwarded to it, and for one whose channel no node holds.
+    pub(crate) fn apply_here(&self, namespace: &str, op: RemoteOp) -> Result<OpOutcome, HubError> {
+        let ns = self.namespace(namespace)?;
+        self.apply_in(&ns, op)
+    }
+
+    fn apply_in(&self, ns: &Namespace<HubWaiter>, op: RemoteOp) -> Result<OpOutcome, HubError> {
+        match op {
+            RemoteOp::Send {
+                channel,
+                payload,
+                capacity,
+                expiry,
+            } => self
+                .send_in(ns, &channel, payload, capacity, expiry)
+                .map(|(delivered, queued)| OpOutcome::Sent { delivered, queued }),
+            RemoteOp::GroupAdd {
+                group,
+                channel,
+                group_expiry,
+            } => Ok(OpOutcome::Changed(ns.group_add(
+                &group,
+                &channel,
+                group_expiry,
+                now(),
+            )?)),
+            RemoteOp::GroupDiscard { group, channel } => {
+                Ok(OpOutcome::Changed(ns.group_discard(&group, &channel)?))
+            }
+        }
+    }
+
+    /// Applies `op` where its channel lives: here, or on the node holding its client
+    /// prefix. An operation no node can take is applied here, as on a single node.
+    async fn route(
+        self: Arc<Self>,
+        ns: Arc<Namespace<HubWaiter>>,
+        op: RemoteOp,
+    ) -> Result<OpOutcome, HubError> {
+        let forward = self
+            .remote_owner(ns.name(), op.channel())
+            .map(|(backplane, prefix)| backplane.forward(ns.name(), prefix, op.clone()));
+        if let Some(forward) = forward
+            && let Some(outcome) = forward.await?
+        {
+            return Ok(outcome);
+        }
+        self.apply_in(&ns, op)
+    }
+
     /// Sends a message to a channel. Returns true when it went to a waiting receive.
-    pub(crate) fn send(
-        &self,
+    pub(crate) async fn send(
+        self: &Arc<Self>,
         namespace: &str,
         channel: &str,
         payload: Bytes,
         capacity: usize,
         expiry: Duration,
     ) -> Result<bool, HubError> {
-        let ns = self.namespace(namespace)?;
-        self.send_in(&ns, channel, payload, capacity, expiry)
-            .map(|(delivered, _)| delivered)
+        let op = RemoteOp::Send {
+            channel: channel.to_owned(),
+            payload,
+            capacity,
+            expiry,
+        };
+        match self.apply(namespace, op).await? {
+            OpOutcome::Sent { delivered, .. } => Ok(delivered),
+            _ => Ok(false),
+        }
     }
 
     /// Sends a message; returns whether it went to a waiting receive and how many messages
@@ -237,30 +319,54 @@ impl Hub {
         }
     }
 
+    /// Applies a send, group_add or group_discard where its channel lives.
+    async fn apply(self: &Arc<Self>, namespace: &str, op: RemoteOp) -> Result<OpOutcome, HubError> {
+        let ns = self.namespace(namespace)?;
+        if self.backplane.is_none() {
+            return self.apply_in(&ns, op);
+        }
+        Arc::clone(self).route(ns, op).await
+    }
+
     /// Adds a channel to a group. Returns true when it was not a member.
-    pub(crate) fn group_add(
-        &self,
+    pub(crate) async fn group_add(
+        self: &Arc<Self>,
         namespace: &str,
         group: &str,
         channel: &str,
         group_expiry: Duration,
     ) -> Result<bool, HubError> {
-        Ok(self
-            .namespace(namespace)?
-            .group_add(group, channel, group_expiry, now())?)
+        let op = RemoteOp::GroupAdd {
+            group: group.to_owned(),
+            channel: channel.to_owned(),
+            group_expiry,
+        };
+        Ok(matches!(
+            self.apply(namespace, op).await?,
+            OpOutcome::Changed(true)
+        ))
     }
 
     /// Removes a channel from a group. Returns true when it was a member.
-    pub(crate) fn group_discard(
-        &self,
+    pub(crate) async fn group_discard(
+        self: &Arc<Self>,
         namespace: &str,
         group: &str,
         channel: &str,
     ) -> Result<bool, HubError> {
-        Ok(self.namespace(namespace)?.group_discard(group, channel)?)
+        let op = RemoteOp::GroupDiscard {
+            group: group.to_owned(),
+            channel: channel.to_owned(),
+        };
+        Ok(matches!(
+            self.apply(namespace, op).await?,
+            OpOutcome::Changed(true)
+        ))
     }
 
-    /// Sends a message to every member of a group: (delivered, dropped).
+    /// Sends a message to every member of a group: (delivered, dropped). In a cluster the
+    /// counts are this node's members; the other nodes' members get it through the
+    /// backplane.
     pub(crate) fn group_send(
         &self,
         namespace: &str,
@@ -281,14 +387,72 @@ impl Hub {
         capacities: &CapacityRules,
         expiry: Duration,
     ) -> Result<(usize, usize), HubError> {
+        let Some(backplane) = &self.backplane else {
+            return self.fan_out(ns, group, payload, capacities, expiry);
+        };
+        backplane.check()?;
+        let sent = self.fan_out(ns, group, payload.clone(), capacities, expiry)?;
+        backplane.publish_group_send(ns.name(), group, payload, capacities, expiry);
+        Ok(sent)
+    }
+
+    fn fan_out(
+        &self,
+        ns: &Namespace<HubWaiter>,
+        group: &str,
+        payload: Bytes,
+        capacities: &CapacityRules,
+        expiry: Duration,
+    ) -> Result<(usize, usize), HubError> {
         let sent = ns.group_send(group, payload, capacities, expiry, now())?;
         self.observer.group_sent(sent.delivered, sent.dropped);
         self.deliver(ns, sent.handoffs);
         Ok((sent.delivered, sent.dropped))
     }
 
-    /// Clears a namespace.
-    pub(crate) fn flush(&self, namespace: &str) -> Result<core::FlushReport, HubError> {
+    /// A group send that another node published: delivered to this node's members only.
+    /// A namespace this node does not have has no members here, and is not created.
+    pub(crate) fn group_send_here(
+        &self,
+        namespace: &str,
+        group: &str,
+        payload: Bytes,
+        capacities: &CapacityRules,
+        expiry: Duration,
+    ) -> Result<(usize, usize), HubError> {
+        match self.layer.existing(namespace) {
+            Some(ns) => self.fan_out(&ns, group, payload, capacities, expiry),
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// True when the namespace exists on this node.
+    pub(crate) fn has_namespace(&self, namespace: &str) -> bool {
+        self.layer.existing(namespace).is_some()
+    }
+
+    /// Clears a namespace, on every node of a cluster.
+    pub(crate) async fn flush(&self, namespace: &str) -> Result<core::FlushReport, HubError> {
+        let Some(backplane) = &self.backplane else {
+            return self.flush_here(namespace);
+        };
+        backplane.check()?;
+        let mut report = self.flush_here(namespace)?;
+        let others = backplane.flush(namespace).await?;
+        for r in others.answers {
+            report.dropped_messages += r.dropped_messages;
+            report.removed_groups += r.removed_groups;
+        }
+        if others.missing > 0 {
+            return Err(HubError::FlushIncomplete {
+                missing: others.missing,
+            });
+        }
+        Ok(report)
+    }
+
+    /// Clears a namespace on this node.
+    pub(crate) fn flush_here(&self, namespace: &str) -> Result<core::FlushReport, HubError> {
         Ok(self.namespace(namespace)?.flush())
     }
 
@@ -301,13 +465,70 @@ impl Hub {
         Ok(self.namespace(namespace)?.channel_info(channel, now())?)
     }
 
-    /// How many members a group has.
-    pub(crate) fn group_size(&self, namespace: &str, group: &str) -> Result<usize, HubError> {
+    /// How many members a group has, on every node of a cluster, and how many nodes did
+    /// not answer in time.
+    pub(crate) async fn group_size(
+        &self,
+        namespace: &str,
+        group: &str,
+    ) -> Result<(usize, usize), HubError> {
+        let Some(backplane) = &self.backplane else {
+            return Ok((self.group_size_here(namespace, group)?, 0));
+        };
+        backplane.check()?;
+        let here = self.group_size_here(namespace, group)?;
+        let others = backplane.group_sizes(namespace, group).await?;
+        Ok((here + others.answers.iter().sum::<usize>(), others.missing))
+    }
+
+    /// How many members a group has on this node.
+    pub(crate) fn group_size_here(&self, namespace: &str, group: &str) -> Result<usize, HubError> {
         Ok(self.namespace(namespace)?.group_size(group, now())?)
     }
 
-    /// One page of a group's members.
-    pub(crate) fn group_members(
+    /// One page of a group's members, from every node of a cluster, and how many nodes
+    /// did not answer in time.
+    pub(crate) async fn group_members(
+        &self,
+        namespace: &str,
+        group: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<(core::MembersPage, usize), HubError> {
+        let here = self.group_members_here(namespace, group, after, limit)?;
+        let Some(backplane) = &self.backplane else {
+            return Ok((here, 0));
+        };
+        backplane.check()?;
+        let others = backplane
+            .group_members(namespace, group, after, limit)
+            .await?;
+        let mut total = here.total;
+        let mut more = here.more;
+        let mut members = here.members;
+        for page in others.answers {
+            total += page.total;
+            more |= page.more;
+            members.extend(page.members);
+        }
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|a, b| a.0 == b.0);
+        if members.len() > limit {
+            members.truncate(limit);
+            more = true;
+        }
+        Ok((
+            core::MembersPage {
+                members,
+                total,
+                more,
+            },
+            others.missing,
+        ))
+    }
+
+    /// One page of a group's members on this node.
+    pub(crate) fn group_members_here(
         &self,
         namespace: &str,
         group: &str,

@@ -3,16 +3,18 @@
 //! stream (detach, or release on close).
 
 use std::{
+    collections::VecDeque,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::{
-    core::{CapacityRules, Namespace, Received},
+    core::{CapacityRules, Namespace, Received, names::client_prefix_of},
     hub::{
-        CloseReason, Event, Hub, HubError, OpOutcome, now,
+        CloseReason, Event, Hub, HubError, OpOutcome, RemoteOp, now,
         outbox::{AddReceive, HubWaiter, Outbox},
         sessions::SessionKey,
     },
@@ -30,7 +32,33 @@ pub(crate) struct SessionHandle {
     pub(super) stream_id: u64,
     pub(super) outbox: Arc<Outbox>,
     pub(super) acks: Vec<Event>,
+    /// In a cluster: the results still to come from other nodes, in request order.
+    pub(super) order: Option<Arc<Mutex<AckOrder>>>,
     pub(super) ended: bool,
+}
+
+/// The results of a session's operations in request order while some of them wait for
+/// another node: a result that is ready waits behind the ones before it.
+#[derive(Default)]
+pub(super) struct AckOrder {
+    /// Results from the oldest one not yet sent; `None` while it waits.
+    slots: VecDeque<Option<Event>>,
+    /// The sequence number of the first slot.
+    head: u64,
+}
+
+impl AckOrder {
+    /// Fills slot `seq` and returns the results now ready to send, in order.
+    fn fill(&mut self, seq: u64, event: Event) -> Vec<Event> {
+        let index = (seq - self.head) as usize;
+        self.slots[index] = Some(event);
+        let mut ready = Vec::new();
+        while let Some(Some(_)) = self.slots.front() {
+            ready.push(self.slots.pop_front().flatten().expect("checked"));
+            self.head += 1;
+        }
+        ready
+    }
 }
 
 impl SessionHandle {
@@ -41,6 +69,17 @@ impl SessionHandle {
 
     /// Registers a receive; its answer comes as an event.
     pub(crate) fn receive(&mut self, receive_id: u64, channel: &str, max_messages: usize) {
+        if let Some(backplane) = &self.hub.backplane
+            && let Some(prefix) = client_prefix_of(channel)
+            && prefix != &*self.key.1
+            && !backplane.holds(self.ns.name(), prefix)
+        {
+            let error = HubError::ChannelNotOwned {
+                channel: channel.to_owned(),
+            };
+            self.hub.observer.refused(&error);
+            return self.outbox.fail_receive(receive_id, error);
+        }
         let channel_arc: Arc<str> = channel.into();
         let waiter_id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
         let max_pending = self.hub.config.max_pending_receives;
@@ -96,9 +135,59 @@ impl SessionHandle {
         if let Err(error) = &outcome {
             self.hub.observer.refused(error);
         }
-        self.acks.push(Event::Result {
+        let event = Event::Result {
             request_id,
             outcome,
+        };
+        if let Some(order) = &self.order {
+            let mut order = order.lock();
+            if !order.slots.is_empty() {
+                order.slots.push_back(Some(event));
+                return;
+            }
+        }
+        self.acks.push(event);
+    }
+
+    /// Applies `op` where its channel lives; when that is another node, its result comes
+    /// later and the results after it wait for it, so the client gets them in order.
+    fn apply_routed(&mut self, request_id: u64, op: RemoteOp) {
+        let forward = self
+            .hub
+            .remote_owner(self.ns.name(), op.channel())
+            .map(|(backplane, prefix)| backplane.forward(self.ns.name(), prefix, op.clone()));
+        let (Some(forward), Some(order)) = (forward, self.order.clone()) else {
+            let outcome = self.hub.apply_in(&self.ns, op);
+            self.ack(request_id, outcome);
+            return;
+        };
+        // What came before this operation leaves first.
+        self.flush_acks();
+        let seq = {
+            let mut order = order.lock();
+            order.slots.push_back(None);
+            order.head + order.slots.len() as u64 - 1
+        };
+        let hub = Arc::clone(&self.hub);
+        let ns = Arc::clone(&self.ns);
+        let outbox = Arc::clone(&self.outbox);
+        tokio::spawn(async move {
+            let outcome = match forward.await {
+                Ok(Some(outcome)) => Ok(outcome),
+                Ok(None) => hub.apply_in(&ns, op),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = &outcome {
+                hub.observer.refused(error);
+            }
+            let ready = order.lock().fill(
+                seq,
+                Event::Result {
+                    request_id,
+                    outcome,
+                },
+            );
+            outbox.push_all(ready);
         });
     }
 
@@ -111,6 +200,15 @@ impl SessionHandle {
         capacity: usize,
         expiry: Duration,
     ) {
+        if self.order.is_some() {
+            let op = RemoteOp::Send {
+                channel: channel.to_owned(),
+                payload,
+                capacity,
+                expiry,
+            };
+            return self.apply_routed(request_id, op);
+        }
         let outcome = self
             .hub
             .send_in(&self.ns, channel, payload, capacity, expiry)
@@ -126,6 +224,14 @@ impl SessionHandle {
         channel: &str,
         group_expiry: Duration,
     ) {
+        if self.order.is_some() {
+            let op = RemoteOp::GroupAdd {
+                group: group.to_owned(),
+                channel: channel.to_owned(),
+                group_expiry,
+            };
+            return self.apply_routed(request_id, op);
+        }
         let outcome = self
             .ns
             .group_add(group, channel, group_expiry, now())
@@ -136,6 +242,13 @@ impl SessionHandle {
 
     /// Removes a channel from a group; acknowledged at the next flush.
     pub(crate) fn group_discard(&mut self, request_id: u64, group: &str, channel: &str) {
+        if self.order.is_some() {
+            let op = RemoteOp::GroupDiscard {
+                group: group.to_owned(),
+                channel: channel.to_owned(),
+            };
+            return self.apply_routed(request_id, op);
+        }
         let outcome = self
             .ns
             .group_discard(group, channel)
@@ -189,6 +302,11 @@ impl SessionHandle {
     /// grace period).
     pub(crate) fn end(mut self) {
         self.detach(false);
+    }
+
+    /// Gives up a session that was just opened: it is released at once.
+    pub(super) fn abandon(mut self) {
+        self.detach(true);
     }
 
     fn detach(&mut self, release: bool) {

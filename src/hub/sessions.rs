@@ -7,6 +7,7 @@ use std::{
     time::Instant,
 };
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::{
@@ -14,6 +15,7 @@ use crate::{
     hub::{
         CloseReason, Event, Hub, HubError, SessionHandle, now,
         outbox::{HubWaiter, Outbox},
+        session::AckOrder,
     },
 };
 
@@ -60,8 +62,28 @@ pub(crate) struct Opened {
 }
 
 impl Hub {
-    /// Opens (or resumes) a session and attaches a new stream to it.
-    pub(crate) fn open_session(
+    /// Opens (or resumes) a session and attaches a new stream to it. In a cluster, a new
+    /// session's client prefix is claimed on every node first: a proposed prefix that
+    /// another node holds is refused as one a local session holds.
+    pub(crate) async fn open_session(
+        self: &Arc<Self>,
+        request: OpenRequest,
+    ) -> Result<(SessionHandle, Opened), HubError> {
+        let proposed = !request.client_prefix.is_empty();
+        let (handle, opened) = self.open_session_here(request)?;
+        if let Some(backplane) = &self.backplane
+            && !opened.resumed
+        {
+            let claim = backplane.claim(handle.ns.name(), &opened.client_prefix, proposed);
+            if let Err(error) = claim.await {
+                handle.abandon();
+                return Err(error);
+            }
+        }
+        Ok((handle, opened))
+    }
+
+    fn open_session_here(
         self: &Arc<Self>,
         request: OpenRequest,
     ) -> Result<(SessionHandle, Opened), HubError> {
@@ -157,6 +179,10 @@ impl Hub {
             stream_id,
             outbox,
             acks: Vec::new(),
+            order: self
+                .backplane
+                .as_ref()
+                .map(|_| Arc::new(Mutex::new(AckOrder::default()))),
             ended: false,
         }
     }
@@ -190,6 +216,9 @@ impl Hub {
     }
 
     pub(super) fn release(&self, key: &SessionKey, expired: bool) {
+        if let Some(backplane) = &self.backplane {
+            backplane.release(&key.0, &key.1);
+        }
         self.counters
             .sessions_released
             .fetch_add(1, Ordering::Relaxed);

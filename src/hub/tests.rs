@@ -12,7 +12,7 @@ fn hub(lease_grace: Duration) -> Arc<Hub> {
         lease_grace,
         ..HubConfig::default()
     };
-    Hub::with_observer(config, Arc::new(NoObserver))
+    Hub::with_backplane(config, Arc::new(NoObserver), None)
 }
 
 fn b(s: &str) -> Bytes {
@@ -38,8 +38,9 @@ async fn delivered(outbox: &Outbox) -> Vec<Bytes> {
 async fn expired_messages_are_never_delivered_and_free_their_capacity() {
     let hub = hub(Duration::from_secs(30));
     let short = Duration::from_millis(100);
-    hub.send("ns", "c", b("old"), 100, short).unwrap();
+    hub.send("ns", "c", b("old"), 100, short).await.unwrap();
     hub.send("ns", "c", b("new"), 100, Duration::from_secs(60))
+        .await
         .unwrap();
     tokio::time::advance(Duration::from_millis(200)).await;
     let (mut session, _) = hub
@@ -47,15 +48,16 @@ async fn expired_messages_are_never_delivered_and_free_their_capacity() {
             namespace: "ns".into(),
             ..OpenRequest::default()
         })
+        .await
         .unwrap();
     let outbox = session.outbox();
     session.receive(1, "c", 10);
     assert_eq!(delivered(&outbox).await, [b("new")]);
     // An expired message frees its capacity.
-    hub.send("ns", "d", b("a"), 1, short).unwrap();
-    assert!(hub.send("ns", "d", b("b"), 1, short).is_err());
+    hub.send("ns", "d", b("a"), 1, short).await.unwrap();
+    assert!(hub.send("ns", "d", b("b"), 1, short).await.is_err());
     tokio::time::advance(Duration::from_millis(150)).await;
-    hub.send("ns", "d", b("c"), 1, short).unwrap();
+    hub.send("ns", "d", b("c"), 1, short).await.unwrap();
     session.receive(2, "d", 10);
     assert_eq!(delivered(&outbox).await, [b("c")]);
     let stats = hub.stats();
@@ -67,12 +69,14 @@ async fn expired_messages_are_never_delivered_and_free_their_capacity() {
 async fn memberships_expire_after_group_expiry() {
     let hub = hub(Duration::from_secs(30));
     hub.group_add("ns", "g", "short", Duration::from_secs(1))
+        .await
         .unwrap();
     hub.group_add("ns", "g", "long", Duration::from_secs(86_400))
+        .await
         .unwrap();
-    assert_eq!(hub.group_size("ns", "g").unwrap(), 2);
+    assert_eq!(hub.group_size("ns", "g").await.unwrap(), (2, 0));
     tokio::time::advance(Duration::from_millis(1_200)).await;
-    assert_eq!(hub.group_size("ns", "g").unwrap(), 1);
+    assert_eq!(hub.group_size("ns", "g").await.unwrap(), (1, 0));
     let rules = CapacityRules::uniform(100);
     let sent = hub
         .group_send("ns", "g", b("x"), &rules, Duration::from_secs(60))
@@ -91,11 +95,14 @@ async fn a_detached_session_is_released_when_its_lease_runs_out() {
             namespace: "lease".into(),
             ..OpenRequest::default()
         })
+        .await
         .unwrap();
     let mine = format!("specific.{}!1", opened.client_prefix);
     hub.group_add("lease", "g", &mine, Duration::from_secs(60))
+        .await
         .unwrap();
     hub.send("lease", &mine, b("queued"), 100, Duration::from_secs(60))
+        .await
         .unwrap();
     session.end();
     assert_eq!(hub.stats().sessions_detached, 1);
@@ -107,6 +114,7 @@ async fn a_detached_session_is_released_when_its_lease_runs_out() {
             resume_token: opened.resume_token.clone(),
             ..OpenRequest::default()
         })
+        .await
         .unwrap();
     assert!(again.resumed);
     resumed.end();
@@ -115,7 +123,7 @@ async fn a_detached_session_is_released_when_its_lease_runs_out() {
     assert_eq!(hub.expire_leases(), 0);
     tokio::time::advance(grace).await;
     assert_eq!(hub.expire_leases(), 1);
-    assert_eq!(hub.group_size("lease", "g").unwrap(), 0);
+    assert_eq!(hub.group_size("lease", "g").await.unwrap(), (0, 0));
     assert_eq!(hub.channel_info("lease", &mine).unwrap().queued_messages, 0);
     let stats = hub.stats();
     assert_eq!(
@@ -137,19 +145,23 @@ async fn every_delivery_is_counted_once() {
             namespace: "count".into(),
             ..OpenRequest::default()
         })
+        .await
         .unwrap();
     let outbox = session.outbox();
     // A receive that waits, then a send: the handoff path.
     session.receive(1, "c", 1);
     assert!(
         hub.send("count", "c", b("1"), 100, Duration::from_secs(60))
+            .await
             .unwrap()
     );
     assert_eq!(delivered(&outbox).await, [b("1")]);
     // Messages already queued: the receive takes them at once.
     hub.send("count", "c", b("2"), 100, Duration::from_secs(60))
+        .await
         .unwrap();
     hub.send("count", "c", b("3"), 100, Duration::from_secs(60))
+        .await
         .unwrap();
     session.receive(2, "c", 10);
     assert_eq!(delivered(&outbox).await, [b("2"), b("3")]);
@@ -168,6 +180,7 @@ async fn every_delivery_is_counted_once() {
         Batch::End => panic!("the stream ended"),
     }
     hub.send("count", "c", b("4"), 100, Duration::from_secs(60))
+        .await
         .unwrap();
     assert_eq!(hub.channel_info("count", "c").unwrap().queued_messages, 1);
     assert_eq!(hub.stats().delivered_total, 3);

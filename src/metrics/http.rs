@@ -15,8 +15,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::{
+    cluster::Cluster,
     hub::Hub,
-    metrics::{observer::HubMetrics, recorder::refresh},
+    metrics::{
+        observer::HubMetrics,
+        recorder::{refresh, refresh_cluster},
+    },
 };
 
 /// Whether the server accepts calls; `/readyz` and `chanlayer_ready` report it.
@@ -41,6 +45,7 @@ struct HttpState {
     hub_metrics: Arc<HubMetrics>,
     handle: PrometheusHandle,
     ready: Readiness,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the process ends, and
@@ -51,6 +56,7 @@ pub(crate) fn spawn_http(
     hub_metrics: Arc<HubMetrics>,
     handle: PrometheusHandle,
     ready: Readiness,
+    cluster: Option<Arc<Cluster>>,
 ) -> tokio::task::JoinHandle<()> {
     let upkeep = handle.clone();
     tokio::spawn(async move {
@@ -69,6 +75,7 @@ pub(crate) fn spawn_http(
             hub_metrics,
             handle,
             ready,
+            cluster,
         });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -96,6 +103,9 @@ pub(crate) async fn bind(addr: SocketAddr) -> Option<TcpListener> {
 
 async fn render(State(state): State<HttpState>) -> impl IntoResponse {
     refresh(&state.hub, state.ready.get());
+    if let Some(cluster) = &state.cluster {
+        refresh_cluster(cluster);
+    }
     let mut text = state.handle.render();
     state.hub_metrics.render(&mut text);
     (

@@ -133,6 +133,36 @@ metrics_list! {
     /// Uptime.
     UPTIME = "chanlayer_uptime_seconds", Gauge, Seconds, [],
         "Time since the server started.";
+    /// Connected to NATS (cluster mode).
+    CLUSTER_CONNECTED = "chanlayer_cluster_connected", Gauge, Count, [],
+        "Cluster mode: 1 while the node is connected to NATS, 0 while it is not.";
+    /// Other nodes seen.
+    CLUSTER_NODES = "chanlayer_cluster_nodes", Gauge, Count, [],
+        "Cluster mode: other nodes heard from within three heartbeats.";
+    /// Reconnections.
+    CLUSTER_RECONNECTS = "chanlayer_cluster_reconnects_total", Counter, Count, [],
+        "Cluster mode: times the node lost its NATS connection.";
+    /// Published for other nodes.
+    CLUSTER_PUBLISHED = "chanlayer_cluster_published_total", Counter, Count, ["kind"],
+        "Cluster mode: messages sent to other nodes, by kind: group_send, request (a send, group_add or group_discard forwarded to the node holding the channel).";
+    /// Received from other nodes.
+    CLUSTER_RECEIVED = "chanlayer_cluster_received_total", Counter, Count, ["kind"],
+        "Cluster mode: messages received from other nodes, by kind: group_send, request.";
+    /// Deliveries by origin.
+    CLUSTER_DELIVERIES = "chanlayer_cluster_deliveries_total", Counter, Count, ["origin"],
+        "Cluster mode: group messages delivered to this node's members, by origin: local (sent on this node) or remote.";
+    /// Cross-node drops.
+    CLUSTER_DROPPED = "chanlayer_cluster_dropped_total", Counter, Count, ["reason"],
+        "Cluster mode: cross-node messages not delivered as addressed, by reason: no_owner (no node held the channel; kept here), backlog_full (the publish queue was full), bad_envelope (unreadable).";
+    /// Forwarded operations that failed.
+    CLUSTER_REQUEST_ERRORS = "chanlayer_cluster_request_errors_total", Counter, Count, ["reason"],
+        "Cluster mode: forwarded operations that failed, by reason: timeout (the owner did not answer).";
+    /// Partial answers.
+    CLUSTER_PARTIAL_SURVEYS = "chanlayer_cluster_partial_surveys_total", Counter, Count, [],
+        "Cluster mode: cluster-wide answers (group size, members, flush) given without some nodes.";
+    /// Client prefixes held.
+    CLUSTER_PREFIXES = "chanlayer_cluster_prefix_subscriptions", Gauge, Count, [],
+        "Cluster mode: client prefixes this node holds and serves on NATS.";
     /// Build information.
     BUILD_INFO = "chanlayer_build_info", Gauge, Count, ["version"],
         "Always 1; the version label says which build runs.";
@@ -160,7 +190,8 @@ mod tests {
             for label in m.labels {
                 assert!(
                     [
-                        "method", "code", "reason", "limit", "state", "kind", "version", "op"
+                        "method", "code", "reason", "limit", "state", "kind", "version", "op",
+                        "origin"
                     ]
                     .contains(label),
                     "{}: unbounded label {label}",

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::{config::ServeArgs, core::Limit, hub::Hub, metrics::names::*};
+use crate::{cluster::Cluster, config::ServeArgs, core::Limit, hub::Hub, metrics::names::*};
 
 /// Buckets of the latency histograms, in seconds: 50 µs to 10 s.
 pub(super) const LATENCY_BUCKETS: &[f64] = &[
@@ -119,6 +119,34 @@ pub(crate) fn refresh(hub: &Hub, ready: bool) {
     counter!(SESSIONS_RELEASED).absolute(s.sessions_released_total);
     gauge!(UPTIME).set(s.uptime.as_secs_f64());
     gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Copies the cluster's counters into the recorder (at each scrape).
+pub(crate) fn refresh_cluster(cluster: &Cluster) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = cluster.stats();
+    gauge!(CLUSTER_CONNECTED).set(if *cluster.connected().borrow() {
+        1.0
+    } else {
+        0.0
+    });
+    gauge!(CLUSTER_NODES).set(cluster.nodes_seen() as f64);
+    gauge!(CLUSTER_PREFIXES).set(cluster.prefixes_held() as f64);
+    counter!(CLUSTER_RECONNECTS).absolute(s.reconnects.load(Relaxed));
+    counter!(CLUSTER_PUBLISHED, "kind" => "group_send")
+        .absolute(s.group_sends_published.load(Relaxed));
+    counter!(CLUSTER_PUBLISHED, "kind" => "request").absolute(s.requests_sent.load(Relaxed));
+    counter!(CLUSTER_RECEIVED, "kind" => "group_send")
+        .absolute(s.group_sends_received.load(Relaxed));
+    counter!(CLUSTER_RECEIVED, "kind" => "request").absolute(s.requests_received.load(Relaxed));
+    counter!(CLUSTER_DELIVERIES, "origin" => "remote")
+        .absolute(s.remote_group_deliveries.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "no_owner").absolute(s.no_owner.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "backlog_full").absolute(s.backlog_full.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "bad_envelope").absolute(s.bad_envelopes.load(Relaxed));
+    counter!(CLUSTER_REQUEST_ERRORS, "reason" => "timeout")
+        .absolute(s.request_timeouts.load(Relaxed));
+    counter!(CLUSTER_PARTIAL_SURVEYS).absolute(s.partial_surveys.load(Relaxed));
 }
 
 #[cfg(test)]

@@ -1,0 +1,543 @@
+//! Cluster mode against a real NATS cluster: three `nats-server` processes routed to each
+//! other on loopback and two or three chanlayer nodes as real processes, each node on its
+//! own NATS server. Every test asserts counts.
+
+#[path = "support/nats.rs"]
+mod nats;
+mod support;
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use chanlayer_client::{Client, SendOptions};
+use nats::NatsCluster;
+use support::{Server, eventually};
+
+/// The tests run one at a time: each has a NATS cluster and several nodes on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const NS: &str = "cluster";
+
+/// A chanlayer node joined to server `server` of `nats` (listing the others after it).
+fn node(nats: &NatsCluster, server: usize, name: &str, extra: &[&str]) -> Server {
+    let urls = nats.urls_from(server);
+    let mut args = vec![
+        "--cluster-nats-url",
+        &urls,
+        "--cluster-node-name",
+        name,
+        "--cluster-heartbeat-ms",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    assert!(
+        wait_ready(&server, Duration::from_secs(10)),
+        "node {name} did not become ready"
+    );
+    server
+}
+
+fn wait_ready(server: &Server, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if server.http_get("/readyz").0 == 200 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Waits until every node has heard the others' heartbeats.
+fn wait_nodes(nodes: &[&Server]) {
+    let want = (nodes.len() - 1) as f64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if nodes
+            .iter()
+            .all(|n| n.scrape().value("chanlayer_cluster_nodes") >= want)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the nodes did not see each other");
+}
+
+fn b(s: String) -> Bytes {
+    Bytes::from(s)
+}
+
+fn opts(capacity: u32, expiry: Option<Duration>) -> SendOptions {
+    SendOptions { capacity, expiry }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let session = on_b.session().await.unwrap();
+
+    // A plain send, received on B.
+    let channel = session.new_channel("specific");
+    on_a.send(&channel, "hello").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), session.receive(&channel))
+        .await
+        .expect("delivered")
+        .unwrap();
+    assert_eq!(&got.payload[..], b"hello");
+
+    // Capacity 3, enforced by B's core, refused on A with B's reason.
+    let full = session.new_channel("specific");
+    for i in 0..3 {
+        on_a.send_with(&full, format!("m{i}"), opts(3, None))
+            .await
+            .unwrap();
+    }
+    let error = on_a
+        .send_with(&full, "m3", opts(3, None))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason().as_deref(), Some("CHANNEL_FULL"), "{error:?}");
+    assert_eq!(on_b.channel_info(&full).await.unwrap().queued_messages, 3);
+
+    // Expiry, counted on B from the message's arrival.
+    let short = session.new_channel("specific");
+    on_a.send_with(
+        &short,
+        "soon gone",
+        opts(0, Some(Duration::from_millis(200))),
+    )
+    .await
+    .unwrap();
+    on_a.send_with(&short, "kept", opts(0, None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let got = session.receive(&short).await.unwrap();
+    assert_eq!(&got.payload[..], b"kept");
+
+    // A session stream's send to B's channel, acknowledged in order with local sends.
+    let sender = on_a.session().await.unwrap();
+    let local = sender.new_channel("specific");
+    let remote = session.new_channel("specific");
+    let mut acks = Vec::new();
+    for i in 0..200 {
+        let target = if i % 2 == 0 { &remote } else { &local };
+        acks.push(sender.send(target, b(format!("{i}")), opts(1000, None)));
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    for i in (0..200).step_by(2) {
+        let got = session.receive(&remote).await.unwrap();
+        assert_eq!(got.payload, b(format!("{i}")));
+    }
+    assert_eq!(
+        on_a.channel_info(&local).await.unwrap().queued_messages,
+        100
+    );
+    // The remote messages are on B, not on A.
+    assert_eq!(on_a.channel_info(&remote).await.unwrap().queued_messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_sessions_get_an_immediate_send_from_another_node() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let mut delivered = 0;
+    for i in 0..100 {
+        let session = on_b.session().await.unwrap();
+        let channel = session.new_channel("specific");
+        on_a.send(&channel, format!("{i}")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), session.receive(&channel)).await;
+        if let Ok(Ok(m)) = got {
+            assert_eq!(m.payload, b(format!("{i}")));
+            delivered += 1;
+        }
+        session.close().unwrap();
+    }
+    assert_eq!(delivered, 100, "fresh sessions: {delivered}/100");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_sends_from_every_node_reach_each_member_once_in_order() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let nodes = [
+        node(&nats, 0, "a", &[]),
+        node(&nats, 1, "b", &[]),
+        node(&nats, 2, "c", &[]),
+    ];
+    wait_nodes(&nodes.iter().collect::<Vec<_>>());
+    let clients = [
+        nodes[0].client(NS).await,
+        nodes[1].client(NS).await,
+        nodes[2].client(NS).await,
+    ];
+    // Two members on A, one on B, none on C; the one on B added through C (forwarded).
+    let sa = clients[0].session().await.unwrap();
+    let sb = clients[1].session().await.unwrap();
+    let members = [
+        (0, sa.new_channel("specific")),
+        (0, sa.new_channel("specific")),
+        (1, sb.new_channel("specific")),
+    ];
+    for (i, (owner, channel)) in members.iter().enumerate() {
+        let via = if i == 2 { 2 } else { *owner };
+        assert!(clients[via].group_add("room", channel).await.unwrap());
+    }
+    assert_eq!(clients[2].group_size("room").await.unwrap(), 3);
+    let mut listed = clients[2].group_members("room").await.unwrap();
+    listed.sort();
+    let mut expected: Vec<String> = members.iter().map(|(_, c)| c.clone()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    const SENDS: usize = 1_000;
+    let mut senders = Vec::new();
+    for (n, client) in clients.iter().enumerate() {
+        let client = client.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..SENDS {
+                client
+                    .group_send_with("room", format!("{n}:{i}"), opts(10_000, None), Vec::new())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    for (owner, channel) in &members {
+        let session = if *owner == 0 { &sa } else { &sb };
+        let mut last: HashMap<String, i64> = HashMap::new();
+        let mut count = 0;
+        while count < 3 * SENDS {
+            let batch =
+                tokio::time::timeout(Duration::from_secs(10), session.receive_many(channel, 500))
+                    .await
+                    .unwrap_or_else(|_| panic!("{channel}: only {count} of {} arrived", 3 * SENDS))
+                    .unwrap();
+            for m in batch {
+                let text = String::from_utf8(m.payload.to_vec()).unwrap();
+                let (sender, i) = text.split_once(':').unwrap();
+                let i: i64 = i.parse().unwrap();
+                let previous = last.insert(sender.to_owned(), i).unwrap_or(-1);
+                assert_eq!(i, previous + 1, "{channel}: out of order from {sender}");
+                count += 1;
+            }
+        }
+        assert_eq!(count, 3 * SENDS);
+        let left = clients[*owner].channel_info(channel).await.unwrap();
+        assert_eq!(left.queued_messages, 0, "{channel} got more than once");
+    }
+    // The memberless node delivered nothing.
+    let c_stats = clients[2].stats().await.unwrap();
+    assert_eq!(c_stats.messages_delivered_total, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_add_right_after_a_session_opens_loses_no_remote_group_send() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let mut delivered = 0;
+    const ROUNDS: usize = 200;
+    for i in 0..ROUNDS {
+        let session = on_b.session().await.unwrap();
+        let channel = session.new_channel("specific");
+        let group = format!("g{i}");
+        // Added from A: forwarded to B, which holds the channel.
+        assert!(on_a.group_add(&group, &channel).await.unwrap());
+        let sent = on_a.group_send(&group, format!("{i}")).await.unwrap();
+        assert_eq!(sent.delivered, 0, "the member is B's, not A's");
+        if let Ok(Ok(m)) =
+            tokio::time::timeout(Duration::from_secs(2), session.receive(&channel)).await
+        {
+            assert_eq!(m.payload, b(format!("{i}")));
+            delivered += 1;
+        }
+        session.close().unwrap();
+    }
+    assert_eq!(delivered, ROUNDS, "{delivered}/{ROUNDS}");
+    // Closed sessions took their memberships with them, cluster-wide.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            on_a.group_size("g0").await.unwrap() == 0
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_and_flush_answer_for_the_whole_cluster() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    wait_nodes(&[&a, &b_node]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let sa = on_a.session().await.unwrap();
+    let sb = on_b.session().await.unwrap();
+    for s in [&sa, &sb] {
+        for _ in 0..3 {
+            let c = s.new_channel("specific");
+            on_a.group_add("everyone", &c).await.unwrap();
+            on_a.send(&c, "queued").await.unwrap();
+        }
+    }
+    assert_eq!(on_a.group_size("everyone").await.unwrap(), 6);
+    assert_eq!(on_b.group_size("everyone").await.unwrap(), 6);
+    assert_eq!(on_b.group_members("everyone").await.unwrap().len(), 6);
+    let flushed = on_b.flush().await.unwrap();
+    assert_eq!(flushed.dropped_messages, 6);
+    // Every cluster metric is exported in cluster mode, and counts what happened.
+    let metrics = a.scrape();
+    for metric in chanlayer::metrics::METRICS {
+        if metric.name.starts_with("chanlayer_cluster_") {
+            assert!(metrics.has(metric.name), "{} is not exported", metric.name);
+        }
+    }
+    assert_eq!(metrics.value("chanlayer_cluster_connected"), 1.0);
+    assert_eq!(metrics.value("chanlayer_cluster_nodes"), 1.0);
+    assert!(metrics.sum("chanlayer_cluster_published_total", &["kind=\"request\""]) >= 3.0);
+    assert_eq!(on_a.group_size("everyone").await.unwrap(), 0);
+    assert_eq!(on_a.stats().await.unwrap().queued_messages, 0);
+    assert_eq!(on_b.stats().await.unwrap().queued_messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let open = |prefix: &str| chanlayer::proto::v1::OpenOperation {
+        namespace: NS.into(),
+        client_prefix: prefix.into(),
+        ..Default::default()
+    };
+    let held = on_a.open_session(open("taken1")).await.unwrap();
+    let Err(error) = on_b.open_session(open("taken1")).await else {
+        panic!("a prefix held on A was accepted on B");
+    };
+    assert_eq!(
+        error.reason().as_deref(),
+        Some("CLIENT_PREFIX_IN_USE"),
+        "{error:?}"
+    );
+    // A receive on another node's channel is refused, not stolen.
+    let theirs = held.new_channel("specific");
+    let mine = on_b.session().await.unwrap();
+    let error = mine.receive(&theirs).await.unwrap_err();
+    assert_eq!(
+        error.reason().as_deref(),
+        Some("CHANNEL_NOT_OWNED"),
+        "{error:?}"
+    );
+    // Once released, the prefix is free on B.
+    held.close().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            on_b.open_session(open("taken1")).await.is_ok()
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_leaves_the_others_serving() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let mut b_node = node(&nats, 1, "b", &[]);
+    wait_nodes(&[&a, &b_node]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let sa = on_a.session().await.unwrap();
+    let sb = on_b.session().await.unwrap();
+    let mine = sa.new_channel("specific");
+    let theirs = sb.new_channel("specific");
+    on_a.group_add("room", &mine).await.unwrap();
+    on_a.group_add("room", &theirs).await.unwrap();
+    assert_eq!(on_a.group_size("room").await.unwrap(), 2);
+
+    b_node.kill();
+    const SENDS: usize = 1_000;
+    let mut slowest = Duration::ZERO;
+    for i in 0..SENDS {
+        let started = Instant::now();
+        on_a.group_send_with("room", format!("{i}"), opts(10_000, None), Vec::new())
+            .await
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    // A send to the dead node's channel neither hangs nor fails.
+    let started = Instant::now();
+    on_a.send(&theirs, "to the dead").await.unwrap();
+    slowest = slowest.max(started.elapsed());
+    assert!(
+        slowest < Duration::from_millis(2_500),
+        "an operation took {slowest:?}"
+    );
+    let mut count = 0;
+    while count < SENDS {
+        let batch = tokio::time::timeout(Duration::from_secs(5), sa.receive_many(&mine, 500))
+            .await
+            .expect("A's own member keeps receiving")
+            .unwrap();
+        count += batch.len();
+    }
+    assert_eq!(count, SENDS, "survivors: {count}/{SENDS}");
+    // The dead node's members leave the cluster view once its heartbeats stop.
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            on_a.group_size("room").await.unwrap() == 1
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let timeout = ["--cluster-request-timeout-ms", "1000"];
+    let a = node(&nats, 0, "a", &timeout);
+    let b_node = node(&nats, 1, "b", &timeout);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let sa = on_a.session().await.unwrap();
+    let sb = on_b.session().await.unwrap();
+    let mine = sa.new_channel("specific");
+    let theirs = sb.new_channel("specific");
+    on_a.group_add("room", &mine).await.unwrap();
+
+    let pid = b_node.pid().to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill runs")
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let error = on_a.send(&theirs, "lost?").await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(
+        error.reason().as_deref(),
+        Some("OWNER_UNREACHABLE"),
+        "{error:?}"
+    );
+    assert!(took < Duration::from_millis(2_500), "took {took:?}");
+    // A's own traffic goes on meanwhile.
+    for i in 0..100 {
+        on_a.group_send("room", format!("{i}")).await.unwrap();
+    }
+    let got = sa.receive_many(&mine, 100).await.unwrap();
+    assert!(!got.is_empty());
+    signal("-CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_killed_moves_its_node_to_another() {
+    let _serial = SERIAL.lock().await;
+    let mut nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    let sb = on_b.session().await.unwrap();
+    let theirs = sb.new_channel("specific");
+    on_a.group_add("room", &theirs).await.unwrap();
+
+    nats.servers[1].kill();
+    // B reconnects to another server; delivery from A to B's member comes back.
+    let back = eventually(Duration::from_secs(10), || async {
+        on_a.group_send("room", "ping").await.is_ok()
+            && matches!(
+                tokio::time::timeout(Duration::from_millis(300), sb.receive(&theirs)).await,
+                Ok(Ok(_))
+            )
+    })
+    .await;
+    assert!(
+        back,
+        "B's member did not receive again after its NATS server died"
+    );
+    let mut delivered = 0;
+    for i in 0..100 {
+        on_a.group_send_with("room", format!("{i}"), opts(1_000, None), Vec::new())
+            .await
+            .unwrap();
+    }
+    while delivered < 100 {
+        let batch = tokio::time::timeout(Duration::from_secs(5), sb.receive_many(&theirs, 100))
+            .await
+            .expect("delivered")
+            .unwrap();
+        delivered += batch.iter().filter(|m| &m.payload[..] != b"ping").count();
+    }
+    assert_eq!(delivered, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_all_of_nats_down_cluster_operations_fail_fast_and_local_ones_work() {
+    let _serial = SERIAL.lock().await;
+    let mut nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let on_a: Client = a.client(NS).await;
+    let sa = on_a.session().await.unwrap();
+    let mine = sa.new_channel("specific");
+
+    for server in &mut nats.servers {
+        server.kill();
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while a.http_get("/readyz").0 == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still ready 3 s after NATS went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let error = on_a.group_send("room", "x").await.unwrap_err();
+    assert_eq!(
+        error.reason().as_deref(),
+        Some("CLUSTER_UNAVAILABLE"),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    // The node's own channels still work.
+    on_a.send(&mine, "local").await.unwrap();
+    assert_eq!(&sa.receive(&mine).await.unwrap().payload[..], b"local");
+
+    for server in &mut nats.servers {
+        server.restart();
+    }
+    nats.wait_routed(Duration::from_secs(15));
+    assert!(
+        wait_ready(&a, Duration::from_secs(10)),
+        "not ready after NATS came back"
+    );
+    on_a.group_add("room", &mine).await.unwrap();
+    assert_eq!(on_a.group_send("room", "y").await.unwrap().delivered, 1);
+}

@@ -1,0 +1,204 @@
+//! A real NATS cluster for the cluster-mode tests: three `nats-server` processes with
+//! routes between them on loopback, each killed when dropped. The binary is
+//! `$CHANLAYER_NATS_SERVER`, else `nats-server` on PATH (`./scripts/test` installs both
+//! Debian's and a current one and runs the suite with each).
+#![allow(dead_code)]
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The nats-server binary the tests use.
+pub fn nats_server_bin() -> String {
+    std::env::var("CHANLAYER_NATS_SERVER").unwrap_or_else(|_| "nats-server".into())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One server of the cluster.
+pub struct NatsServer {
+    child: Option<Child>,
+    config: PathBuf,
+    /// Client port.
+    pub port: u16,
+    /// Monitoring port.
+    pub monitor: u16,
+}
+
+impl NatsServer {
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(["-c", self.config.to_str().expect("utf-8 path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (install nats-server or set CHANLAYER_NATS_SERVER): {e}",
+                    nats_server_bin()
+                )
+            });
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same ports.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.monitor)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        Some(body)
+    }
+
+    /// How many routes to other servers it has.
+    pub fn routes(&self) -> usize {
+        self.get("/routez")
+            .and_then(|b| {
+                let at = b.find("\"num_routes\":")? + "\"num_routes\":".len();
+                b[at..]
+                    .trim_start()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three NATS servers routed to each other.
+pub struct NatsCluster {
+    /// The servers.
+    pub servers: Vec<NatsServer>,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl NatsCluster {
+    /// Starts three servers and waits until each has its two routes.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "chanlayer-nats-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ports: Vec<(u16, u16, u16)> = (0..3)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let mut servers = Vec::new();
+        for (i, (port, monitor, route)) in ports.iter().enumerate() {
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, (_, _, r))| format!("nats-route://127.0.0.1:{r}"))
+                .collect();
+            let config = dir.join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
+                     ping_interval: \"1s\"\nwrite_deadline: \"2s\"\nmax_payload: 8MB\n\
+                     cluster {{\n  name: chanlayer-test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                ),
+            )
+            .expect("config written");
+            let mut server = NatsServer {
+                child: None,
+                config,
+                port: *port,
+                monitor: *monitor,
+            };
+            server.spawn();
+            servers.push(server);
+        }
+        let cluster = Self {
+            servers,
+            _dir: TempDir(dir),
+        };
+        cluster.wait_routed(Duration::from_secs(15));
+        cluster
+    }
+
+    /// Waits until every running server has routes to the two others.
+    pub fn wait_routed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self
+                .servers
+                .iter()
+                .filter(|s| s.child.is_some())
+                .all(|s| s.routes() >= 2)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the NATS servers did not route to each other within {timeout:?}");
+    }
+
+    /// The URLs with server `first`'s first, as a node next to that server lists them.
+    pub fn urls_from(&self, first: usize) -> String {
+        let mut urls = vec![self.servers[first].url()];
+        urls.extend(
+            self.servers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != first)
+                .map(|(_, s)| s.url()),
+        );
+        urls.join(",")
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
