@@ -1,0 +1,102 @@
+//! What a node receives from the others: group sends for its members, and the operations
+//! other nodes forward to the client prefixes it holds.
+
+use super::*;
+
+impl Cluster {
+    pub(super) async fn read_groups(self: Arc<Self>, mut sub: Subscriber) {
+        while let Some(message) = sub.next().await {
+            let Some(hub) = self.hub() else { return };
+            let envelope = match Envelope::decode(message.payload) {
+                Ok(e) if e.version == VERSION => e,
+                _ => {
+                    self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let Some(Op::GroupSend(op)) = envelope.op else {
+                self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            self.stats
+                .group_sends_received
+                .fetch_add(1, Ordering::Relaxed);
+            let default = usize::try_from(op.default_capacity).unwrap_or(usize::MAX);
+            let rules = match CapacityRules::compile(default, &rules_from_wire(&op.rules)) {
+                Ok(rules) => rules,
+                Err(error) => {
+                    tracing::warn!(%error, "a group send from another node has bad capacity rules");
+                    self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            match hub.group_send_here(
+                &envelope.namespace,
+                &op.group,
+                op.payload,
+                &rules,
+                Duration::from_millis(op.expiry_ms),
+            ) {
+                Ok((delivered, _)) => {
+                    self.stats
+                        .remote_group_deliveries
+                        .fetch_add(delivered as u64, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "a group send from another node was refused here");
+                }
+            }
+        }
+    }
+
+    /// Serves the requests for one client prefix this node holds.
+    pub(super) async fn serve_prefix(self: Arc<Self>, namespace: String, mut sub: Subscriber) {
+        while let Some(message) = sub.next().await {
+            let Some(reply) = message.reply else {
+                continue;
+            };
+            let Some(hub) = self.hub() else { return };
+            self.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+            let answer = match Envelope::decode(message.payload) {
+                Ok(e) if e.version == VERSION => match e.op {
+                    Some(Op::Probe(_)) => Reply {
+                        outcome: Some(Outcome::Held(true)),
+                    },
+                    Some(Op::Send(op)) => outcome_to_wire(hub.apply_here(
+                        &namespace,
+                        RemoteOp::Send {
+                            channel: op.channel,
+                            payload: op.payload,
+                            capacity: usize::try_from(op.capacity).unwrap_or(usize::MAX),
+                            expiry: Duration::from_millis(op.expiry_ms),
+                        },
+                    )),
+                    Some(Op::GroupAdd(op)) => outcome_to_wire(hub.apply_here(
+                        &namespace,
+                        RemoteOp::GroupAdd {
+                            group: op.group,
+                            channel: op.channel,
+                            group_expiry: Duration::from_millis(op.group_expiry_ms),
+                        },
+                    )),
+                    Some(Op::GroupDiscard(op)) => outcome_to_wire(hub.apply_here(
+                        &namespace,
+                        RemoteOp::GroupDiscard {
+                            group: op.group,
+                            channel: op.channel,
+                        },
+                    )),
+                    Some(Op::GroupSend(_)) | None => {
+                        self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+                _ => {
+                    self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            self.enqueue(reply.to_string(), None, answer.encode_to_vec().into());
+        }
+    }
+}
