@@ -120,8 +120,20 @@ impl Drop for TempDir {
 }
 
 impl NatsCluster {
-    /// Starts three servers and waits until each has its two routes.
+    /// Starts three servers and waits until each has its two routes. A port taken by
+    /// another process between its choice and its use fails an attempt; it is tried again
+    /// on new ports.
     pub fn start() -> Self {
+        for _ in 0..3 {
+            let cluster = Self::start_once();
+            if cluster.routed_within(Duration::from_secs(10)) {
+                return cluster;
+            }
+        }
+        panic!("three attempts to start a routed NATS cluster failed");
+    }
+
+    fn start_once() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "chanlayer-nats-{}-{}",
             std::process::id(),
@@ -159,16 +171,21 @@ impl NatsCluster {
             server.spawn();
             servers.push(server);
         }
-        let cluster = Self {
+        Self {
             servers,
             _dir: TempDir(dir),
-        };
-        cluster.wait_routed(Duration::from_secs(15));
-        cluster
+        }
     }
 
     /// Waits until every running server has routes to the two others.
     pub fn wait_routed(&self, timeout: Duration) {
+        assert!(
+            self.routed_within(timeout),
+            "the NATS servers did not route to each other within {timeout:?}"
+        );
+    }
+
+    fn routed_within(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self
@@ -177,11 +194,11 @@ impl NatsCluster {
                 .filter(|s| s.child.is_some())
                 .all(|s| s.routes() >= 2)
             {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the NATS servers did not route to each other within {timeout:?}");
+        false
     }
 
     /// The URLs with server `first`'s first, as a node next to that server lists them.
