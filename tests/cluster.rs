@@ -12,6 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use chanlayer::proto::v1 as pb;
 use chanlayer_client::{Client, SendOptions};
 use nats::NatsCluster;
 use support::{Server, eventually};
@@ -24,14 +25,10 @@ const NS: &str = "cluster";
 /// A chanlayer node joined to server `server` of `nats` (listing the others after it).
 fn node(nats: &NatsCluster, server: usize, name: &str, extra: &[&str]) -> Server {
     let urls = nats.urls_from(server);
-    let mut args = vec![
-        "--cluster-nats-url",
-        &urls,
-        "--cluster-node-name",
-        name,
-        "--cluster-heartbeat-ms",
-        "200",
-    ];
+    let mut args = vec!["--cluster-nats-url", &urls, "--cluster-node-name", name];
+    if !extra.contains(&"--cluster-heartbeat-ms") {
+        args.extend(["--cluster-heartbeat-ms", "200"]);
+    }
     args.extend_from_slice(extra);
     let server = Server::start(&args);
     assert!(
@@ -330,7 +327,7 @@ async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
     let b_node = node(&nats, 1, "b", &[]);
     let on_a = a.client(NS).await;
     let on_b = b_node.client(NS).await;
-    let open = |prefix: &str| chanlayer::proto::v1::OpenOperation {
+    let open = |prefix: &str| pb::OpenOperation {
         namespace: NS.into(),
         client_prefix: prefix.into(),
         ..Default::default()
@@ -367,8 +364,10 @@ async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
 async fn a_killed_node_leaves_the_others_serving() {
     let _serial = SERIAL.lock().await;
     let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let mut b_node = node(&nats, 1, "b", &[]);
+    // Heartbeats every second: the dead node is waited for during three of them.
+    let slow_beats = ["--cluster-heartbeat-ms", "1000"];
+    let a = node(&nats, 0, "a", &slow_beats);
+    let mut b_node = node(&nats, 1, "b", &slow_beats);
     wait_nodes(&[&a, &b_node]);
     let on_a = a.client(NS).await;
     let on_b = b_node.client(NS).await;
@@ -381,6 +380,18 @@ async fn a_killed_node_leaves_the_others_serving() {
     assert_eq!(on_a.group_size("room").await.unwrap(), 2);
 
     b_node.kill();
+    // Until its heartbeats are overdue, the dead node is waited for, and the answer says
+    // that its part is missing.
+    let answer = on_a
+        .grpc()
+        .get_group(pb::GetGroupRequest {
+            namespace: NS.into(),
+            group: "room".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((answer.member_count, answer.missing_nodes), (1, 1));
     const SENDS: usize = 1_000;
     let mut slowest = Duration::ZERO;
     for i in 0..SENDS {
@@ -407,10 +418,19 @@ async fn a_killed_node_leaves_the_others_serving() {
         count += batch.len();
     }
     assert_eq!(count, SENDS, "survivors: {count}/{SENDS}");
-    // The dead node's members leave the cluster view once its heartbeats stop.
+    // Once its heartbeats are overdue, nobody waits for the dead node.
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            on_a.group_size("room").await.unwrap() == 1
+        eventually(Duration::from_secs(5), || async {
+            let answer = on_a
+                .grpc()
+                .get_group(pb::GetGroupRequest {
+                    namespace: NS.into(),
+                    group: "room".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            (answer.member_count, answer.missing_nodes) == (1, 0)
         })
         .await
     );

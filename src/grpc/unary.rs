@@ -98,6 +98,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         Ok(Response::new(pb::GetGroupResponse {
             group: r.group,
             member_count: size as u32,
+            missing_nodes: missing as u32,
         }))
     }
 
@@ -144,6 +145,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
                 .collect(),
             next_page_token,
             total_size: page.total as u32,
+            missing_nodes: missing as u32,
         }))
     }
 

@@ -13,6 +13,11 @@ export interface GetGroupResponse {
    * How many unexpired members the group has.
    */
   'memberCount'?: (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their members
+   * are not counted. Always 0 on a single node.
+   */
+  'missingNodes'?: (number);
 }
 
 /**
@@ -27,4 +32,9 @@ export interface GetGroupResponse__Output {
    * How many unexpired members the group has.
    */
   'memberCount': (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their members
+   * are not counted. Always 0 on a single node.
+   */
+  'missingNodes': (number);
 }

@@ -18,6 +18,11 @@ export interface ListGroupMembersResponse {
    * How many unexpired members the group has in all.
    */
   'totalSize'?: (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their members
+   * are neither listed nor counted. Always 0 on a single node.
+   */
+  'missingNodes'?: (number);
 }
 
 /**
@@ -36,4 +41,9 @@ export interface ListGroupMembersResponse__Output {
    * How many unexpired members the group has in all.
    */
   'totalSize': (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their members
+   * are neither listed nor counted. Always 0 on a single node.
+   */
+  'missingNodes': (number);
 }

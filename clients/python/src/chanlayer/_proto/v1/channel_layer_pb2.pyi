@@ -429,19 +429,25 @@ class GetGroupResponse(_message.Message):
 
     GROUP_FIELD_NUMBER: _builtins.int
     MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    MISSING_NODES_FIELD_NUMBER: _builtins.int
     group: _builtins.str
     """The group name."""
     member_count: _builtins.int
     """How many unexpired members the group has."""
+    missing_nodes: _builtins.int
+    """In cluster mode, how many nodes known to be up did not answer in time: their members
+    are not counted. Always 0 on a single node.
+    """
     def __init__(
         self,
         *,
         group: _builtins.str = ...,
         member_count: _builtins.int = ...,
+        missing_nodes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "member_count", b"member_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "member_count", b"member_count", "missing_nodes", b"missing_nodes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -516,10 +522,15 @@ class ListGroupMembersResponse(_message.Message):
     MEMBERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    MISSING_NODES_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """The token of the next page, or empty when this page is the last."""
     total_size: _builtins.int
     """How many unexpired members the group has in all."""
+    missing_nodes: _builtins.int
+    """In cluster mode, how many nodes known to be up did not answer in time: their members
+    are neither listed nor counted. Always 0 on a single node.
+    """
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupMember]:
         """The members of this page, in name order."""
@@ -530,10 +541,11 @@ class ListGroupMembersResponse(_message.Message):
         members: _abc.Iterable[Global___GroupMember] | None = ...,
         next_page_token: _builtins.str = ...,
         total_size: _builtins.int = ...,
+        missing_nodes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "missing_nodes", b"missing_nodes", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
