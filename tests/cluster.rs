@@ -65,6 +65,20 @@ fn wait_nodes(nodes: &[&Server]) {
     panic!("the nodes did not see each other");
 }
 
+/// GetGroup's member count and missing nodes.
+async fn group_answer(client: &Client, group: &str) -> (u32, u32) {
+    let answer = client
+        .grpc()
+        .get_group(pb::GetGroupRequest {
+            namespace: NS.into(),
+            group: group.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (answer.member_count, answer.missing_nodes)
+}
+
 fn b(s: String) -> Bytes {
     Bytes::from(s)
 }
@@ -382,16 +396,7 @@ async fn a_killed_node_leaves_the_others_serving() {
     b_node.kill();
     // Until its heartbeats are overdue, the dead node is waited for, and the answer says
     // that its part is missing.
-    let answer = on_a
-        .grpc()
-        .get_group(pb::GetGroupRequest {
-            namespace: NS.into(),
-            group: "room".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((answer.member_count, answer.missing_nodes), (1, 1));
+    assert_eq!(group_answer(&on_a, "room").await, (1, 1));
     const SENDS: usize = 1_000;
     let mut slowest = Duration::ZERO;
     for i in 0..SENDS {
@@ -421,16 +426,7 @@ async fn a_killed_node_leaves_the_others_serving() {
     // Once its heartbeats are overdue, nobody waits for the dead node.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            let answer = on_a
-                .grpc()
-                .get_group(pb::GetGroupRequest {
-                    namespace: NS.into(),
-                    group: "room".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            (answer.member_count, answer.missing_nodes) == (1, 0)
+            group_answer(&on_a, "room").await == (1, 0)
         })
         .await
     );
