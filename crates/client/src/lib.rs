@@ -19,7 +19,7 @@
 //! many concurrent sends cost one frame, not one each.
 //!
 //! The crate also builds `chanlayer-loadgen` (feature `loadgen`, on by default), the load
-//! generator that drives a running server (`src/bin/loadgen.rs`, docs/benchmarks.md).
+//! generator that drives a running server (`src/bin/loadgen/`, docs/benchmarks.md).
 //!
 //! Layout: this file holds the errors, the options, the received types and [`Client`]'s
 //! unary calls; [`session`] holds the [`Session`] stream and its dispatch of events.

@@ -11,6 +11,8 @@
 //!   (`--pacing tick`) or spaced evenly (`--pacing even`).
 //! - `group`: a group of `--members` channels; times each `GroupSend` call (the fan-out
 //!   to every member) over `--rounds` rounds.
+//! - `fanout`: group sends across the nodes of a cluster (`--targets`), with local and
+//!   remote delivery latency (see `fanout.rs`).
 //! - `memory`: holds `--pending` receives on one session and fills `--channels` channels
 //!   with `--depth` messages each, then reports the server's resident memory
 //!   (`--server-pid`, read from /proc).
@@ -28,6 +30,8 @@ use futures_util::{StreamExt, stream::FuturesUnordered};
 
 use chanlayer_client::{Client, ClientError, ConnectOptions, SendOptions, Session};
 
+mod fanout;
+
 /// The scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -37,6 +41,8 @@ pub enum Scenario {
     Group,
     /// Server memory with many pending receives and queued messages.
     Memory,
+    /// Group sends across the nodes of a cluster.
+    Fanout,
 }
 
 /// How a rate is kept.
@@ -103,6 +109,18 @@ pub struct LoadgenArgs {
     /// The namespace the benchmark works in (flushed first).
     #[arg(long, default_value = "bench")]
     pub namespace: String,
+    /// `fanout`: the nodes to drive, comma-separated (default: `--target` alone).
+    #[arg(long)]
+    pub targets: Option<String>,
+    /// `fanout`: how many groups.
+    #[arg(long, default_value_t = 100)]
+    pub groups: usize,
+    /// `fanout`: members per group, spread over the nodes.
+    #[arg(long, default_value_t = 30)]
+    pub group_members: usize,
+    /// `fanout`: how long the senders send, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
     /// The bearer token of a server started with an auth token.
     #[arg(long, env = "CHANLAYER_AUTH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -159,6 +177,7 @@ async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
         Scenario::Stream => stream(&args).await,
         Scenario::Group => group(&client, &args).await,
         Scenario::Memory => memory(&client, &args).await,
+        Scenario::Fanout => fanout::fanout(&args).await,
     }
 }
 
@@ -171,11 +190,15 @@ fn payload(size: usize, seq: u64, epoch: Instant) -> Bytes {
 }
 
 async fn connect(args: &LoadgenArgs) -> Result<Client, ClientError> {
+    connect_to(args, &args.target).await
+}
+
+async fn connect_to(args: &LoadgenArgs, target: &str) -> Result<Client, ClientError> {
     let options = ConnectOptions {
         token: args.token.clone(),
         ..Default::default()
     };
-    Client::connect_with(args.target.clone(), args.namespace.clone(), options).await
+    Client::connect_with(target.to_owned(), args.namespace.clone(), options).await
 }
 
 async fn stream(args: &LoadgenArgs) -> Result<(), LoadgenError> {
