@@ -9,7 +9,8 @@
 - the Deployments: the sidecar is a native one (an init container with
   restartPolicy: Always), gRPC probes on the health service, resources set, and
   terminationGracePeriodSeconds above the drain delay plus the shutdown timeout of the
-  config file they mount;
+  config file they mount, and more than one sidecar replica only in cluster mode (else
+  each pod is a channel layer of its own and rooms split);
 - the Dockerfile: multi-stage, copies only paths that exist, builds and ships the
   `chanlayer` binary, runs as a non-root user, exposes the default ports, has no
   HEALTHCHECK;
@@ -157,6 +158,17 @@ def check_scrape_config() -> None:
     print("scrape config checked")
 
 
+def cluster_mode(container: dict, settings: dict) -> bool:
+    """Whether chanlayer in `container` joins a cluster (the flag, its variable or its key)."""
+    env = {e.get("name") for e in container.get("env", [])}
+    args = container.get("args", []) + container.get("command", [])
+    return (
+        bool(settings.get("cluster-nats-url"))
+        or "CHANLAYER_CLUSTER_NATS_URL" in env
+        or any(a.split("=")[0] == "--cluster-nats-url" for a in args)
+    )
+
+
 def load_rendered(paths: list[str]) -> list[tuple[str, dict]]:
     objects = []
     for path in paths:
@@ -212,6 +224,9 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
                 settings = tomllib.loads(data.get("chanlayer.toml", ""))
         if not settings:
             fail(f"{source}: chanlayer mounts no chanlayer.toml")
+        # Sidecars without cluster mode are islands: two pods would split every room.
+        if sidecars and deployment["spec"].get("replicas", 1) != 1 and not cluster_mode(chanlayer, settings):
+            fail(f"{source}: {deployment['spec'].get('replicas')} sidecar replicas without cluster mode split the rooms")
         drain = (settings.get("drain-delay-ms", 0) + settings.get("shutdown-timeout-ms", 5000)) / 1000
         grace = spec.get("terminationGracePeriodSeconds", 30)
         if grace <= drain:
