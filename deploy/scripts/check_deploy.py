@@ -122,12 +122,15 @@ def check_metric_use(metrics: dict[str, str]) -> None:
                 used.add(name)
                 if name not in valid:
                     fail(f"prometheus/alerts.yaml {alert} uses {name}, which the server does not export")
-    # The drops, the queue, sessions and latency must each be watched.
+    # The drops, the queue, sessions and latency must each be watched, and in cluster mode
+    # the NATS connection and the cross-node drops.
     for needed in (
         "chanlayer_messages_dropped_total",
         "chanlayer_queued_messages",
         "chanlayer_sessions",
         "chanlayer_delivery_latency_seconds_bucket",
+        "chanlayer_cluster_connected",
+        "chanlayer_cluster_dropped_total",
     ):
         if needed not in used:
             fail(f"neither the dashboard nor the alerts use {needed}")
