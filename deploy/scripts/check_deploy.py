@@ -281,15 +281,18 @@ def nats_duration(value: str) -> float:
 
 
 def nats_setting(conf: str, key: str) -> str | None:
+    """The value of a top-level `key: value` line of a NATS config, as written."""
     match = re.search(rf"^\s*{key}\s*[:=]\s*(.+?)\s*$", conf, re.MULTILINE)
     return match.group(1) if match else None
 
 
 def selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels only) selects a pod with `labels`."""
     return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
 
 
 def port_matches(rule_ports: list[dict], port: int, port_names: dict[str, int]) -> bool:
+    """Whether a NetworkPolicy rule's ports (numbers or the pod's port names) admit `port`."""
     if not rule_ports:
         return True
     for rule in rule_ports:
@@ -300,8 +303,10 @@ def port_matches(rule_ports: list[dict], port: int, port_names: dict[str, int]) 
 
 
 def allowed(policies: list[dict], src: dict, dst: dict, port: int, dst_ports: dict[str, int]) -> bool:
-    """Whether the NetworkPolicies of one namespace let pods labelled `src` reach `port` of
-    pods labelled `dst` (namespace selectors are taken to match this namespace)."""
+    """Whether NetworkPolicies let pods labelled `src` reach `port` of pods labelled `dst`.
+
+    The policies are those of one namespace; namespace selectors are taken to match it.
+    """
 
     def admitted(direction: str, own: dict, peer: dict) -> bool:
         key, peers = ("egress", "to") if direction == "Egress" else ("ingress", "from")
@@ -322,8 +327,11 @@ def allowed(policies: list[dict], src: dict, dst: dict, port: int, dst_ports: di
 
 
 def check_cluster(objects: list[tuple[str, dict]], nats_server: str | None) -> None:
-    """The cluster overlay: NATS servers that form one cluster, sidecars that list them,
-    and NetworkPolicies that let exactly that traffic through."""
+    """Checks the cluster overlay.
+
+    NATS servers that form one cluster, sidecars that list them, and NetworkPolicies that
+    let exactly that traffic through.
+    """
     by_file: dict[str, list[dict]] = {}
     for source, obj in objects:
         by_file.setdefault(source, []).append(obj)
