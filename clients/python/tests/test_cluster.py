@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from channels.exceptions import ChannelFull
 
-from chanlayer import ChanlayerError, ChannelLayer
+from chanlayer import ChanlayerError, ChannelLayer, ClientPrefixInUse
 
 from .conftest import Server
 from .nats_cluster import NatsCluster, free_port, nats_server_binary, wait_nodes_joined
@@ -304,3 +304,47 @@ async def test_after_b_is_killed_a_serves_its_own_members_and_nothing_hangs(
     finally:
         await inbox_a.stop()
         await inbox_b.stop()
+
+
+async def test_group_discard_and_flush_on_a_reach_what_b_holds(
+    nodes: tuple[Node, Node], make_layer: Callable[..., ChannelLayer]
+) -> None:
+    a, b = nodes
+    on_a = make_layer(a)
+    on_b = make_layer(b)
+    inbox = Inbox(on_b)
+    try:
+        await held(on_a, inbox)
+        kept, dropped = await on_b.new_channel(), await on_b.new_channel()
+        for channel in (kept, dropped):
+            await bounded(on_a.group_add("room", channel))
+        assert await bounded(on_b.group_size("room")) == 2
+        # A discard on A of B's member is applied where the membership lives.
+        await bounded(on_a.group_discard("room", dropped))
+        assert await bounded(on_b.group_members("room")) == [kept]
+        await bounded(on_a.group_send("room", {"type": "test.message", "n": 0}))
+        assert await bounded(on_b.channel_depth(kept)) == 1
+        assert await bounded(on_b.channel_depth(dropped)) == 0
+
+        # A flush on A empties the namespace on every node.
+        await bounded(on_a.flush())
+        assert await bounded(on_b.group_size("room")) == 0
+        assert await bounded(on_b.channel_depth(kept)) == 0
+    finally:
+        await inbox.stop()
+
+
+async def test_a_client_prefix_held_on_b_is_refused_on_a(
+    nodes: tuple[Node, Node], make_layer: Callable[..., ChannelLayer]
+) -> None:
+    a, b = nodes
+    on_b = make_layer(b)
+    inbox = Inbox(on_b)
+    twin = make_layer(a)
+    twin.client_prefix = on_b.client_prefix
+    try:
+        await held(make_layer(a), inbox)
+        with pytest.raises(ClientPrefixInUse):
+            await bounded(twin.receive(await twin.new_channel()))
+    finally:
+        await inbox.stop()
