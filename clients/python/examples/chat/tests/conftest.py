@@ -7,13 +7,16 @@ Environment:
 
 - ``CHANLAYER_BIN``: the server binary (default ``<repo>/target/release/chanlayer``);
 - ``CHROMIUM``: the browser (default ``/usr/bin/chromium``, Debian's ``chromium`` package);
-- ``CHAT_ARTIFACTS``: where logs and screenshots go (default ``<repo>/test-artifacts/chat``).
+- ``CHAT_ARTIFACTS``: where logs and screenshots go (default ``<repo>/test-artifacts/chat``);
+- ``CHANLAYER_NATS_SERVER``: the nats-server of the cluster tests (default: ``nats-server`` on
+  PATH, which ``scripts/install-nats`` installs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -26,6 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 import pytest
@@ -45,6 +49,20 @@ LEASE_GRACE_MS = 2000
 ROOM_COUNT_REFRESH = 0.5
 #: Default bound of every wait on the page, in milliseconds.
 WAIT_MS = 10_000
+
+
+def _load_nats_cluster() -> ModuleType:
+    """The Python client suite's NATS cluster helper, loaded by path (both suites are ``tests``)."""
+    path = REPO / "clients/python/tests/nats_cluster.py"
+    spec = importlib.util.spec_from_file_location("chanlayer_test_nats_cluster", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+nats_cluster = _load_nats_cluster()
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -132,7 +150,7 @@ class Process:
 class Chanlayer(Process):
     """The chanlayer server on a fixed free port, so a restart keeps its address."""
 
-    def __init__(self, name: str = "chanlayer") -> None:
+    def __init__(self, name: str = "chanlayer", cluster: list[str] | None = None) -> None:
         self.port = free_port()
         super().__init__(
             name,
@@ -149,6 +167,9 @@ class Chanlayer(Process):
                 "off",
             ],
         )
+        if cluster is not None:
+            # The flags of a cluster node (nats_cluster.NatsCluster.node_args) replace "off".
+            self.args[-2:] = cluster
         self._listening_lines = 0
 
     @property
@@ -291,6 +312,66 @@ def browser() -> Iterator[BrowserContext]:
 def chat(browser: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Chat]:
     """A fresh deployment for one test, stopped (pages, daphne, chanlayer) afterwards."""
     deployment = Chat(browser, request.node.name)
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+class ClusterChat(Chat):
+    """The chat over two chanlayer nodes: daphne A on node A, daphne B on node B.
+
+    Each node is joined to its own server of a 3-server NATS cluster (listing the others
+    after it); ``chanlayer`` is node A, for the fixtures' ``group_size`` reads.
+    """
+
+    def __init__(self, context: BrowserContext, name: str, binary: str) -> None:
+        self.context = context
+        self.nats = nats_cluster.NatsCluster(binary, ARTIFACTS / "logs" / f"{name}-nats")
+        self.metrics_ports = [free_port(), free_port()]
+        self.nodes = [
+            Chanlayer(
+                f"{name}-chanlayer-{node}",
+                self.nats.node_args(server, node, self.metrics_ports[server]),
+            )
+            for server, node in enumerate("ab")
+        ]
+        self.chanlayer = self.nodes[0]
+        self.daphnes = [
+            Daphne(f"{name}-daphne-{node}", chanlayer)
+            for node, chanlayer in zip("ab", self.nodes, strict=True)
+        ]
+        self.pages = []
+
+    def start(self) -> None:
+        """Start NATS, both nodes (ready and aware of each other), then both daphnes."""
+        self.nats.start()
+        for node in self.nodes:
+            node.start()
+        nats_cluster.wait_nodes_joined(self.metrics_ports)
+        for daphne in self.daphnes:
+            daphne.start()
+
+    def stop(self) -> None:
+        """Stop the pages, the daphne processes and the nodes, then NATS."""
+        try:
+            super().stop()
+            self.nodes[1].stop()
+        finally:
+            self.nats.stop()
+
+
+@pytest.fixture
+def cluster_chat(browser: BrowserContext, request: pytest.FixtureRequest) -> Iterator[ClusterChat]:
+    """A fresh deployment over two chanlayer nodes for one test, stopped afterwards."""
+    binary = nats_cluster.nats_server_binary()
+    if binary is None:
+        message = "nats-server not found: run scripts/install-nats or set CHANLAYER_NATS_SERVER"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    deployment = ClusterChat(browser, request.node.name, binary)
     try:
         deployment.start()
         yield deployment
