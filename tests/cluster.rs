@@ -557,3 +557,52 @@ async fn with_all_of_nats_down_cluster_operations_fail_fast_and_local_ones_work(
     on_a.group_add("room", &mine).await.unwrap();
     assert_eq!(on_a.group_send("room", "y").await.unwrap().delivered, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_sent_before_a_session_opened_reaches_it_on_its_node() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start();
+    let a = node(&nats, 0, "a", &[]);
+    let b_node = node(&nats, 1, "b", &[]);
+    wait_nodes(&[&a, &b_node]);
+    let on_a = a.client(NS).await;
+    let on_b = b_node.client(NS).await;
+    // A layer knows its prefix before its first receive opens a session: sends and
+    // memberships made meanwhile are kept by the node they reached (no node holds the
+    // prefix yet)...
+    let channel = "specific.late1!x";
+    for i in 0..3 {
+        on_a.send(channel, format!("{i}")).await.unwrap();
+    }
+    assert!(on_a.group_add("late-room", channel).await.unwrap());
+    // ...and handed to the node where the session opens.
+    let session = on_b
+        .open_session(pb::OpenOperation {
+            namespace: NS.into(),
+            client_prefix: "late1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let got = tokio::time::timeout(Duration::from_secs(5), session.receive(channel))
+            .await
+            .expect("handed over")
+            .unwrap();
+        assert_eq!(got.payload, b(format!("{i}")));
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            on_a.group_send("late-room", "after")
+                .await
+                .unwrap()
+                .delivered
+                == 0
+                && on_b.channel_info(channel).await.unwrap().queued_messages == 1
+        })
+        .await,
+        "the membership did not move to the session's node"
+    );
+    assert_eq!(on_a.channel_info(channel).await.unwrap().queued_messages, 0);
+    assert_eq!(group_answer(&on_a, "late-room").await, (1, 0));
+}

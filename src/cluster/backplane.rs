@@ -78,15 +78,31 @@ impl Backplane for Cluster {
                 }
             };
             let task = tokio::spawn(Arc::clone(&this).serve_prefix(namespace.clone(), sub));
-            let mut prefixes = this.prefixes.lock();
-            match prefixes
-                .get_mut(&namespace)
-                .and_then(|p| p.get_mut(&prefix))
             {
-                Some(slot) => *slot = Some(task.abort_handle()),
-                // Released while subscribing.
-                None => task.abort(),
+                let mut prefixes = this.prefixes.lock();
+                match prefixes
+                    .get_mut(&namespace)
+                    .and_then(|p| p.get_mut(&prefix))
+                {
+                    Some(slot) => *slot = Some(task.abort_handle()),
+                    // Released while subscribing.
+                    None => task.abort(),
+                }
             }
+            // What other nodes kept for the prefix before this session opened comes here.
+            let claimed = Envelope {
+                version: VERSION,
+                namespace,
+                origin: this.node.clone(),
+                op: Some(Op::Claimed(ClaimedOp {
+                    client_prefix: prefix,
+                })),
+            };
+            this.enqueue(
+                this.subjects.claimed(),
+                None,
+                claimed.encode_to_vec().into(),
+            );
             Ok(())
         }
         .boxed()

@@ -28,7 +28,7 @@ pub(crate) struct Envelope {
     #[prost(string, tag = "3")]
     pub origin: String,
     /// The operation.
-    #[prost(oneof = "Op", tags = "10, 11, 12, 13, 14")]
+    #[prost(oneof = "Op", tags = "10, 11, 12, 13, 14, 15")]
     pub op: Option<Op>,
 }
 
@@ -50,6 +50,17 @@ pub(crate) enum Op {
     /// Whether the receiving node holds a client prefix (it answers only if it does).
     #[prost(message, tag = "14")]
     Probe(ProbeOp),
+    /// The sending node now holds a client prefix: what others kept for it goes there.
+    #[prost(message, tag = "15")]
+    Claimed(ClaimedOp),
+}
+
+/// A client prefix claimed by a new session.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ClaimedOp {
+    /// The prefix.
+    #[prost(string, tag = "1")]
+    pub client_prefix: String,
 }
 
 /// A send.

@@ -86,7 +86,7 @@ impl Cluster {
                             channel: op.channel,
                         },
                     )),
-                    Some(Op::GroupSend(_)) | None => {
+                    Some(Op::GroupSend(_) | Op::Claimed(_)) | None => {
                         self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -97,6 +97,69 @@ impl Cluster {
                 }
             };
             self.enqueue(reply.to_string(), None, answer.encode_to_vec().into());
+        }
+    }
+
+    /// Hands what this node kept for client prefixes that other nodes now hold to those
+    /// nodes: the queued messages of their channels, in order, then their memberships.
+    pub(super) async fn read_claims(self: Arc<Self>, mut sub: Subscriber) {
+        while let Some(message) = sub.next().await {
+            let Some(hub) = self.hub() else { return };
+            let Ok(Envelope {
+                version: VERSION,
+                namespace,
+                op: Some(Op::Claimed(claimed)),
+                ..
+            }) = Envelope::decode(message.payload)
+            else {
+                self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let prefix = claimed.client_prefix;
+            let taken = hub.take_client(&namespace, &prefix);
+            if taken.messages.is_empty() && taken.memberships.is_empty() {
+                continue;
+            }
+            let now = tokio::time::Instant::now().into_std();
+            // Queued now, in order: they leave before anything sent after them.
+            let mut handed = Vec::new();
+            for (channel, messages) in taken.messages {
+                for m in messages {
+                    let op = RemoteOp::Send {
+                        channel: channel.clone(),
+                        payload: m.payload,
+                        // Accepted here already: the owner keeps them whatever its capacity.
+                        capacity: usize::MAX,
+                        expiry: m.expires_at.saturating_duration_since(now),
+                    };
+                    handed.push(self.forward(&namespace, &prefix, op));
+                }
+            }
+            for (group, channel, left) in taken.memberships {
+                let op = RemoteOp::GroupAdd {
+                    group,
+                    channel,
+                    group_expiry: left,
+                };
+                handed.push(self.forward(&namespace, &prefix, op));
+            }
+            let count = handed.len();
+            let cluster = Arc::clone(&self);
+            tokio::spawn(async move {
+                let mut failed = 0;
+                for result in futures_util::future::join_all(handed).await {
+                    if !matches!(result, Ok(Some(_))) {
+                        failed += 1;
+                    }
+                }
+                if failed > 0 {
+                    cluster
+                        .stats
+                        .handover_failures
+                        .fetch_add(failed, Ordering::Relaxed);
+                    tracing::warn!(client_prefix = %prefix, failed, count, "some messages or memberships kept for a client prefix did not reach the node that holds it");
+                }
+            });
         }
     }
 }

@@ -60,9 +60,9 @@ use tokio::{
 pub use self::config::{ClusterArgs, ClusterConfig};
 use self::{
     envelope::{
-        Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op, Outcome, ProbeOp, Question,
-        Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms, outcome_from_wire,
-        outcome_to_wire, rules_from_wire, rules_to_wire,
+        ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op, Outcome, ProbeOp,
+        Question, Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms,
+        outcome_from_wire, outcome_to_wire, rules_from_wire, rules_to_wire,
     },
     subjects::{Subjects, reply_seq},
 };
@@ -101,6 +101,9 @@ pub struct ClusterStats {
     pub reconnects: AtomicU64,
     /// Cluster-wide questions answered without some nodes.
     pub partial_surveys: AtomicU64,
+    /// Messages or memberships kept for a client prefix that could not be handed to the
+    /// node that came to hold it.
+    pub handover_failures: AtomicU64,
 }
 
 /// Why a node could not join its cluster.
@@ -294,6 +297,7 @@ impl Cluster {
         let groups = subscribe(self.subjects.all_groups()).await?;
         let surveys = subscribe(self.subjects.survey()).await?;
         let heartbeats = subscribe(self.subjects.heartbeat()).await?;
+        let claims = subscribe(self.subjects.claimed()).await?;
         let rx = self.outgoing_rx.lock().take().expect("started once");
         let mut tasks = vec![
             tokio::spawn(Arc::clone(self).publish(rx)).abort_handle(),
@@ -301,6 +305,7 @@ impl Cluster {
             tokio::spawn(Arc::clone(self).read_groups(groups)).abort_handle(),
             tokio::spawn(Arc::clone(self).read_surveys(surveys)).abort_handle(),
             tokio::spawn(Arc::clone(self).read_heartbeats(heartbeats)).abort_handle(),
+            tokio::spawn(Arc::clone(self).read_claims(claims)).abort_handle(),
             tokio::spawn(Arc::clone(self).beat()).abort_handle(),
             tokio::spawn(Arc::clone(self).watch_connection()).abort_handle(),
         ];

@@ -12,6 +12,7 @@
 //! | `<root>.v1.g.<ns>.<group>` | group sends, published once, read by every node |
 //! | `<root>.v1.ctl.survey` | cluster-wide questions (group size, members, flush) |
 //! | `<root>.v1.ctl.hb` | heartbeats: which nodes are up |
+//! | `<root>.v1.ctl.claimed` | a node holds a client prefix now: others hand over what they kept for it |
 //! | `<root>.v1.r.<node>.<seq>` | replies to this node's requests |
 
 use std::fmt::Write as _;
@@ -102,6 +103,11 @@ impl Subjects {
     /// Cluster-wide questions.
     pub(crate) fn survey(&self) -> String {
         format!("{}.ctl.survey", self.root)
+    }
+
+    /// Announcements of client prefixes that a node has come to hold.
+    pub(crate) fn claimed(&self) -> String {
+        format!("{}.ctl.claimed", self.root)
     }
 
     /// Heartbeats.

@@ -1,7 +1,10 @@
 //! What removes state from a namespace: flush, the sweep of expired messages and
 //! memberships, and the release of the channels a client prefix owned.
 
-use std::{sync::atomic::Ordering, time::Instant};
+use std::{
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use crate::core::{
     Waiter,
@@ -51,6 +54,16 @@ pub struct ReleaseReport {
     pub dropped_messages: u64,
     /// Memberships of those channels, removed.
     pub memberships: u64,
+}
+
+/// What this node held for a client prefix that another node now holds: the queued
+/// messages of its channels and their memberships, taken out to be handed to that node.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Unexpired messages by channel, oldest first.
+    pub messages: Vec<(String, Vec<Message>)>,
+    /// Unexpired memberships: (group, channel, time left).
+    pub memberships: Vec<(String, String, Duration)>,
 }
 
 impl<W: Waiter> Namespace<W> {
@@ -184,5 +197,62 @@ impl<W: Waiter> Namespace<W> {
                 .fetch_sub(removed_groups, Ordering::Relaxed);
         }
         report
+    }
+
+    /// Takes out the channels of `client_prefix` that have no waiting receive, with their
+    /// unexpired messages, and the memberships of those channels: what a node hands to the
+    /// node that came to hold the prefix (a send or group_add that arrived before its
+    /// session opened). Expired messages are dropped and counted as expired.
+    pub(crate) fn take_client(&self, client_prefix: &str, now: Instant) -> Taken {
+        let mut taken = Taken::default();
+        let owned = |name: &str| client_prefix_of(name) == Some(client_prefix);
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let shard = &mut *guard;
+            let stats = &mut shard.stats;
+            let mut removed_channels = 0;
+            shard.channels.retain(|name, ch| {
+                if !owned(name) || !ch.waiters.is_empty() {
+                    return true;
+                }
+                let queued = ch.queue.len() as u64;
+                stats.queued_messages -= queued;
+                stats.queued_bytes -= ch.bytes as u64;
+                ch.bytes = 0;
+                let live: Vec<Message> =
+                    ch.queue.drain(..).filter(|m| m.expires_at > now).collect();
+                stats.dropped_expired_total += queued - live.len() as u64;
+                if !live.is_empty() {
+                    taken.messages.push((name.to_string(), live));
+                }
+                removed_channels += 1;
+                false
+            });
+            self.channel_count
+                .fetch_sub(removed_channels, Ordering::Relaxed);
+            let mut removed_groups = 0;
+            shard.groups.retain(|group, g| {
+                let removed = g.retain(|name, member| {
+                    if !owned(name) {
+                        return true;
+                    }
+                    if member.expires_at > now {
+                        taken.memberships.push((
+                            group.to_string(),
+                            name.to_owned(),
+                            member.expires_at - now,
+                        ));
+                    }
+                    false
+                });
+                stats.memberships -= removed;
+                let keep = !g.members.is_empty();
+                removed_groups += usize::from(!keep);
+                keep
+            });
+            self.group_count
+                .fetch_sub(removed_groups, Ordering::Relaxed);
+        }
+        taken
     }
 }

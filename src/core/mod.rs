@@ -52,7 +52,7 @@ use std::time::Duration;
 pub use self::{
     capacity::{CapacityRules, DEFAULT_CAPACITY, Pattern},
     channel::{COMPACT_BELOW, GroupSent, Handoff, Message, Received},
-    cleanup::{FlushReport, ReleaseReport, SweepReport},
+    cleanup::{FlushReport, ReleaseReport, SweepReport, Taken},
     error::{Category, CoreError},
     layer::Layer,
     limits::{LIMIT_METADATA_KEY, Limit, Limits},

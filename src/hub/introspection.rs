@@ -4,6 +4,15 @@
 use super::*;
 
 impl Hub {
+    /// Takes out what this node holds for `client_prefix`, which another node now holds
+    /// (see [`core::Taken`]); nothing when the namespace does not exist here.
+    pub(crate) fn take_client(&self, namespace: &str, client_prefix: &str) -> core::Taken {
+        match self.layer.existing(namespace) {
+            Some(ns) => ns.take_client(client_prefix, now()),
+            None => core::Taken::default(),
+        }
+    }
+
     /// True when the namespace exists on this node.
     pub(crate) fn has_namespace(&self, namespace: &str) -> bool {
         self.layer.existing(namespace).is_some()

@@ -153,7 +153,7 @@ metrics_list! {
         "Cluster mode: group messages delivered to this node's members, by origin: local (sent on this node) or remote.";
     /// Cross-node drops.
     CLUSTER_DROPPED = "chanlayer_cluster_dropped_total", Counter, Count, ["reason"],
-        "Cluster mode: cross-node messages not delivered as addressed, by reason: no_owner (no node held the channel; kept here), backlog_full (the publish queue was full), bad_envelope (unreadable).";
+        "Cluster mode: cross-node messages not delivered as addressed, by reason: no_owner (no node held the channel; kept here), backlog_full (the publish queue was full), bad_envelope (unreadable), handover_failed (kept for a client prefix before its session opened, and not handed to the node that holds it).";
     /// Forwarded operations that failed.
     CLUSTER_REQUEST_ERRORS = "chanlayer_cluster_request_errors_total", Counter, Count, ["reason"],
         "Cluster mode: forwarded operations that failed, by reason: timeout (the owner did not answer).";

@@ -144,6 +144,8 @@ pub(crate) fn refresh_cluster(cluster: &Cluster) {
     counter!(CLUSTER_DROPPED, "reason" => "no_owner").absolute(s.no_owner.load(Relaxed));
     counter!(CLUSTER_DROPPED, "reason" => "backlog_full").absolute(s.backlog_full.load(Relaxed));
     counter!(CLUSTER_DROPPED, "reason" => "bad_envelope").absolute(s.bad_envelopes.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "handover_failed")
+        .absolute(s.handover_failures.load(Relaxed));
     counter!(CLUSTER_REQUEST_ERRORS, "reason" => "timeout")
         .absolute(s.request_timeouts.load(Relaxed));
     counter!(CLUSTER_PARTIAL_SURVEYS).absolute(s.partial_surveys.load(Relaxed));
