@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The chat example (clients/python/examples/chat) end to end: two daphne processes on one
-# chanlayer server, driven by Playwright in Debian's chromium (installed here if missing;
-# Playwright never downloads a browser). Logs and screenshots go to test-artifacts/chat.
+# chanlayer server, then on two chanlayer nodes joined through a 3-server NATS cluster
+# (nats-server from scripts/install-nats), driven by Playwright in Debian's chromium
+# (installed here if missing; Playwright never downloads a browser). Logs and screenshots
+# go to test-artifacts/chat.
 #
 # Environment: CHANLAYER_BIN (release server binary), CHANLAYER_VENV (venv with chanlayer).
 set -euo pipefail
