@@ -289,6 +289,10 @@ impl Hub {
         capacity: usize,
         expiry: Duration,
     ) -> Result<bool, HubError> {
+        if self.backplane.is_none() {
+            let ns = self.namespace(namespace)?;
+            return Ok(self.send_in(&ns, channel, payload, capacity, expiry)?.0);
+        }
         let op = RemoteOp::Send {
             channel: channel.to_owned(),
             payload,
