@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop test (tests/interop): one chanlayer server shared by the Django chat example on
+# Interop test (tests/interop), on one chanlayer server and then on three chanlayer nodes in
+# cluster mode (one per gateway, over a 3-server NATS cluster). Shared by the Django chat example on
 # daphne, a Django runworker, the Node WebSocket gateway and the Rust WebSocket gateway. The
 # Django side is the chat's room page in Debian's chromium (installed here if missing), driven
 # by Playwright (playwright-core, which never downloads a browser); each gateway has WebSocket
@@ -49,16 +50,29 @@ step "Rust gateway (cargo build --profile $profile)"
 # A member of the workspace: the root Cargo.lock pins its dependencies.
 timeout 900 cargo build -p chanlayer-ws-gateway --profile "$profile" --locked --quiet
 
-step "interop test"
-# In a process group of its own: whatever it started is stopped with it, whatever happens.
-setsid timeout -k 10 240 node --test --test-timeout=120000 tests/interop/interop.test.mjs &
-test_pid=$!
+test_pid=
 cleanup() {
+    [ -n "$test_pid" ] || return 0
     kill -TERM -- "-$test_pid" 2>/dev/null || true
     sleep 1
     kill -KILL -- "-$test_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-status=0
-wait "$test_pid" || status=$?
-exit "$status"
+
+# Runs the test in a process group of its own: whatever it started is stopped with it.
+run_interop() {
+    setsid timeout -k 10 240 node --test --test-timeout=120000 tests/interop/interop.test.mjs &
+    test_pid=$!
+    local status=0
+    wait "$test_pid" || status=$?
+    cleanup
+    test_pid=
+    return "$status"
+}
+
+step "interop test: one chanlayer server"
+run_interop
+
+step "interop test: a chanlayer node per gateway, joined through a 3-server NATS cluster"
+command -v nats-server >/dev/null || "$root/scripts/install-nats" >/dev/null
+INTEROP_CLUSTER=1 run_interop

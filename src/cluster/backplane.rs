@@ -43,15 +43,21 @@ impl Backplane for Cluster {
                     origin: this.node.clone(),
                     op: Some(Op::Probe(ProbeOp {})),
                 };
-                match this
-                    .request(subject.clone(), envelope.encode_to_vec().into())
-                    .await
-                {
-                    Err(RequestFailure::NoResponders) => {}
-                    Ok(_) => {
-                        return Err(HubError::ClientPrefixInUse { namespace, prefix });
+                let payload: Bytes = envelope.encode_to_vec().into();
+                // A holder that subscribed a moment ago may not be known to this node's
+                // NATS server yet: asked again after 2 and 4 ms before the prefix is free.
+                let mut retries = PROBE_RETRIES_MS.iter();
+                loop {
+                    match this.request(subject.clone(), payload.clone()).await {
+                        Err(RequestFailure::NoResponders) => match retries.next() {
+                            Some(delay) => tokio::time::sleep(Duration::from_millis(*delay)).await,
+                            None => break,
+                        },
+                        Ok(_) => {
+                            return Err(HubError::ClientPrefixInUse { namespace, prefix });
+                        }
+                        Err(failure) => return Err(this.unreachable(&prefix, failure)),
                     }
-                    Err(failure) => return Err(this.unreachable(&prefix, failure)),
                 }
             }
             // Held from now on: this node's own operations on the prefix stay here.
@@ -62,6 +68,9 @@ impl Backplane for Cluster {
                 .insert(prefix.clone(), None);
             let sub = this.client.subscribe(subject).await;
             let flushed = this.client.flush().await;
+            // Let the subscription reach the other NATS servers before the session is
+            // answered, so that what the client does next anywhere finds it.
+            tokio::time::sleep(this.config.interest_settle).await;
             let sub = match (sub, flushed) {
                 (Ok(sub), Ok(())) => sub,
                 (Err(e), _) => {

@@ -63,6 +63,12 @@ pub struct ClusterArgs {
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub cluster_request_timeout_ms: u64,
 
+    /// How long a new session waits, after this node subscribed to its client prefix, for
+    /// the subscription to reach the other NATS servers, in milliseconds.
+    #[arg(long, env = "CHANLAYER_CLUSTER_INTEREST_SETTLE_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub cluster_interest_settle_ms: u64,
+
     /// How long a cluster-wide question (group size, members, flush) waits for the other
     /// nodes, in milliseconds.
     #[arg(long, env = "CHANLAYER_CLUSTER_SURVEY_TIMEOUT_MS", default_value_t = 500,
@@ -101,6 +107,8 @@ pub struct ClusterConfig {
     pub request_timeout: Duration,
     /// Survey timeout.
     pub survey_timeout: Duration,
+    /// Wait after subscribing a new session's prefix.
+    pub interest_settle: Duration,
     /// Heartbeat interval.
     pub heartbeat: Duration,
     /// Publish queue length.
@@ -147,6 +155,7 @@ impl ClusterArgs {
                 .zip(self.cluster_tls_key.clone()),
             request_timeout: Duration::from_millis(self.cluster_request_timeout_ms),
             survey_timeout: Duration::from_millis(self.cluster_survey_timeout_ms),
+            interest_settle: Duration::from_millis(self.cluster_interest_settle_ms),
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             publish_queue: self.cluster_publish_queue as usize,
         }))

@@ -76,6 +76,9 @@ use crate::{
 /// milliseconds on a loaded one, so this covers a session made right before (127 ms).
 const NO_RESPONDER_RETRIES_MS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
 
+/// How long a probe for a proposed client prefix that nobody answers is retried.
+const PROBE_RETRIES_MS: [u64; 2] = [2, 4];
+
 /// Counters of cluster traffic, read by the metrics exporter.
 #[derive(Debug, Default)]
 pub struct ClusterStats {

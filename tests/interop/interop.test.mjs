@@ -11,19 +11,33 @@
 // another room on each side hear nothing of it. The worker and a Node client exchange messages
 // on normal channels.
 //
+// With INTEROP_CLUSTER=1 the same test runs on three chanlayer nodes joined through a 3-server
+// NATS cluster (cluster mode), each node on its own NATS server: Django (daphne, the worker and
+// this process's layer) on node A, the Node gateway on node B, the Rust gateway on node C.
+//
 // Environment:
 //   CHANLAYER_BIN      the server binary (default <repo>/target/release/chanlayer)
 //   CHANLAYER_VENV     the Python venv with chanlayer and daphne (default <repo>/.venv)
 //   RUST_GATEWAY_BIN   the Rust gateway (default <repo>/target/release/chanlayer-ws-gateway)
 //   CHROMIUM           the browser (default /usr/bin/chromium, Debian's package; Playwright
 //                      never downloads one)
+//   INTEROP_CLUSTER    1: the cluster topology above
+//   CHANLAYER_NATS_SERVER  the nats-server of the cluster topology (default: nats-server on PATH)
 //   INTEROP_LOGS       where process logs, the browser's console and, on failure, screenshots go
 //                      (default: a temporary directory, printed on failure and removed on success)
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -56,6 +70,8 @@ const CHROMIUM_ARGS = [
 ];
 const LOGS = process.env.INTEROP_LOGS ?? mkdtempSync(join(tmpdir(), "chanlayer-interop-"));
 mkdirSync(LOGS, { recursive: true });
+const CLUSTER = process.env.INTEROP_CLUSTER === "1";
+const NATS_SERVER = process.env.CHANLAYER_NATS_SERVER ?? "nats-server";
 /** The Django chat example's namespace: the Python client's default `prefix`. */
 const PREFIX = "asgi";
 const ROOM = `interop${randomBytes(3).toString("hex")}`;
@@ -132,6 +148,76 @@ class Proc {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** Starts a chanlayer node with extra flags; returns its address once it listens. */
+async function startNode(procs, name, extra) {
+  const node = new Proc(name, CHANLAYER_BIN, [
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--metrics-listen",
+    "127.0.0.1:0",
+    "--log-format",
+    "json",
+    "--lease-grace-ms",
+    "2000",
+    ...extra,
+  ]);
+  procs[name] = node;
+  const listening = await node.waitFor((l) => l.includes("chanlayer listening"), "listening");
+  return JSON.parse(listening).fields.addr;
+}
+
+/** Three nats-server processes routed to each other, and a chanlayer node on each. */
+async function startCluster(procs) {
+  const ports = [];
+  for (let i = 0; i < 3; i++) {
+    ports.push({ client: await freePort(), route: await freePort(), monitor: await freePort() });
+  }
+  const dir = mkdtempSync(join(tmpdir(), "chanlayer-interop-nats-"));
+  ports.forEach(({ client, route, monitor }, i) => {
+    const routes = ports
+      .filter((_, j) => j !== i)
+      .map((p) => `nats-route://127.0.0.1:${p.route}`)
+      .join(", ");
+    const conf = join(dir, `n${i}.conf`);
+    writeFileSync(
+      conf,
+      `server_name: n${i}\nlisten: 127.0.0.1:${client}\nhttp: 127.0.0.1:${monitor}\n` +
+        `cluster {\n  name: interop\n  listen: 127.0.0.1:${route}\n  routes: [${routes}]\n}\n`,
+    );
+    procs[`nats${i}`] = new Proc(`nats${i}`, NATS_SERVER, ["-c", conf]);
+  });
+  // Routed when each server has routes to both others (servers from 2.10 on pool several
+  // connections per peer: count the peers).
+  for (const { monitor } of ports) {
+    await eventually(async () => {
+      try {
+        const routez = await (await fetch(`http://127.0.0.1:${monitor}/routez`)).json();
+        return new Set((routez.routes ?? []).map((r) => r.remote_id)).size >= 2;
+      } catch {
+        return false;
+      }
+    }, "NATS routes");
+  }
+  const targets = [];
+  for (const [i, name] of ["a", "b", "c"].entries()) {
+    const urls = [i, ...[0, 1, 2].filter((j) => j !== i)].map((j) => `nats://127.0.0.1:${ports[j].client}`);
+    const procName = `chanlayer-${name}`;
+    targets.push(
+      await startNode(procs, procName, [
+        "--cluster-nats-url",
+        urls.join(","),
+        "--cluster-node-name",
+        name,
+        "--cluster-heartbeat-ms",
+        "200",
+      ]),
+    );
+    await procs[procName].waitFor((l) => l.includes("connected to NATS"), "connected to NATS");
+  }
+  return targets;
 }
 
 function jsonLine(event) {
@@ -225,7 +311,7 @@ class PageClient {
   }
 }
 
-describe("interop: Django in a browser, Node and Rust share one chanlayer", () => {
+describe(`interop: Django in a browser, Node and Rust share ${CLUSTER ? "a chanlayer cluster" : "one chanlayer"}`, () => {
   const procs = {};
   const clients = {};
   let layer;
@@ -236,18 +322,9 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
   let passed = 0;
 
   before(async () => {
-    const chanlayer = new Proc("chanlayer", CHANLAYER_BIN, [
-      "serve",
-      "--listen",
-      "127.0.0.1:0",
-      "--log-format",
-      "json",
-      "--lease-grace-ms",
-      "2000",
-    ]);
-    procs.chanlayer = chanlayer;
-    const listening = await chanlayer.waitFor((l) => l.includes("chanlayer listening"), "listening");
-    const target = JSON.parse(listening).fields.addr;
+    // One node, or three joined through NATS: [Django's, the Node gateway's, the Rust gateway's].
+    const targets = CLUSTER ? await startCluster(procs) : [await startNode(procs, "chanlayer", [])];
+    const [target, nodeTarget, rustTarget] = [0, 1, 2].map((i) => targets[i % targets.length]);
 
     const daphnePort = await freePort();
     const pythonEnv = {
@@ -273,7 +350,7 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
       "--port",
       "0",
       "--target",
-      target,
+      nodeTarget,
       "--prefix",
       PREFIX,
     ]);
@@ -281,7 +358,7 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
       "--port",
       "0",
       "--target",
-      target,
+      rustTarget,
       "--prefix",
       PREFIX,
     ]);
@@ -323,7 +400,10 @@ describe("interop: Django in a browser, Node and Rust share one chanlayer", () =
     await browser?.close();
     browserConsole?.end();
     await layer?.close();
-    for (const name of ["node", "rust", "daphne", "worker", "chanlayer"]) await procs[name]?.stop();
+    for (const name of ["node", "rust", "daphne", "worker"]) await procs[name]?.stop();
+    for (const [name, proc] of Object.entries(procs)) {
+      if (name.startsWith("chanlayer") || name.startsWith("nats")) await proc.stop();
+    }
     if (passed < tests) {
       for (const proc of Object.values(procs)) printTail(proc.name, proc.logPath);
       printTail("chromium console", join(LOGS, "chromium-console.log"));

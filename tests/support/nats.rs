@@ -82,19 +82,20 @@ impl NatsServer {
         Some(body)
     }
 
-    /// How many routes to other servers it has.
+    /// How many other servers it has routes to (servers from 2.10 on pool several route
+    /// connections per peer, so the peers are counted by their ids).
     pub fn routes(&self) -> usize {
-        self.get("/routez")
-            .and_then(|b| {
-                let at = b.find("\"num_routes\":")? + "\"num_routes\":".len();
-                b[at..]
-                    .trim_start()
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        let Some(body) = self.get("/routez") else {
+            return 0;
+        };
+        let mut peers: Vec<&str> = body
+            .split("\"remote_id\":")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
+        peers.len()
     }
 }
 
