@@ -7,7 +7,7 @@
 //!   subscribed on `<root>.v1.p.<ns>.<prefix>`. A send, group_add or group_discard naming
 //!   another node's channel is a NATS request to that subject, applied by the owner's core,
 //!   so capacity (`CHANNEL_FULL`), expiry and errors are exactly a local send's. A request
-//!   nobody answers (no node holds the prefix) is retried for about 130 ms, which covers the
+//!   nobody answers (no node holds the prefix) is retried for about 0.5 s, which covers the
 //!   time NATS takes to spread a new subscription across its servers, and is then applied
 //!   here, as a single node does with a channel nobody reads. A request that an owner does
 //!   not answer in `--cluster-request-timeout-ms` fails with `OWNER_UNREACHABLE`.
@@ -72,9 +72,9 @@ use crate::{
 };
 
 /// How long a request nobody answers is retried: NATS spreads a new subscription to its
-/// other servers within about a millisecond on an idle machine, and within tens of
-/// milliseconds on a loaded one, so this covers a session made right before (127 ms).
-const NO_RESPONDER_RETRIES_MS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// other servers within about a millisecond on an idle machine, and has been seen to take
+/// over 100 ms on a loaded one, so this covers a session made right before (511 ms in all).
+const NO_RESPONDER_RETRIES_MS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// How long a probe for a proposed client prefix that nobody answers is retried.
 const PROBE_RETRIES_MS: [u64; 2] = [2, 4];
