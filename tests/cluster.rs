@@ -591,18 +591,19 @@ async fn what_was_sent_before_a_session_opened_reaches_it_on_its_node() {
             .unwrap();
         assert_eq!(got.payload, b(format!("{i}")));
     }
+    // The membership moved: A holds no member any more, and a group send from A reaches
+    // the member on B once the handed-over group_add has landed there.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            on_a.group_send("late-room", "after")
-                .await
-                .unwrap()
-                .delivered
-                == 0
-                && on_b.channel_info(channel).await.unwrap().queued_messages == 1
+            let sent = on_a.group_send("late-room", "after").await.unwrap();
+            assert_eq!(sent.delivered, 0, "the member stayed on A");
+            on_b.channel_info(channel).await.unwrap().queued_messages >= 1
         })
         .await,
         "the membership did not move to the session's node"
     );
+    let got = session.receive(channel).await.unwrap();
+    assert_eq!(&got.payload[..], b"after");
     assert_eq!(on_a.channel_info(channel).await.unwrap().queued_messages, 0);
     assert_eq!(group_answer(&on_a, "late-room").await, (1, 0));
 }
