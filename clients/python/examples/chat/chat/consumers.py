@@ -85,7 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """Forward a room message to the page."""
-        await self.send(text_data=json.dumps({"message": event["message"]}))
+        await self._send_to_page({"message": event["message"]})
 
     async def room_count(self, event: dict[str, Any]) -> None:
         """Forward a new room size to the page."""
@@ -94,7 +94,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_count(self, count: int) -> None:
         if count != self._last_count:
             self._last_count = count
-            await self.send(text_data=json.dumps({"room_count": count}))
+            await self._send_to_page({"room_count": count})
+
+    async def _send_to_page(self, payload: dict[str, Any]) -> None:
+        """Send to the page; a page that went away meanwhile is left to ``disconnect``.
+
+        An error here would end the consumer before ``disconnect`` leaves the group, and its
+        refresher would keep the membership alive.
+        """
+        try:
+            await self.send(text_data=json.dumps(payload))
+        except Exception as exc:  # daphne raises autobahn's Disconnected
+            logger.debug("not sent to %s: the socket is closed (%s)", self.room_name, exc)
 
     async def _broadcast_room_count(self) -> None:
         try:
