@@ -54,6 +54,8 @@ pub(super) async fn fanout(args: &LoadgenArgs) -> Result<(), LoadgenError> {
         sessions.push(Arc::new(client.session().await?));
         clients.push(client);
     }
+    // The namespace starts empty (in a cluster a flush reaches every node).
+    clients[0].flush().await?;
     let groups = args.groups.max(1);
     let members = args.group_members.max(1);
     // Member m of group g: (node, channel, global member index).
