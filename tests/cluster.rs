@@ -38,6 +38,34 @@ fn node(nats: &NatsCluster, server: usize, name: &str, extra: &[&str]) -> Server
     server
 }
 
+/// A NATS cluster, nodes A and B on its servers 0 and 1 (they have heard each other), and a
+/// client of each.
+struct TwoNodes {
+    nats: NatsCluster,
+    a: Server,
+    b: Server,
+    on_a: Client,
+    on_b: Client,
+}
+
+impl TwoNodes {
+    async fn start(extra: &[&str]) -> Self {
+        let nats = NatsCluster::start();
+        let a = node(&nats, 0, "a", extra);
+        let b = node(&nats, 1, "b", extra);
+        wait_nodes(&[&a, &b]);
+        let on_a = a.client(NS).await;
+        let on_b = b.client(NS).await;
+        Self {
+            nats,
+            a,
+            b,
+            on_a,
+            on_b,
+        }
+    }
+}
+
 fn wait_ready(server: &Server, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -90,11 +118,8 @@ fn opts(capacity: u32, expiry: Option<Duration>) -> SendOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let session = on_b.session().await.unwrap();
 
     // A plain send, received on B.
@@ -161,11 +186,8 @@ async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_sessions_get_an_immediate_send_from_another_node() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let mut delivered = 0;
     for i in 0..100 {
         let session = on_b.session().await.unwrap();
@@ -262,11 +284,8 @@ async fn group_sends_from_every_node_reach_each_member_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_add_right_after_a_session_opens_loses_no_remote_group_send() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let mut delivered = 0;
     const ROUNDS: usize = 200;
     for i in 0..ROUNDS {
@@ -298,12 +317,8 @@ async fn a_group_add_right_after_a_session_opens_loses_no_remote_group_send() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_and_flush_answer_for_the_whole_cluster() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    wait_nodes(&[&a, &b_node]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sa = on_a.session().await.unwrap();
     let sb = on_b.session().await.unwrap();
     for s in [&sa, &sb] {
@@ -319,7 +334,7 @@ async fn introspection_and_flush_answer_for_the_whole_cluster() {
     let flushed = on_b.flush().await.unwrap();
     assert_eq!(flushed.dropped_messages, 6);
     // Every cluster metric is exported in cluster mode, and counts what happened.
-    let metrics = a.scrape();
+    let metrics = t.a.scrape();
     for metric in chanlayer::metrics::METRICS {
         if metric.name.starts_with("chanlayer_cluster_") {
             assert!(metrics.has(metric.name), "{} is not exported", metric.name);
@@ -336,11 +351,8 @@ async fn introspection_and_flush_answer_for_the_whole_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let open = |prefix: &str| pb::OpenOperation {
         namespace: NS.into(),
         client_prefix: prefix.into(),
@@ -377,14 +389,10 @@ async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_the_others_serving() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
     // Heartbeats every second: the dead node is waited for during three of them.
     let slow_beats = ["--cluster-heartbeat-ms", "1000"];
-    let a = node(&nats, 0, "a", &slow_beats);
-    let mut b_node = node(&nats, 1, "b", &slow_beats);
-    wait_nodes(&[&a, &b_node]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let mut t = TwoNodes::start(&slow_beats).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sa = on_a.session().await.unwrap();
     let sb = on_b.session().await.unwrap();
     let mine = sa.new_channel("specific");
@@ -393,7 +401,7 @@ async fn a_killed_node_leaves_the_others_serving() {
     on_a.group_add("room", &theirs).await.unwrap();
     assert_eq!(on_a.group_size("room").await.unwrap(), 2);
 
-    b_node.kill();
+    t.b.kill();
     // Until its heartbeats are overdue, the dead node is waited for, and the answer says
     // that its part is missing.
     assert_eq!(group_answer(&on_a, "room").await, (1, 1));
@@ -435,19 +443,16 @@ async fn a_killed_node_leaves_the_others_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
     let timeout = ["--cluster-request-timeout-ms", "1000"];
-    let a = node(&nats, 0, "a", &timeout);
-    let b_node = node(&nats, 1, "b", &timeout);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&timeout).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sa = on_a.session().await.unwrap();
     let sb = on_b.session().await.unwrap();
     let mine = sa.new_channel("specific");
     let theirs = sb.new_channel("specific");
     on_a.group_add("room", &mine).await.unwrap();
 
-    let pid = b_node.pid().to_string();
+    let pid = t.b.pid().to_string();
     let signal = |sig: &str| {
         std::process::Command::new("kill")
             .args([sig, &pid])
@@ -476,16 +481,13 @@ async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_killed_moves_its_node_to_another() {
     let _serial = SERIAL.lock().await;
-    let mut nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let mut t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sb = on_b.session().await.unwrap();
     let theirs = sb.new_channel("specific");
     on_a.group_add("room", &theirs).await.unwrap();
 
-    nats.servers[1].kill();
+    t.nats.servers[1].kill();
     // B reconnects to another server; delivery from A to B's member comes back.
     let back = eventually(Duration::from_secs(10), || async {
         on_a.group_send("room", "ping").await.is_ok()
@@ -561,12 +563,8 @@ async fn with_all_of_nats_down_cluster_operations_fail_fast_and_local_ones_work(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_sent_before_a_session_opened_reaches_it_on_its_node() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start();
-    let a = node(&nats, 0, "a", &[]);
-    let b_node = node(&nats, 1, "b", &[]);
-    wait_nodes(&[&a, &b_node]);
-    let on_a = a.client(NS).await;
-    let on_b = b_node.client(NS).await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     // A layer knows its prefix before its first receive opens a session: sends and
     // memberships made meanwhile are kept by the node they reached (no node holds the
     // prefix yet)...
