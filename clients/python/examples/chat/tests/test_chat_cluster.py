@@ -7,13 +7,11 @@ for the whole cluster) counts every page.
 
 from __future__ import annotations
 
-import time
-
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
-from .conftest import ARTIFACTS, WAIT_MS, ClusterChat, wait_for
-from .test_chat_e2e import expect_count, expect_log, messages, say
+from .conftest import ARTIFACTS, ClusterChat, wait_for
+from .test_chat_e2e import exchange_in_lobby, expect_count, expect_log, say
 
 
 def test_every_message_reaches_every_page_on_both_nodes(cluster_chat: ClusterChat) -> None:
@@ -25,30 +23,7 @@ def test_every_message_reaches_every_page_on_both_nodes(cluster_chat: ClusterCha
     for node in cluster_chat.nodes:
         assert node.group_size("chat_lobby") == 3
 
-    # One at a time: every page shows the same log, in the order typed.
-    sent: list[str] = []
-    for n in range(6):
-        text = f"turn {n} from page {n % 3 + 1}"
-        say(lobby[n % 3], text)
-        sent.append(text)
-        expect_log(lobby, sent)
-
-    # All at once: each message once everywhere, each page's messages in their order.
-    burst = [f"burst {n} from page {i + 1}" for n in range(5) for i in range(3)]
-    for n, text in enumerate(burst):
-        say(lobby[n % 3], text)
-    say(other, "only in the other room")
-    for page in lobby:
-        expect(messages(page)).to_have_count(len(sent) + len(burst), timeout=WAIT_MS)
-    time.sleep(1)  # Late duplicates would show up now.
-    for page in lobby:
-        log = messages(page).all_inner_texts()
-        assert log[: len(sent)] == sent
-        assert sorted(log[len(sent) :]) == sorted(burst)
-        for i in range(3):
-            mine = [t for t in log if t.endswith(f"from page {i + 1}") and t.startswith("burst")]
-            assert mine == [t for t in burst if t.endswith(f"from page {i + 1}")]
-    expect_log([other], ["only in the other room"])
+    exchange_in_lobby(lobby, other)
 
     screenshot(lobby, "chat-cluster")
 
