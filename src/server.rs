@@ -206,10 +206,11 @@ pub async fn run(
         });
 
     match &cluster {
-        // Ready while connected to NATS: a node that cannot reach the others must not
+        // Ready while connected to NATS (and, where the cluster shares normal channels,
+        // their stream is there): a node that cannot reach the others must not
         // take the traffic of a pod whose rooms span nodes.
         Some(cluster) => {
-            let mut connected = cluster.connected();
+            let mut connected = cluster.ready();
             let ready = ready.clone();
             let health = health.clone();
             tokio::spawn(async move {

@@ -14,84 +14,13 @@ use std::{
 use bytes::Bytes;
 use chanlayer::proto::v1 as pb;
 use chanlayer_client::{Client, SendOptions};
-use nats::NatsCluster;
-use support::{Server, eventually};
+use nats::{NatsCluster, TwoNodes, node, wait_nodes, wait_ready};
+use support::eventually;
 
 /// The tests run one at a time: each has a NATS cluster and several nodes on two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const NS: &str = "cluster";
-
-/// A chanlayer node joined to server `server` of `nats` (listing the others after it).
-fn node(nats: &NatsCluster, server: usize, name: &str, extra: &[&str]) -> Server {
-    let urls = nats.urls_from(server);
-    let mut args = vec!["--cluster-nats-url", &urls, "--cluster-node-name", name];
-    if !extra.contains(&"--cluster-heartbeat-ms") {
-        args.extend(["--cluster-heartbeat-ms", "200"]);
-    }
-    args.extend_from_slice(extra);
-    let server = Server::start(&args);
-    assert!(
-        wait_ready(&server, Duration::from_secs(10)),
-        "node {name} did not become ready"
-    );
-    server
-}
-
-/// A NATS cluster, nodes A and B on its servers 0 and 1 (they have heard each other), and a
-/// client of each.
-struct TwoNodes {
-    nats: NatsCluster,
-    a: Server,
-    b: Server,
-    on_a: Client,
-    on_b: Client,
-}
-
-impl TwoNodes {
-    async fn start(extra: &[&str]) -> Self {
-        let nats = NatsCluster::start();
-        let a = node(&nats, 0, "a", extra);
-        let b = node(&nats, 1, "b", extra);
-        wait_nodes(&[&a, &b]);
-        let on_a = a.client(NS).await;
-        let on_b = b.client(NS).await;
-        Self {
-            nats,
-            a,
-            b,
-            on_a,
-            on_b,
-        }
-    }
-}
-
-fn wait_ready(server: &Server, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if server.http_get("/readyz").0 == 200 {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// Waits until every node has heard the others' heartbeats.
-fn wait_nodes(nodes: &[&Server]) {
-    let want = (nodes.len() - 1) as f64;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if nodes
-            .iter()
-            .all(|n| n.scrape().value("chanlayer_cluster_nodes") >= want)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the nodes did not see each other");
-}
+use nats::NS;
 
 /// GetGroup's member count and missing nodes.
 async fn group_answer(client: &Client, group: &str) -> (u32, u32) {

@@ -210,6 +210,51 @@ impl Backplane for Cluster {
         .boxed()
     }
 
+    fn group_send_id(&self) -> String {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{seq}", self.node)
+    }
+
+    fn shares_normal(&self) -> bool {
+        self.queues.is_some()
+    }
+
+    fn send_normal(
+        &self,
+        namespace: &str,
+        channel: &str,
+        payload: Bytes,
+        expiry: Duration,
+    ) -> BoxFuture<'static, Result<OpOutcome, HubError>> {
+        self.queue_send(namespace, channel, payload, expiry, None)
+    }
+
+    fn publish_normal(
+        &self,
+        namespace: &str,
+        channel: &str,
+        payload: Bytes,
+        expiry: Duration,
+        id: &str,
+    ) {
+        let mut msg_id = String::with_capacity(id.len() + channel.len() + 1);
+        msg_id.push_str(id);
+        msg_id.push('.');
+        msg_id.push_str(channel);
+        let queued = self.queue_send(namespace, channel, payload, expiry, Some(msg_id));
+        let Some(this) = self.me() else { return };
+        tokio::spawn(async move {
+            if let Err(error) = queued.await {
+                this.stats.normal_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "a group send's copy for a normal channel was not queued");
+            }
+        });
+    }
+
+    fn wants_normal(&self, namespace: &str, channel: &str) {
+        self.want(namespace, channel);
+    }
+
     fn publish_group_send(
         &self,
         namespace: &str,
@@ -217,6 +262,7 @@ impl Backplane for Cluster {
         payload: Bytes,
         capacities: &CapacityRules,
         expiry: Duration,
+        id: &str,
     ) {
         let envelope = Envelope {
             version: VERSION,
@@ -228,6 +274,7 @@ impl Backplane for Cluster {
                 expiry_ms: ms(expiry),
                 default_capacity: capacities.default_capacity() as u64,
                 rules: rules_to_wire(capacities.sources()),
+                id: id.to_owned(),
             })),
         };
         if self.enqueue(
@@ -292,17 +339,28 @@ impl Backplane for Cluster {
         namespace: &str,
     ) -> BoxFuture<'static, Result<Surveyed<FlushReport>, HubError>> {
         let survey = self.ask(namespace, Question::Flush, "", "", 0);
+        let this = self.me();
+        let namespace = namespace.to_owned();
         async move {
             let s = survey.await?;
+            let mut answers: Vec<FlushReport> = s
+                .answers
+                .iter()
+                .map(|a| FlushReport {
+                    dropped_messages: a.dropped_messages,
+                    removed_groups: a.removed_groups,
+                })
+                .collect();
+            // The normal channels' messages, queued in the stream.
+            if let Some(this) = this {
+                let purged = this.purge_queues(&namespace).await?;
+                answers.push(FlushReport {
+                    dropped_messages: purged,
+                    removed_groups: 0,
+                });
+            }
             Ok(Surveyed {
-                answers: s
-                    .answers
-                    .iter()
-                    .map(|a| FlushReport {
-                        dropped_messages: a.dropped_messages,
-                        removed_groups: a.removed_groups,
-                    })
-                    .collect(),
+                answers,
                 missing: s.missing,
             })
         }

@@ -86,6 +86,73 @@ pub struct ClusterArgs {
     #[arg(long, env = "CHANLAYER_CLUSTER_PUBLISH_QUEUE", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(16..=16_777_216))]
     pub cluster_publish_queue: u64,
+
+    /// Where normal channels (names without `!`, read by workers) live: `jetstream` queues
+    /// them in one JetStream work-queue stream that every node reads, so a message sent
+    /// anywhere is received once, anywhere; `node-local` keeps them on the node a send
+    /// reaches, as a single node does (for NATS servers without JetStream).
+    #[arg(long, env = "CHANLAYER_CLUSTER_NORMAL_CHANNELS", value_enum,
+          default_value_t = NormalChannels::Jetstream, value_name = "WHERE")]
+    pub cluster_normal_channels: NormalChannels,
+
+    /// The capacity of every normal channel in the cluster: the stream refuses a message
+    /// past it with `CHANNEL_FULL`. A request's own capacity and `channel_capacity` rules
+    /// do not apply to normal channels in cluster mode.
+    #[arg(long, env = "CHANLAYER_CLUSTER_NORMAL_CAPACITY", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub cluster_normal_capacity: u64,
+
+    /// How long the stream keeps a message of a normal channel, in milliseconds: the
+    /// longest expiry a normal channel's message can have, and how long an expired one
+    /// still counts toward its channel's capacity. Set it to the layer's `expiry`.
+    #[arg(long, env = "CHANLAYER_CLUSTER_NORMAL_MAX_AGE_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=604_800_000))]
+    pub cluster_normal_max_age_ms: u64,
+
+    /// Replicas of the normal channels' stream (1 to 5; 3 survives the loss of a NATS
+    /// server, with a few seconds of refusals while JetStream elects a new leader).
+    #[arg(long, env = "CHANLAYER_CLUSTER_NORMAL_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub cluster_normal_replicas: u64,
+
+    /// Where the normal channels' stream keeps its messages: `memory`, or `file` (survives
+    /// a restart of the NATS servers).
+    #[arg(long, env = "CHANLAYER_CLUSTER_NORMAL_STORAGE", value_enum,
+          default_value_t = NormalStorage::Memory, value_name = "STORAGE")]
+    pub cluster_normal_storage: NormalStorage,
+}
+
+/// Where normal channels live in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormalChannels {
+    /// In one JetStream work-queue stream that every node reads.
+    Jetstream,
+    /// On the node a send reaches.
+    NodeLocal,
+}
+
+/// Where the normal channels' stream keeps its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormalStorage {
+    /// In memory.
+    Memory,
+    /// On disk.
+    File,
+}
+
+/// Normal channels' settings in a cluster.
+#[derive(Debug, Clone)]
+pub struct NormalConfig {
+    /// Whether the cluster shares them (else they stay on each node).
+    pub shared: bool,
+    /// Every normal channel's capacity.
+    pub capacity: usize,
+    /// The stream's `max_age`.
+    pub max_age: Duration,
+    /// The stream's replicas.
+    pub replicas: usize,
+    /// The stream's storage.
+    pub storage: NormalStorage,
 }
 
 /// Cluster mode's settings, checked.
@@ -113,6 +180,8 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// Publish queue length.
     pub publish_queue: usize,
+    /// Normal channels.
+    pub normal: NormalConfig,
 }
 
 impl ClusterArgs {
@@ -158,6 +227,13 @@ impl ClusterArgs {
             interest_settle: Duration::from_millis(self.cluster_interest_settle_ms),
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             publish_queue: self.cluster_publish_queue as usize,
+            normal: NormalConfig {
+                shared: self.cluster_normal_channels == NormalChannels::Jetstream,
+                capacity: self.cluster_normal_capacity as usize,
+                max_age: Duration::from_millis(self.cluster_normal_max_age_ms),
+                replicas: self.cluster_normal_replicas as usize,
+                storage: self.cluster_normal_storage,
+            },
         }))
     }
 }

@@ -112,6 +112,10 @@ pub(crate) struct GroupSendOp {
     /// `channel_capacity` rules, in order.
     #[prost(message, repeated, tag = "5")]
     pub rules: Vec<CapacityRule>,
+    /// The group send's id in the cluster: the copies for a normal member that several
+    /// nodes hold are queued once.
+    #[prost(string, tag = "6")]
+    pub id: String,
 }
 
 /// One `channel_capacity` rule.

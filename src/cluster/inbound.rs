@@ -36,6 +36,7 @@ impl Cluster {
                 op.payload,
                 &rules,
                 Duration::from_millis(op.expiry_ms),
+                &op.id,
             ) {
                 Ok((delivered, _)) => {
                     self.stats

@@ -21,9 +21,9 @@
 //!   `<root>.v1.ctl.survey`, and says it is up on `<root>.v1.ctl.hb`, so that the asking
 //!   node knows whom to wait for.
 //!
-//! Normal channels (shared by several consumers, as `runworker` uses them) stay on the
-//! node that a send or receive reaches in this version: a worker must read the node its
-//! senders use.
+//! - **queues normal channels** (shared by several consumers, as `runworker` uses them)
+//!   in one JetStream work-queue stream that every node reads (see `queues`), unless
+//!   `--cluster-normal-channels node-local` keeps them on each node.
 //!
 //! Nothing here runs under a hub lock: outgoing messages go through one bounded queue
 //! drained by one task (which keeps this node's wire order, and never blocks the caller:
@@ -35,6 +35,7 @@ mod config;
 mod envelope;
 mod inbound;
 mod outbound;
+mod queues;
 mod subjects;
 mod survey;
 
@@ -57,13 +58,14 @@ use tokio::{
     task::AbortHandle,
 };
 
-pub use self::config::{ClusterArgs, ClusterConfig};
+pub use self::config::{ClusterArgs, ClusterConfig, NormalChannels, NormalStorage};
 use self::{
     envelope::{
         ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op, Outcome, ProbeOp,
         Question, Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms,
         outcome_from_wire, outcome_to_wire, rules_from_wire, rules_to_wire,
     },
+    queues::Queues,
     subjects::{Subjects, reply_seq},
 };
 use crate::{
@@ -107,6 +109,16 @@ pub struct ClusterStats {
     /// Messages or memberships kept for a client prefix that could not be handed to the
     /// node that came to hold it.
     pub handover_failures: AtomicU64,
+    /// Messages queued on normal channels in the cluster's stream.
+    pub normal_queued: AtomicU64,
+    /// Messages refused by the stream because their normal channel was full.
+    pub normal_full: AtomicU64,
+    /// Group-send copies for normal members that could not be queued.
+    pub normal_dropped: AtomicU64,
+    /// Messages of normal channels fetched for receives of this node.
+    pub normal_fetched: AtomicU64,
+    /// Fetched messages dropped because they had expired.
+    pub normal_expired: AtomicU64,
 }
 
 /// Why a node could not join its cluster.
@@ -126,6 +138,7 @@ type PendingReply = (u64, oneshot::Receiver<async_nats::Message>);
 struct Outgoing {
     subject: String,
     reply: Option<String>,
+    headers: Option<async_nats::HeaderMap>,
     payload: Bytes,
 }
 
@@ -153,6 +166,9 @@ pub struct Cluster {
     /// Other nodes, by when they were last heard of.
     nodes: Mutex<HashMap<String, Instant>>,
     connected: watch::Sender<bool>,
+    /// Connected, and the normal channels' stream is there (when the cluster shares them).
+    ready: watch::Sender<bool>,
+    queues: Option<Queues>,
     leaving: AtomicBool,
     stats: ClusterStats,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -234,6 +250,10 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Connect(e.to_string()))?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue);
+        let queues = config
+            .normal
+            .shared
+            .then(|| Queues::new(client.clone(), &config.subject_prefix));
         let cluster = Arc::new(Self {
             client,
             subjects: Subjects::new(&config.subject_prefix),
@@ -247,6 +267,8 @@ impl Cluster {
             prefixes: Mutex::default(),
             nodes: Mutex::default(),
             connected,
+            ready: watch::channel(false).0,
+            queues,
             leaving: AtomicBool::new(false),
             stats: ClusterStats::default(),
             tasks: Mutex::default(),
@@ -266,6 +288,12 @@ impl Cluster {
     /// Whether the node is connected to NATS now, and its changes.
     pub fn connected(&self) -> watch::Receiver<bool> {
         self.connected.subscribe()
+    }
+
+    /// Whether the node can serve its part of the cluster: connected to NATS and, when the
+    /// cluster shares normal channels, their stream found. Its changes.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 
     /// Counters of cluster traffic.
@@ -311,6 +339,7 @@ impl Cluster {
             tokio::spawn(Arc::clone(self).read_claims(claims)).abort_handle(),
             tokio::spawn(Arc::clone(self).beat()).abort_handle(),
             tokio::spawn(Arc::clone(self).watch_connection()).abort_handle(),
+            tokio::spawn(Arc::clone(self).ensure_stream()).abort_handle(),
         ];
         self.tasks.lock().append(&mut tasks);
         Ok(())
@@ -346,17 +375,27 @@ impl Cluster {
         nodes.keys().cloned().collect()
     }
 
-    /// Keeps `connected` true to the connection's state, also where no event said so.
+    /// Keeps `connected` true to the connection's state, also where no event said so, and
+    /// `ready` to `connected` and the normal channels' stream.
     async fn watch_connection(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            let up = self.client.connection_state() == async_nats::connection::State::Connected;
-            self.connected.send_if_modified(|was| {
-                let changed = *was != up;
-                *was = up;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let set = |watch: &watch::Sender<bool>, now: bool| {
+            watch.send_if_modified(|was| {
+                let changed = *was != now;
+                *was = now;
                 changed
             });
+        };
+        let mut checks = 0u32;
+        loop {
+            tick.tick().await;
+            checks = checks.wrapping_add(1);
+            if checks.is_multiple_of(3) {
+                let up = self.client.connection_state() == async_nats::connection::State::Connected;
+                set(&self.connected, up);
+            }
+            let stream = self.queues.as_ref().is_none_or(Queues::ready);
+            set(&self.ready, *self.connected.borrow() && stream);
         }
     }
 

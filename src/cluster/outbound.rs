@@ -7,9 +7,21 @@ use super::*;
 impl Cluster {
     /// Queues a message for the publisher; false when the queue is full.
     pub(super) fn enqueue(&self, subject: String, reply: Option<String>, payload: Bytes) -> bool {
+        self.enqueue_with(subject, reply, None, payload)
+    }
+
+    /// [`Cluster::enqueue`] with headers.
+    fn enqueue_with(
+        &self,
+        subject: String,
+        reply: Option<String>,
+        headers: Option<async_nats::HeaderMap>,
+        payload: Bytes,
+    ) -> bool {
         match self.outgoing.try_send(Outgoing {
             subject,
             reply,
+            headers,
             payload,
         }) {
             Ok(()) => true,
@@ -22,13 +34,23 @@ impl Cluster {
 
     pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::Receiver<Outgoing>) {
         while let Some(out) = rx.recv().await {
-            let result = match out.reply {
-                Some(reply) => {
+            let result = match (out.reply, out.headers) {
+                (Some(reply), Some(headers)) => {
+                    self.client
+                        .publish_with_reply_and_headers(out.subject, reply, headers, out.payload)
+                        .await
+                }
+                (Some(reply), None) => {
                     self.client
                         .publish_with_reply(out.subject, reply, out.payload)
                         .await
                 }
-                None => self.client.publish(out.subject, out.payload).await,
+                (None, Some(headers)) => {
+                    self.client
+                        .publish_with_headers(out.subject, headers, out.payload)
+                        .await
+                }
+                (None, None) => self.client.publish(out.subject, out.payload).await,
             };
             if let Err(error) = result {
                 tracing::warn!(%error, "publishing to NATS failed");
@@ -52,13 +74,24 @@ impl Cluster {
         subject: String,
         payload: Bytes,
     ) -> Result<PendingReply, RequestFailure> {
+        self.send_request_with(subject, None, payload)
+    }
+
+    /// [`Cluster::send_request`] with headers.
+    pub(super) fn send_request_with(
+        &self,
+        subject: String,
+        headers: Option<async_nats::HeaderMap>,
+        payload: Bytes,
+    ) -> Result<PendingReply, RequestFailure> {
         if !*self.connected.borrow() {
             return Err(RequestFailure::Disconnected("not connected to NATS".into()));
         }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(seq, tx);
-        if !self.enqueue(subject, Some(self.subjects.reply(&self.node, seq)), payload) {
+        let reply = Some(self.subjects.reply(&self.node, seq));
+        if !self.enqueue_with(subject, reply, headers, payload) {
             self.pending.lock().remove(&seq);
             return Err(RequestFailure::Backlog);
         }

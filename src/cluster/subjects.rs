@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `<root>.v1.p.<ns>.<client prefix>` | requests to the node holding a session (request/reply) |
 //! | `<root>.v1.g.<ns>.<group>` | group sends, published once, read by every node |
+//! | `<root>.v1.q.<ns>.<channel>` | normal channels: the subjects of a JetStream work queue |
 //! | `<root>.v1.ctl.survey` | cluster-wide questions (group size, members, flush) |
 //! | `<root>.v1.ctl.hb` | heartbeats: which nodes are up |
 //! | `<root>.v1.ctl.claimed` | a node holds a client prefix now: others hand over what they kept for it |
@@ -95,6 +96,24 @@ impl Subjects {
         self.namespaced("g", namespace, group)
     }
 
+    /// Where the messages of normal channel `channel` are queued (the stream's subject).
+    pub(crate) fn queue(&self, namespace: &str, channel: &str) -> String {
+        self.namespaced("q", namespace, channel)
+    }
+
+    /// Every normal channel of `namespace`.
+    pub(crate) fn namespace_queues(&self, namespace: &str) -> String {
+        let mut s = format!("{}.q.n", self.root);
+        escape_into(&mut s, namespace);
+        s.push_str(".>");
+        s
+    }
+
+    /// Every normal channel of every namespace: the stream's subjects.
+    pub(crate) fn all_queues(&self) -> String {
+        format!("{}.q.>", self.root)
+    }
+
     /// Every group of every namespace: what each node subscribes to.
     pub(crate) fn all_groups(&self) -> String {
         format!("{}.g.>", self.root)
@@ -169,6 +188,8 @@ mod tests {
         let subject = s.group("", "room.1");
         assert_eq!(subject, "chanlayer.v1.g.n.room=2E1");
         assert_eq!(s.prefix("asgi", "abc"), "chanlayer.v1.p.nasgi.abc");
+        assert_eq!(s.queue("asgi", "work.1"), "chanlayer.v1.q.nasgi.work=2E1");
+        assert_eq!(s.namespace_queues("a.b"), "chanlayer.v1.q.na=2Eb.>");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::{
     collections::VecDeque,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -87,6 +88,19 @@ pub struct GroupSent<W> {
     pub dropped: usize,
     /// Waiters that get the message now.
     pub handoffs: Vec<Handoff<W>>,
+    /// Members left to the caller (see `Namespace::group_send_except`).
+    pub elsewhere: Vec<Arc<str>>,
+}
+
+impl<W> Default for GroupSent<W> {
+    fn default() -> Self {
+        Self {
+            delivered: 0,
+            dropped: 0,
+            handoffs: Vec::new(),
+            elsewhere: Vec::new(),
+        }
+    }
 }
 
 pub(super) struct Channel<W> {

@@ -379,14 +379,25 @@ impl<W: Waiter> Namespace<W> {
         expiry: Duration,
         now: Instant,
     ) -> Result<GroupSent<W>, CoreError> {
+        self.group_send_except(group, payload, capacities, expiry, now, |_| false)
+    }
+
+    /// [`Namespace::group_send`], but members for which `elsewhere` is true get nothing
+    /// here: they are listed in [`GroupSent::elsewhere`] for the caller to deliver (a
+    /// cluster keeps normal channels outside the node).
+    pub fn group_send_except(
+        &self,
+        group: &str,
+        payload: Bytes,
+        capacities: &CapacityRules,
+        expiry: Duration,
+        now: Instant,
+        elsewhere: impl Fn(&str) -> bool,
+    ) -> Result<GroupSent<W>, CoreError> {
         validate_group(group)?;
         self.check_size(&payload)?;
         let Some(fanout) = self.fanout(group, now) else {
-            return Ok(GroupSent {
-                delivered: 0,
-                dropped: 0,
-                handoffs: Vec::new(),
-            });
+            return Ok(GroupSent::default());
         };
         let mut message = Message::new(payload, now, expiry);
         message.compact();
@@ -394,14 +405,14 @@ impl<W: Waiter> Namespace<W> {
         // the loop below would serialise that loop's cache misses on it.
         let mut copies = vec![message; fanout.targets.len()].into_iter();
         let counters = self.counters();
-        let mut sent = GroupSent {
-            delivered: 0,
-            dropped: 0,
-            handoffs: Vec::new(),
-        };
+        let mut sent = GroupSent::default();
         for run in fanout.targets.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.shards[run[0].0].lock();
             for ((_, channel), copy) in run.iter().zip(copies.by_ref()) {
+                if elsewhere(channel) {
+                    sent.elsewhere.push(Arc::clone(channel));
+                    continue;
+                }
                 let capacity = capacities.capacity_of(channel);
                 match shard.push(channel, copy, capacity, now, &counters) {
                     Ok((Some(handoff), _)) => {

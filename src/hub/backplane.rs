@@ -8,6 +8,9 @@
 //!   forwarded to that node, whose core keeps capacity and expiry exact;
 //! - to claim a prefix cluster-wide when a session opens, and to release it;
 //! - to publish a group send once for the members other nodes hold;
+//! - whether normal channels live in the cluster ([`Backplane::shares_normal`]): then a
+//!   send to one is queued cluster-wide, and a receive of this node waiting on one asks
+//!   the backplane for the next message ([`Backplane::wants_normal`]);
 //! - cluster-wide answers for group size, members and flush.
 //!
 //! Every call returns at once or gives a future the hub awaits without holding a lock.
@@ -100,7 +103,10 @@ pub trait Backplane: Send + Sync + 'static {
         op: RemoteOp,
     ) -> BoxFuture<'static, Result<Option<OpOutcome>, HubError>>;
 
-    /// Publishes a group send for the members the other nodes hold. Does not wait; a
+    /// A new id for a group send of this node, unique in the cluster.
+    fn group_send_id(&self) -> String;
+
+    /// Publishes group send `id` for the members the other nodes hold. Does not wait; a
     /// send that cannot be published is counted as dropped by the backplane.
     fn publish_group_send(
         &self,
@@ -109,7 +115,37 @@ pub trait Backplane: Send + Sync + 'static {
         payload: Bytes,
         capacities: &CapacityRules,
         expiry: Duration,
+        id: &str,
     );
+
+    /// True when normal channels (names without `!`) are queued in the cluster, for
+    /// receives of any node, rather than on each node.
+    fn shares_normal(&self) -> bool;
+
+    /// Queues a message on normal channel `channel` cluster-wide (capacity and expiry are
+    /// the cluster's; see `cluster`).
+    fn send_normal(
+        &self,
+        namespace: &str,
+        channel: &str,
+        payload: Bytes,
+        expiry: Duration,
+    ) -> BoxFuture<'static, Result<OpOutcome, HubError>>;
+
+    /// Queues the copy of group send `id` for member `channel`, a normal channel, without
+    /// waiting. Several nodes may hold that membership: the copy is queued once.
+    fn publish_normal(
+        &self,
+        namespace: &str,
+        channel: &str,
+        payload: Bytes,
+        expiry: Duration,
+        id: &str,
+    );
+
+    /// A receive of this node waits on normal channel `channel`: its next messages are
+    /// fetched from the cluster and sent to it here.
+    fn wants_normal(&self, namespace: &str, channel: &str);
 
     /// The other nodes' member counts of `group`.
     fn group_sizes(

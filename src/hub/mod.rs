@@ -46,6 +46,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::{FutureExt, future::BoxFuture};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -229,6 +230,37 @@ impl Hub {
         (!backplane.holds(namespace, prefix)).then_some((backplane, prefix))
     }
 
+    /// Where `op` goes when it is not for this node: to the node holding its channel's
+    /// client prefix, or, for a send to a normal channel that the cluster shares, to the
+    /// cluster's queue. The future's `None` means no node took it: it is applied here.
+    /// `None` for an operation this node applies itself.
+    fn elsewhere(
+        &self,
+        namespace: &str,
+        op: &RemoteOp,
+    ) -> Option<BoxFuture<'static, Result<Option<OpOutcome>, HubError>>> {
+        if let RemoteOp::Send {
+            channel,
+            payload,
+            expiry,
+            ..
+        } = op
+            && let Some(backplane) = self.shared_normal(channel)
+        {
+            let send = backplane.send_normal(namespace, channel, payload.clone(), *expiry);
+            return Some(send.map(|outcome| outcome.map(Some)).boxed());
+        }
+        self.remote_owner(namespace, op.channel())
+            .map(|(backplane, prefix)| backplane.forward(namespace, prefix, op.clone()))
+    }
+
+    /// The backplane when `channel` is a normal channel that the cluster shares.
+    fn shared_normal(&self, channel: &str) -> Option<&Arc<dyn Backplane>> {
+        self.backplane
+            .as_ref()
+            .filter(|b| b.shares_normal() && client_prefix_of(channel).is_none())
+    }
+
     /// Applies `op` on this node, whoever holds its channel: what a node does for an
     /// operation forwarded to it, and for one whose channel no node holds.
     pub(crate) fn apply_here(&self, namespace: &str, op: RemoteOp) -> Result<OpOutcome, HubError> {
@@ -269,10 +301,7 @@ impl Hub {
         ns: Arc<Namespace<HubWaiter>>,
         op: RemoteOp,
     ) -> Result<OpOutcome, HubError> {
-        let forward = self
-            .remote_owner(ns.name(), op.channel())
-            .map(|(backplane, prefix)| backplane.forward(ns.name(), prefix, op.clone()));
-        if let Some(forward) = forward
+        if let Some(forward) = self.elsewhere(ns.name(), &op)
             && let Some(outcome) = forward.await?
         {
             return Ok(outcome);
@@ -393,14 +422,18 @@ impl Hub {
         expiry: Duration,
     ) -> Result<(usize, usize), HubError> {
         let Some(backplane) = &self.backplane else {
-            return self.fan_out(ns, group, payload, capacities, expiry);
+            return self.fan_out(ns, group, payload, capacities, expiry, "");
         };
         backplane.check()?;
-        let sent = self.fan_out(ns, group, payload.clone(), capacities, expiry)?;
-        backplane.publish_group_send(ns.name(), group, payload, capacities, expiry);
+        let id = backplane.group_send_id();
+        let sent = self.fan_out(ns, group, payload.clone(), capacities, expiry, &id)?;
+        backplane.publish_group_send(ns.name(), group, payload, capacities, expiry, &id);
         Ok(sent)
     }
 
+    /// Delivers group send `id` to this node's members. Where the cluster shares normal
+    /// channels, a normal member's copy goes to the cluster's queue, once per `id` however
+    /// many nodes hold that membership.
     fn fan_out(
         &self,
         ns: &Namespace<HubWaiter>,
@@ -408,15 +441,33 @@ impl Hub {
         payload: Bytes,
         capacities: &CapacityRules,
         expiry: Duration,
+        id: &str,
     ) -> Result<(usize, usize), HubError> {
-        let sent = ns.group_send(group, payload, capacities, expiry, now())?;
+        let shared = self.backplane.as_ref().filter(|b| b.shares_normal());
+        let mut sent = match shared {
+            None => ns.group_send(group, payload.clone(), capacities, expiry, now())?,
+            Some(_) => ns.group_send_except(
+                group,
+                payload.clone(),
+                capacities,
+                expiry,
+                now(),
+                |channel| client_prefix_of(channel).is_none(),
+            )?,
+        };
+        if let Some(backplane) = shared {
+            for channel in &sent.elsewhere {
+                backplane.publish_normal(ns.name(), channel, payload.clone(), expiry, id);
+            }
+            sent.delivered += sent.elsewhere.len();
+        }
         self.observer.group_sent(sent.delivered, sent.dropped);
         self.deliver(ns, sent.handoffs);
         Ok((sent.delivered, sent.dropped))
     }
 
-    /// A group send that another node published: delivered to this node's members only.
-    /// A namespace this node does not have has no members here, and is not created.
+    /// Group send `id`, which another node published: delivered to this node's members
+    /// only. A namespace this node does not have has no members here, and is not created.
     pub(crate) fn group_send_here(
         &self,
         namespace: &str,
@@ -424,11 +475,35 @@ impl Hub {
         payload: Bytes,
         capacities: &CapacityRules,
         expiry: Duration,
+        id: &str,
     ) -> Result<(usize, usize), HubError> {
         match self.layer.existing(namespace) {
-            Some(ns) => self.fan_out(&ns, group, payload, capacities, expiry),
+            Some(ns) => self.fan_out(&ns, group, payload, capacities, expiry, id),
             None => Ok((0, 0)),
         }
+    }
+
+    /// How many receives of this node wait on `channel`; 0 for a namespace it does not
+    /// have.
+    pub(crate) fn waiting_receives(&self, namespace: &str, channel: &str) -> usize {
+        self.layer
+            .existing(namespace)
+            .and_then(|ns| ns.channel_info(channel, now()).ok())
+            .map_or(0, |info| info.waiting_receives)
+    }
+
+    /// A message of a normal channel that the cluster shares, fetched for a receive of
+    /// this node: the cluster admitted it, so no capacity applies here.
+    pub(crate) fn deliver_fetched(
+        &self,
+        namespace: &str,
+        channel: &str,
+        payload: Bytes,
+        expiry: Duration,
+    ) -> Result<(), HubError> {
+        let ns = self.namespace(namespace)?;
+        self.send_in(&ns, channel, payload, usize::MAX, expiry)
+            .map(drop)
     }
 
     /// Counters and gauges.

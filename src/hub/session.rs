@@ -101,7 +101,11 @@ impl SessionHandle {
             outbox: Arc::clone(&self.outbox),
         };
         match self.ns.receive(channel, max_messages, now(), &waiter) {
-            Ok(Received::Waiting) => {}
+            Ok(Received::Waiting) => {
+                if let Some(backplane) = self.hub.shared_normal(channel) {
+                    backplane.wants_normal(self.ns.name(), channel);
+                }
+            }
             Ok(Received::Messages(messages)) => {
                 if let Err(messages) = self.hub.deliver_to(&waiter(), messages) {
                     // The stream closed meanwhile: put them back, newest first.
@@ -152,10 +156,7 @@ impl SessionHandle {
     /// Applies `op` where its channel lives; when that is another node, its result comes
     /// later and the results after it wait for it, so the client gets them in order.
     fn apply_routed(&mut self, request_id: u64, op: RemoteOp) {
-        let forward = self
-            .hub
-            .remote_owner(self.ns.name(), op.channel())
-            .map(|(backplane, prefix)| backplane.forward(self.ns.name(), prefix, op.clone()));
+        let forward = self.hub.elsewhere(self.ns.name(), &op);
         let (Some(forward), Some(order)) = (forward, self.order.clone()) else {
             let outcome = self.hub.apply_in(&self.ns, op);
             self.ack(request_id, outcome);

@@ -144,16 +144,16 @@ metrics_list! {
         "Cluster mode: times the node lost its NATS connection.";
     /// Published for other nodes.
     CLUSTER_PUBLISHED = "chanlayer_cluster_published_total", Counter, Count, ["kind"],
-        "Cluster mode: messages sent to other nodes, by kind: group_send, request (a send, group_add or group_discard forwarded to the node holding the channel).";
+        "Cluster mode: messages sent to other nodes, by kind: group_send, request (a send, group_add or group_discard forwarded to the node holding the channel), normal (queued on a normal channel in the cluster's stream).";
     /// Received from other nodes.
     CLUSTER_RECEIVED = "chanlayer_cluster_received_total", Counter, Count, ["kind"],
-        "Cluster mode: messages received from other nodes, by kind: group_send, request.";
+        "Cluster mode: messages received from other nodes, by kind: group_send, request, normal (fetched from the cluster's stream for a receive of this node).";
     /// Deliveries by origin.
     CLUSTER_DELIVERIES = "chanlayer_cluster_deliveries_total", Counter, Count, ["origin"],
         "Cluster mode: group messages delivered to this node's members, by origin: local (sent on this node) or remote.";
     /// Cross-node drops.
     CLUSTER_DROPPED = "chanlayer_cluster_dropped_total", Counter, Count, ["reason"],
-        "Cluster mode: cross-node messages not delivered as addressed, by reason: no_owner (no node held the channel; kept here), backlog_full (the publish queue was full), bad_envelope (unreadable), handover_failed (kept for a client prefix before its session opened, and not handed to the node that holds it).";
+        "Cluster mode: cross-node messages not delivered as addressed, by reason: no_owner (no node held the channel; kept here), backlog_full (the publish queue was full), bad_envelope (unreadable), handover_failed (kept for a client prefix before its session opened, and not handed to the node that holds it), normal_full (refused by a full normal channel), normal_expired (fetched from a normal channel past its expiry), normal_failed (a group send's copy for a normal member not queued).";
     /// Forwarded operations that failed.
     CLUSTER_REQUEST_ERRORS = "chanlayer_cluster_request_errors_total", Counter, Count, ["reason"],
         "Cluster mode: forwarded operations that failed, by reason: timeout (the owner did not answer).";

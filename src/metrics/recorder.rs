@@ -139,6 +139,12 @@ pub(crate) fn refresh_cluster(cluster: &Cluster) {
     counter!(CLUSTER_RECEIVED, "kind" => "group_send")
         .absolute(s.group_sends_received.load(Relaxed));
     counter!(CLUSTER_RECEIVED, "kind" => "request").absolute(s.requests_received.load(Relaxed));
+    counter!(CLUSTER_PUBLISHED, "kind" => "normal").absolute(s.normal_queued.load(Relaxed));
+    counter!(CLUSTER_RECEIVED, "kind" => "normal").absolute(s.normal_fetched.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "normal_full").absolute(s.normal_full.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "normal_expired")
+        .absolute(s.normal_expired.load(Relaxed));
+    counter!(CLUSTER_DROPPED, "reason" => "normal_failed").absolute(s.normal_dropped.load(Relaxed));
     counter!(CLUSTER_DELIVERIES, "origin" => "remote")
         .absolute(s.remote_group_deliveries.load(Relaxed));
     counter!(CLUSTER_DROPPED, "reason" => "no_owner").absolute(s.no_owner.load(Relaxed));

@@ -185,6 +185,7 @@ async function startCluster(procs) {
     writeFileSync(
       conf,
       `server_name: n${i}\nlisten: 127.0.0.1:${client}\nhttp: 127.0.0.1:${monitor}\n` +
+        `jetstream {\n  store_dir: "${join(dir, `js${i}`)}"\n  max_memory_store: 256MB\n  max_file_store: 256MB\n}\n` +
         `cluster {\n  name: interop\n  listen: 127.0.0.1:${route}\n  routes: [${routes}]\n}\n`,
     );
     procs[`nats${i}`] = new Proc(`nats${i}`, NATS_SERVER, ["-c", conf]);

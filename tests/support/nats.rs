@@ -11,6 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chanlayer_client::Client;
+
+use crate::support::Server;
+
+/// The namespace the cluster tests use.
+pub const NS: &str = "cluster";
+
 /// The nats-server binary the tests use.
 pub fn nats_server_bin() -> String {
     std::env::var("CHANLAYER_NATS_SERVER").unwrap_or_else(|_| "nats-server".into())
@@ -158,8 +165,10 @@ impl NatsCluster {
                 format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
                      ping_interval: \"1s\"\nwrite_deadline: \"2s\"\nmax_payload: 8MB\n\
+                     jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 256MB\n}}\n\
                      cluster {{\n  name: chanlayer-test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
-                    routes.join(", ")
+                    routes.join(", "),
+                    store = dir.join(format!("js{i}")).display(),
                 ),
             )
             .expect("config written");
@@ -219,4 +228,82 @@ impl NatsCluster {
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(Instant::now())
+}
+
+/// A chanlayer node joined to server `server` of `nats` (listing the others after it).
+pub fn node(nats: &NatsCluster, server: usize, name: &str, extra: &[&str]) -> Server {
+    let urls = nats.urls_from(server);
+    let mut args = vec!["--cluster-nats-url", &urls, "--cluster-node-name", name];
+    if !extra.contains(&"--cluster-heartbeat-ms") {
+        args.extend(["--cluster-heartbeat-ms", "200"]);
+    }
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    assert!(
+        wait_ready(&server, Duration::from_secs(10)),
+        "node {name} did not become ready"
+    );
+    server
+}
+
+/// A NATS cluster, nodes A and B on its servers 0 and 1 (they have heard each other), and a
+/// client of each.
+pub struct TwoNodes {
+    /// The NATS cluster.
+    pub nats: NatsCluster,
+    /// Node A, on NATS server 0.
+    pub a: Server,
+    /// Node B, on NATS server 1.
+    pub b: Server,
+    /// A client of A.
+    pub on_a: Client,
+    /// A client of B.
+    pub on_b: Client,
+}
+
+impl TwoNodes {
+    /// Starts them, each node with the flags `extra`.
+    pub async fn start(extra: &[&str]) -> Self {
+        let nats = NatsCluster::start();
+        let a = node(&nats, 0, "a", extra);
+        let b = node(&nats, 1, "b", extra);
+        wait_nodes(&[&a, &b]);
+        let on_a = a.client(NS).await;
+        let on_b = b.client(NS).await;
+        Self {
+            nats,
+            a,
+            b,
+            on_a,
+            on_b,
+        }
+    }
+}
+
+/// Waits until `server` answers `/readyz` with 200.
+pub fn wait_ready(server: &Server, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if server.http_get("/readyz").0 == 200 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Waits until every node has heard the others' heartbeats.
+pub fn wait_nodes(nodes: &[&Server]) {
+    let want = (nodes.len() - 1) as f64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if nodes
+            .iter()
+            .all(|n| n.scrape().value("chanlayer_cluster_nodes") >= want)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the nodes did not see each other");
 }

@@ -142,6 +142,11 @@ class NatsCluster:
                 'ping_interval: "1s"\n'
                 'write_deadline: "2s"\n'
                 "max_payload: 8MB\n"
+                "jetstream {\n"
+                f'  store_dir: "{self._dir / f"js{i}"}"\n'
+                "  max_memory_store: 256MB\n"
+                "  max_file_store: 256MB\n"
+                "}\n"
                 "cluster {\n"
                 "  name: chanlayer-test\n"
                 f"  listen: 127.0.0.1:{server.route}\n"

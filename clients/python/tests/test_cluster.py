@@ -2,8 +2,7 @@
 
 Node A and node B are real server processes, each joined to its own NATS server (listing the
 others after it). Layers on A send to the process-specific channels and groups of layers on B
-and back; every test counts what arrived. Normal channels stay node-local in this version and
-are not tested across nodes.
+and back, and workers on both nodes share a normal channel; every test counts what arrived.
 """
 
 from __future__ import annotations
@@ -235,6 +234,34 @@ async def test_a_group_on_both_nodes_gets_each_group_send_once_per_member(
     finally:
         await inbox_a.stop()
         await inbox_b.stop()
+
+
+async def test_a_normal_channel_read_on_both_nodes_gets_each_send_once(
+    nodes: tuple[Node, Node], make_layer: Callable[..., ChannelLayer]
+) -> None:
+    a, b = nodes
+    senders = [make_layer(a), make_layer(b)]
+    workers = [make_layer(a), make_layer(b)]
+    got: list[list[dict[str, Any]]] = [[], []]
+
+    async def work(i: int) -> None:
+        while True:
+            got[i].append(await workers[i].receive("jobs"))
+
+    tasks = [asyncio.create_task(work(i)) for i in range(2)]
+    try:
+        for n in range(COUNT):
+            await bounded(senders[n % 2].send("jobs", {"type": "test.message", "n": n}))
+        deadline = time.monotonic() + 20
+        while len(got[0]) + len(got[1]) < COUNT and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # Duplicates would arrive now.
+        exactly_once(got[0] + got[1], list(range(COUNT)))
+        assert got[0] and got[1], f"workers on both nodes took some: {len(got[0])}, {len(got[1])}"
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_channel_full_is_raised_on_a_for_a_full_channel_owned_by_b(
