@@ -56,7 +56,7 @@ timeout 180 npm pack --pack-destination "$work/pack" >"$work/pack.log" 2>&1 || {
 }
 tarball=$(ls "$work/pack"/chanlayer-client-*.tgz)
 contents=$(tar -tzf "$tarball")
-for wanted in package/package.json package/README.md \
+for wanted in package/package.json package/LICENSE package/README.md \
     package/dist/src/index.js package/dist/src/index.d.ts package/dist/src/layer.js \
     package/dist/src/layer.d.ts package/proto/chanlayer/v1/channel_layer.proto; do
     if ! grep -qxF "$wanted" <<<"$contents"; then
