@@ -7,10 +7,17 @@
 - the PodMonitors (a CRD the offline schemas lack) are well formed and name a container
   port that the pods they select have;
 - the Deployments: the sidecar is a native one (an init container with
-  restartPolicy: Always), gRPC probes on the health service, resources set, and
+  restartPolicy: Always), resources set, and
   terminationGracePeriodSeconds above the drain delay plus the shutdown timeout of the
   config file they mount, and more than one sidecar replica only in cluster mode (else
   each pod is a channel layer of its own and rooms split);
+- who reaches the layer: the address each chanlayer container really listens on (its
+  flags, then its environment, then the image's ENV, then its chanlayer.toml, then the
+  server's default) is loopback for a sidecar, and for a shared server on another address a
+  token is required (from a Secret that is not optional); the probes are HTTP on the
+  metrics port (readiness /readyz, liveness and startup /healthz), which the kubelet
+  reaches on the pod's address; the check must catch a sidecar moved to 0.0.0.0 and an
+  optional token;
 - the Dockerfile: multi-stage, copies only paths that exist, builds and ships the
   `chanlayer` binary, runs as a non-root user, exposes the default ports, has no
   HEALTHCHECK;
@@ -26,6 +33,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import ipaddress
 import json
 import re
 import subprocess
@@ -216,10 +225,6 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
         else:
             fail(f"{source}: no chanlayer container")
             continue
-        for probe in ("livenessProbe", "readinessProbe"):
-            grpc = chanlayer.get(probe, {}).get("grpc")
-            if not grpc or grpc.get("port") != 50051:
-                fail(f"{source}: chanlayer's {probe} is not a gRPC probe on port 50051")
         for container in spec.get("initContainers", []) + spec["containers"]:
             resources = container.get("resources", {})
             if not resources.get("requests") or not resources.get("limits"):
@@ -233,6 +238,11 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
                 settings = tomllib.loads(data.get("chanlayer.toml", ""))
         if not settings:
             fail(f"{source}: chanlayer mounts no chanlayer.toml")
+        for problem in reach_problems(chanlayer, settings, sidecar=bool(sidecars)):
+            fail(f"{source}: {problem}")
+        check_reach_check(source, chanlayer, settings, sidecar=bool(sidecars))
+        print(f"{source}: chanlayer's gRPC on {effective_setting(chanlayer, settings, LISTEN)}, "
+              f"HTTP probes on {effective_setting(chanlayer, settings, METRICS_LISTEN)}")
         # Sidecars without cluster mode are islands: two pods would split every room.
         if sidecars and deployment["spec"].get("replicas", 1) != 1 and not cluster_mode(chanlayer, settings):
             fail(f"{source}: {deployment['spec'].get('replicas')} sidecar replicas without cluster mode split the rooms")
@@ -326,6 +336,99 @@ def allowed(policies: list[dict], src: dict, dst: dict, port: int, dst_ports: di
     return admitted("Egress", src, dst) and admitted("Ingress", dst, src)
 
 
+# The server's flags that decide who reaches it: (flag, environment variable, config key,
+# default), as in src/config.rs.
+LISTEN = ("--listen", "CHANLAYER_LISTEN", "listen", "127.0.0.1:50051")
+METRICS_LISTEN = ("--metrics-listen", "CHANLAYER_METRICS_LISTEN", "metrics-listen", "127.0.0.1:9464")
+TOKEN_SOURCES = ("CHANLAYER_AUTH_TOKEN", "CHANLAYER_AUTH_TOKEN_FILE")
+
+
+def effective_setting(container: dict, settings: dict, setting: tuple[str, str, str, str]) -> str:
+    """The value the server in `container` uses: flag, environment, image ENV, file, default."""
+    flag, variable, key, default = setting
+    args = container.get("command", []) + container.get("args", [])
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    for entry in container.get("env", []):
+        if entry.get("name") == variable and "value" in entry:
+            return str(entry["value"])
+    image = image_env()
+    if variable in image:
+        return image[variable]
+    return str(settings.get(key, default))
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `host:port` (or `[v6]:port`) is a loopback address."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def reach_problems(container: dict, settings: dict, *, sidecar: bool) -> list[str]:
+    """What lets something outside the pod reach the layer unchecked, or breaks the probes."""
+    problems = []
+    listen = effective_setting(container, settings, LISTEN)
+    metrics = effective_setting(container, settings, METRICS_LISTEN)
+    grpc_port = int(listen.rsplit(":", 1)[1])
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    if sidecar:
+        if not is_loopback(listen):
+            problems.append(f"the chanlayer sidecar listens on {listen}: keep gRPC on 127.0.0.1, "
+                            "so nothing outside the pod reaches it")
+        if grpc_port in ports.values():
+            problems.append(f"the chanlayer sidecar declares its loopback gRPC port {grpc_port}")
+    elif not is_loopback(listen):
+        sources = [e for e in container.get("env", []) if e.get("name") in TOKEN_SOURCES]
+        secret = [e["valueFrom"]["secretKeyRef"] for e in sources if "secretKeyRef" in e.get("valueFrom", {})]
+        in_file = bool(settings.get("auth-token-file"))
+        in_args = any(a.startswith("--auth-token") for a in container.get("args", []))
+        if in_file or in_args:
+            pass  # a token file or flag is always required
+        elif not secret:
+            problems.append(f"chanlayer listens on {listen} for other pods without a token")
+        elif any(ref.get("optional") for ref in secret):
+            problems.append(f"chanlayer listens on {listen} for other pods with an optional token")
+    if metrics == "off" or is_loopback(metrics):
+        problems.append(f"the metrics endpoint ({metrics}) is not on the pod's address: the probes cannot reach it")
+    elif ports.get("metrics") != int(metrics.rsplit(":", 1)[1]):
+        problems.append(f"no container port named metrics on the metrics endpoint's port ({metrics})")
+    for probe, path, required in (
+        ("readinessProbe", "/readyz", True),
+        ("livenessProbe", "/healthz", True),
+        ("startupProbe", "/healthz", False),
+    ):
+        spec = container.get(probe)
+        if spec is None and not required:
+            continue
+        get = (spec or {}).get("httpGet") or {}
+        if get.get("path") != path or get.get("port") not in ("metrics", ports.get("metrics")):
+            problems.append(f"chanlayer's {probe} is not an HTTP GET of {path} on the metrics port")
+    return problems
+
+
+def check_reach_check(source: str, container: dict, settings: dict, *, sidecar: bool) -> None:
+    """The reach check must catch a sidecar on every interface and a shared server's optional token."""
+    broken = copy.deepcopy(container)
+    env = [e for e in broken.get("env", []) if e.get("name") != "CHANLAYER_LISTEN"]
+    broken["env"] = [*env, {"name": "CHANLAYER_LISTEN", "value": "0.0.0.0:50051"}]
+    if sidecar:
+        what = "a sidecar on 0.0.0.0"
+    else:
+        what = "an optional token"
+        for entry in broken["env"]:
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if entry.get("name") in TOKEN_SOURCES and ref is not None:
+                ref["optional"] = True
+    if not reach_problems(broken, settings, sidecar=sidecar):
+        fail(f"{source}: the reach check does not catch {what}")
+
+
 def check_cluster(objects: list[tuple[str, dict]], nats_server: str | None) -> None:
     """Checks the cluster overlay.
 
@@ -416,10 +519,10 @@ def check_cluster(objects: list[tuple[str, dict]], nats_server: str | None) -> N
     print("cluster overlay checked")
 
 
-def check_dockerfile() -> None:
-    path = DEPLOY / "docker" / "Dockerfile"
-    lines = []
-    for raw in path.read_text().splitlines():
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, (OP, arguments), continuation lines joined."""
+    lines: list[str] = []
+    for raw in (DEPLOY / "docker" / "Dockerfile").read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -427,7 +530,26 @@ def check_dockerfile() -> None:
             lines[-1] = lines[-1][:-1] + " " + line
         else:
             lines.append(line)
-    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def image_env() -> dict[str, str]:
+    """The environment the image sets for the runtime stage (ENV after the last FROM)."""
+    env: dict[str, str] = {}
+    for op, arg in dockerfile_instructions():
+        if op == "FROM":
+            env = {}
+        elif op == "ENV":
+            for pair in arg.split():
+                if "=" in pair:
+                    key, value = pair.split("=", 1)
+                    env[key] = value.strip('"')
+    return env
+
+
+def check_dockerfile() -> None:
+    path = DEPLOY / "docker" / "Dockerfile"
+    instructions = dockerfile_instructions()
     froms = [arg for op, arg in instructions if op == "FROM"]
     if len(froms) < 2:
         fail("Dockerfile: not a multi-stage build")

@@ -224,11 +224,20 @@ export class ChannelLayer {
 
   // ---- Groups extension ----
 
-  /** Adds `channel` to `group`, or refreshes its membership. Resolves true when it was new. */
+  /**
+   * Adds `channel` to `group`, or refreshes its membership. Resolves true when it was new.
+   *
+   * Memberships of this layer's own specific channels are remembered: when the server lost
+   * them (it restarted, or the session's lease ran out while the connection was down), the
+   * layer adds them again as soon as it reconnects, before any other operation.
+   */
   async groupAdd(group: string, channel: string): Promise<boolean> {
     requireValidGroupName(group);
     requireValidChannelName(channel);
     const groupExpirySeconds = Math.max(1, Math.floor(this.groupExpiry));
+    if (this.session.isOwnSpecific(channel)) {
+      this.session.memberships.remember(group, channel, groupExpirySeconds);
+    }
     const result = await this.session.request(
       (requestId) => ({ groupAdd: { requestId, group, channel, groupExpirySeconds } }),
       0,
@@ -240,6 +249,7 @@ export class ChannelLayer {
   async groupDiscard(group: string, channel: string): Promise<boolean> {
     requireValidGroupName(group);
     requireValidChannelName(channel);
+    this.session.memberships.forget(group, channel);
     const result = await this.session.request(
       (requestId) => ({ groupDiscard: { requestId, group, channel } }),
       0,
@@ -274,6 +284,7 @@ export class ChannelLayer {
     await this.unary<FlushResponse__Output>((stub, metadata, options, callback) =>
       stub.flush({ namespace: this.prefix }, metadata, options, callback),
     );
+    this.session.memberships.clear();
   }
 
   // ---- Introspection ----

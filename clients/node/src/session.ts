@@ -15,6 +15,10 @@
  *   stream broke fail with {@link ServerUnavailable} (they may or may not have been applied:
  *   they are never sent twice). Operations waiting longer than `connectTimeoutMs` for a
  *   connection fail with {@link ServerUnavailable}.
+ * - **Memberships.** The session remembers the group memberships of its own specific channels
+ *   ({@link Memberships}). When a stream reopens and the server did not know the session (it
+ *   restarted, or the lease grace ran out), a `groupAdd` for each is written before any other
+ *   operation, so group members keep getting group messages without adding them again.
  *
  * @module
  * @internal
@@ -36,6 +40,7 @@ import type { SessionOpened__Output } from "./gen/chanlayer/v1/SessionOpened.js"
 import type { SessionOperation } from "./gen/chanlayer/v1/SessionOperation.js";
 import type { SessionRequest } from "./gen/chanlayer/v1/SessionRequest.js";
 import type { SessionResponse__Output } from "./gen/chanlayer/v1/SessionResponse.js";
+import { Memberships } from "./memberships.js";
 import { isSpecific } from "./names.js";
 import { errorFromServiceError } from "./status.js";
 
@@ -134,6 +139,10 @@ export class Session {
   private wakeBackoff: (() => void) | undefined;
   private runLoop: Promise<void> | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
+  /** The group memberships of this session's own specific channels. */
+  readonly memberships = new Memberships();
+  /** Request ids of membership restores not answered yet. */
+  private readonly restoring = new Set<number>();
 
   constructor(config: SessionConfig) {
     this.config = config;
@@ -467,15 +476,41 @@ export class Session {
     });
   }
 
+  /** True when `channel` is a specific channel of this session's client prefix. */
+  isOwnSpecific(channel: string): boolean {
+    const bang = channel.indexOf("!");
+    if (bang < 0) return false;
+    const head = channel.slice(0, bang);
+    const clientPrefix = this.opened?.clientPrefix ?? this.config.clientPrefix;
+    return head === clientPrefix || head.endsWith(`.${clientPrefix}`);
+  }
+
   private onOpened(opened: SessionOpened__Output): void {
+    const hadSession = this.streams > 0;
     this.opened = opened;
     this.resumeToken = opened.resumeToken;
     this.resumed = opened.resumed;
     this.streams += 1;
     this.connected = true;
+    if ((hadSession && !opened.resumed) || this.restoring.size > 0) {
+      // The server lost the session (a restart, or the lease ran out): its memberships went
+      // with it. Restore them before anything else, so no group message is missed.
+      this.restoreMemberships();
+    }
     for (const [channel, state] of [...this.channels]) this.reconcile(channel, state);
     for (const waiter of this.readyWaiters.slice()) waiter.resolve();
     this.flush();
+  }
+
+  /** Puts a `groupAdd` for each remembered membership at the head of the queue. */
+  private restoreMemberships(): void {
+    this.restoring.clear();
+    const restores = this.memberships.toRestore().map(({ group, channel, groupExpirySeconds }) => {
+      const requestId = this.nextId++;
+      this.restoring.add(requestId);
+      return { operation: { groupAdd: { requestId, group, channel, groupExpirySeconds } } };
+    });
+    this.queue.unshift(...restores);
   }
 
   private dispatch(event: SessionEvent__Output): void {
@@ -543,6 +578,9 @@ export class Session {
       case "result": {
         const result = event.result;
         if (!result) return;
+        // A restored membership: nobody waits for it. One that failed is the server's to
+        // report (the channel is invalid or the group full); it is not retried.
+        if (this.restoring.delete(result.requestId)) return;
         const op = this.ops.get(result.requestId);
         if (op === undefined) return;
         this.ops.delete(result.requestId);

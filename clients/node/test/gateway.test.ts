@@ -1,86 +1,14 @@
 /** The WebSocket gateway example, as processes, over real sockets and a real server. */
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import WebSocket from "ws";
 
 import { ChannelLayer } from "../src/index.js";
+import { ChatClient, type GatewayProcess, startGateway, stopGateway } from "./gateway-support.js";
 import { eventually, ServerProcess } from "./support.js";
-
-const GATEWAY = join(dirname(fileURLToPath(import.meta.url)), "..", "examples", "ws-gateway", "gateway.js");
-
-interface GatewayProcess {
-  child: ChildProcess;
-  port: number;
-}
-
-async function startGateway(target: string, prefix: string): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [GATEWAY, "--port", "0", "--target", target, "--prefix", prefix], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the gateway did not start within 10 s")), 10_000);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      const record = JSON.parse(line) as { event?: string; port?: number };
-      if (record.event === "listening" && record.port !== undefined) {
-        clearTimeout(timer);
-        resolve(record.port);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`the gateway exited with ${code}`)));
-  });
-  return { child, port };
-}
-
-async function stopGateway(gateway: GatewayProcess): Promise<void> {
-  if (gateway.child.exitCode !== null) return;
-  const exited = new Promise<number | null>((resolve) => gateway.child.once("exit", resolve));
-  gateway.child.kill("SIGTERM");
-  const timer = setTimeout(() => gateway.child.kill("SIGKILL"), 8000);
-  assert.equal(await exited, 0);
-  clearTimeout(timer);
-}
-
-/** A chat client: an open socket and the chat messages it got. */
-class ChatClient {
-  readonly messages: string[] = [];
-  counts: number[] = [];
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on("message", (data) => {
-      const frame = JSON.parse(data.toString()) as { message?: string; room_count?: number };
-      if (typeof frame.message === "string") this.messages.push(frame.message);
-      if (typeof frame.room_count === "number") this.counts.push(frame.room_count);
-    });
-  }
-
-  static async open(port: number, room: string): Promise<ChatClient> {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/ws/chat/${room}/`);
-    const client = new ChatClient(socket);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("open", () => resolve());
-      socket.once("error", reject);
-    });
-    return client;
-  }
-
-  say(text: string): void {
-    this.socket.send(JSON.stringify({ message: text }));
-  }
-
-  async close(): Promise<void> {
-    if (this.socket.readyState === WebSocket.CLOSED) return;
-    const closed = new Promise<void>((resolve) => this.socket.once("close", () => resolve()));
-    this.socket.close();
-    await closed;
-  }
-}
 
 describe("ws-gateway", () => {
   let server: ServerProcess;

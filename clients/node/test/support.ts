@@ -76,9 +76,10 @@ export class ServerProcess {
   }
 }
 
-/** A TCP proxy to a target whose connections can all be cut at once. */
+/** A TCP proxy to a target whose connections can all be cut at once, and new ones refused. */
 export class CuttableProxy {
   private readonly sockets = new Set<Socket>();
+  private refusing = false;
 
   private constructor(private readonly server: Server) {}
 
@@ -87,6 +88,10 @@ export class CuttableProxy {
     const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.split(":").pop())];
     const proxy: CuttableProxy = new CuttableProxy(
       createServer((client) => {
+        if (proxy.refusing) {
+          client.destroy();
+          return;
+        }
         const upstream = createConnection({ host, port });
         proxy.sockets.add(client);
         proxy.sockets.add(upstream);
@@ -116,6 +121,11 @@ export class CuttableProxy {
   cut(): void {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /** While `refusing`, new connections are closed at once (the target looks down). */
+  refuse(refusing: boolean): void {
+    this.refusing = refusing;
   }
 
   /** Stops the proxy. */
