@@ -110,6 +110,33 @@ async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
     );
     // The remote messages are on B, not on A.
     assert_eq!(on_a.channel_info(&remote).await.unwrap().queued_messages, 0);
+
+    // 1 000 sends to B's channel pipelined on one stream: they leave A in batches, and
+    // every one is applied once, in order, and acknowledged.
+    let remote = session.new_channel("specific");
+    let acks: Vec<_> = (0..1000)
+        .map(|i| sender.send(&remote, b(format!("{i}")), opts(2000, None)))
+        .collect();
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 1000 {
+        let batch =
+            tokio::time::timeout(Duration::from_secs(5), session.receive_many(&remote, 100))
+                .await
+                .expect("delivered")
+                .unwrap();
+        got.extend(batch.into_iter().map(|m| m.payload));
+    }
+    assert_eq!(
+        got,
+        (0..1000).map(|i| b(format!("{i}"))).collect::<Vec<_>>()
+    );
+    let batches =
+        t.a.scrape()
+            .sum("chanlayer_cluster_published_total", &["kind=\"batch\""]);
+    assert!(batches > 0.0, "no batch left A");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,7 +176,7 @@ impl Backplane for Cluster {
         let prefix = client_prefix.to_owned();
         let this = self.me();
         // The first attempt is queued now: one session's operations leave in order.
-        let mut sent = Some(self.send_request(subject.clone(), payload.clone()));
+        let mut sent = Some(self.send_forwarded(subject.clone(), payload.clone()));
         async move {
             let Some(this) = this else {
                 return Err(HubError::ShuttingDown);
@@ -185,7 +185,7 @@ impl Backplane for Cluster {
             loop {
                 let attempt = match sent.take() {
                     Some(first) => first,
-                    None => this.send_request(subject.clone(), payload.clone()),
+                    None => this.send_forwarded(subject.clone(), payload.clone()),
                 };
                 match this.answer_to(attempt).await {
                     Ok(message) => {

@@ -28,7 +28,7 @@ pub(crate) struct Envelope {
     #[prost(string, tag = "3")]
     pub origin: String,
     /// The operation.
-    #[prost(oneof = "Op", tags = "10, 11, 12, 13, 14, 15")]
+    #[prost(oneof = "Op", tags = "10, 11, 12, 13, 14, 15, 16")]
     pub op: Option<Op>,
 }
 
@@ -53,6 +53,26 @@ pub(crate) enum Op {
     /// The sending node now holds a client prefix: what others kept for it goes there.
     #[prost(message, tag = "15")]
     Claimed(ClaimedOp),
+    /// Several operations for one client prefix, applied in order and answered with a
+    /// [`BatchReply`].
+    #[prost(message, tag = "16")]
+    Batch(BatchOp),
+}
+
+/// Operations for one client prefix that left the sending node back to back.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct BatchOp {
+    /// Each one an encoded [`Envelope`].
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub envelopes: Vec<Bytes>,
+}
+
+/// The answers to a [`BatchOp`], in its order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct BatchReply {
+    /// Each one an encoded [`Reply`].
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub replies: Vec<Bytes>,
 }
 
 /// A client prefix claimed by a new session.

@@ -57,48 +57,79 @@ impl Cluster {
                 continue;
             };
             let Some(hub) = self.hub() else { return };
-            self.stats.requests_received.fetch_add(1, Ordering::Relaxed);
-            let answer = match Envelope::decode(message.payload) {
-                Ok(e) if e.version == VERSION => match e.op {
-                    Some(Op::Probe(_)) => Reply {
-                        outcome: Some(Outcome::Held(true)),
-                    },
-                    Some(Op::Send(op)) => outcome_to_wire(hub.apply_here(
-                        &namespace,
-                        RemoteOp::Send {
-                            channel: op.channel,
-                            payload: op.payload,
-                            capacity: usize::try_from(op.capacity).unwrap_or(usize::MAX),
-                            expiry: Duration::from_millis(op.expiry_ms),
-                        },
-                    )),
-                    Some(Op::GroupAdd(op)) => outcome_to_wire(hub.apply_here(
-                        &namespace,
-                        RemoteOp::GroupAdd {
-                            group: op.group,
-                            channel: op.channel,
-                            group_expiry: Duration::from_millis(op.group_expiry_ms),
-                        },
-                    )),
-                    Some(Op::GroupDiscard(op)) => outcome_to_wire(hub.apply_here(
-                        &namespace,
-                        RemoteOp::GroupDiscard {
-                            group: op.group,
-                            channel: op.channel,
-                        },
-                    )),
-                    Some(Op::GroupSend(_) | Op::Claimed(_)) | None => {
-                        self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
-                        continue;
+            let answer: Bytes = match Envelope::decode(message.payload) {
+                Ok(Envelope {
+                    version: VERSION,
+                    op: Some(Op::Batch(batch)),
+                    ..
+                }) => {
+                    // In order: one client's operations keep the order they were made in.
+                    let replies = batch
+                        .envelopes
+                        .into_iter()
+                        .map(|inner| {
+                            let reply = Envelope::decode(inner)
+                                .ok()
+                                .filter(|e| e.version == VERSION)
+                                .and_then(|e| self.apply_forwarded(&hub, &namespace, e.op))
+                                .unwrap_or_else(|| {
+                                    self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                                    outcome_to_wire(Err(HubError::ClusterUnavailable {
+                                        detail: "the owner node could not read the operation"
+                                            .into(),
+                                    }))
+                                });
+                            Bytes::from(reply.encode_to_vec())
+                        })
+                        .collect();
+                    BatchReply { replies }.encode_to_vec().into()
+                }
+                Ok(e) if e.version == VERSION => {
+                    match self.apply_forwarded(&hub, &namespace, e.op) {
+                        Some(reply) => reply.encode_to_vec().into(),
+                        None => {
+                            self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     }
-                },
+                }
                 _ => {
                     self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
             };
-            self.enqueue(reply.to_string(), None, answer.encode_to_vec().into());
+            self.enqueue(reply.to_string(), None, answer);
         }
+    }
+
+    /// Applies one operation forwarded to a client prefix this node holds; `None` for
+    /// what is not such an operation.
+    fn apply_forwarded(&self, hub: &Hub, namespace: &str, op: Option<Op>) -> Option<Reply> {
+        self.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+        let op = match op? {
+            Op::Probe(_) => {
+                return Some(Reply {
+                    outcome: Some(Outcome::Held(true)),
+                });
+            }
+            Op::Send(op) => RemoteOp::Send {
+                channel: op.channel,
+                payload: op.payload,
+                capacity: usize::try_from(op.capacity).unwrap_or(usize::MAX),
+                expiry: Duration::from_millis(op.expiry_ms),
+            },
+            Op::GroupAdd(op) => RemoteOp::GroupAdd {
+                group: op.group,
+                channel: op.channel,
+                group_expiry: Duration::from_millis(op.group_expiry_ms),
+            },
+            Op::GroupDiscard(op) => RemoteOp::GroupDiscard {
+                group: op.group,
+                channel: op.channel,
+            },
+            Op::GroupSend(_) | Op::Claimed(_) | Op::Batch(_) => return None,
+        };
+        Some(outcome_to_wire(hub.apply_here(namespace, op)))
     }
 
     /// Hands what this node kept for client prefixes that other nodes now hold to those

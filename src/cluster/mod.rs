@@ -61,8 +61,8 @@ use tokio::{
 pub use self::config::{ClusterArgs, ClusterConfig, NormalChannels, NormalStorage};
 use self::{
     envelope::{
-        ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op, Outcome, ProbeOp,
-        Question, Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms,
+        BatchOp, BatchReply, ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op,
+        Outcome, ProbeOp, Question, Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms,
         outcome_from_wire, outcome_to_wire, rules_from_wire, rules_to_wire,
     },
     queues::Queues,
@@ -78,6 +78,13 @@ use crate::{
 /// over 100 ms on a loaded one, so this covers a session made right before (511 ms in all).
 const NO_RESPONDER_RETRIES_MS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
+/// The most forwarded operations one batch carries.
+const BATCH_MAX: usize = 64;
+
+/// The most bytes of operations one batch carries, well under NATS' default
+/// `max_payload` (1 MiB); a larger operation leaves alone.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// How long a probe for a proposed client prefix that nobody answers is retried.
 const PROBE_RETRIES_MS: [u64; 2] = [2, 4];
 
@@ -92,6 +99,8 @@ pub struct ClusterStats {
     pub remote_group_deliveries: AtomicU64,
     /// Operations forwarded to other nodes.
     pub requests_sent: AtomicU64,
+    /// NATS messages that carried several forwarded operations.
+    pub batches_sent: AtomicU64,
     /// Operations other nodes forwarded here.
     pub requests_received: AtomicU64,
     /// Forwarded operations that no node held, applied here.
@@ -140,6 +149,9 @@ struct Outgoing {
     reply: Option<String>,
     headers: Option<async_nats::HeaderMap>,
     payload: Bytes,
+    /// For an operation forwarded to a client prefix's owner: the request's sequence
+    /// number. Such requests to one subject that wait back to back leave as one batch.
+    batch: Option<u64>,
 }
 
 enum RequestFailure {
@@ -159,6 +171,9 @@ pub struct Cluster {
     outgoing: mpsc::Sender<Outgoing>,
     outgoing_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>,
+    /// Batches waiting for their answer, by the first request's sequence number (whose
+    /// reply subject the batch uses): every request's sequence number, in order.
+    batches: Mutex<HashMap<u64, Vec<u64>>>,
     next_seq: AtomicU64,
     /// Client prefixes held by sessions of this node, by namespace, with the task that
     /// serves each one's subject.
@@ -263,6 +278,7 @@ impl Cluster {
             outgoing,
             outgoing_rx: Mutex::new(Some(outgoing_rx)),
             pending: Mutex::default(),
+            batches: Mutex::default(),
             next_seq: AtomicU64::new(1),
             prefixes: Mutex::default(),
             nodes: Mutex::default(),

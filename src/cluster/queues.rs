@@ -191,7 +191,7 @@ impl Cluster {
         }
         let subject = self.subjects.queue(namespace, channel);
         let headers = self.queue_headers(expiry, id);
-        let sent = self.send_request_with(subject, Some(headers), payload);
+        let sent = self.send_request_with(subject, Some(headers), payload, false);
         let this = self.me();
         let channel = channel.to_owned();
         async move {

@@ -444,23 +444,24 @@ impl Hub {
         id: &str,
     ) -> Result<(usize, usize), HubError> {
         let shared = self.backplane.as_ref().filter(|b| b.shares_normal());
-        let mut sent = match shared {
-            None => ns.group_send(group, payload.clone(), capacities, expiry, now())?,
-            Some(_) => ns.group_send_except(
-                group,
-                payload.clone(),
-                capacities,
-                expiry,
-                now(),
-                |channel| client_prefix_of(channel).is_none(),
-            )?,
-        };
-        if let Some(backplane) = shared {
-            for channel in &sent.elsewhere {
-                backplane.publish_normal(ns.name(), channel, payload.clone(), expiry, id);
+        let sent = match shared {
+            None => ns.group_send(group, payload, capacities, expiry, now())?,
+            Some(backplane) => {
+                let mut sent = ns.group_send_except(
+                    group,
+                    payload.clone(),
+                    capacities,
+                    expiry,
+                    now(),
+                    |channel| client_prefix_of(channel).is_none(),
+                )?;
+                for channel in &sent.elsewhere {
+                    backplane.publish_normal(ns.name(), channel, payload.clone(), expiry, id);
+                }
+                sent.delivered += sent.elsewhere.len();
+                sent
             }
-            sent.delivered += sent.elsewhere.len();
-        }
+        };
         self.observer.group_sent(sent.delivered, sent.dropped);
         self.deliver(ns, sent.handoffs);
         Ok((sent.delivered, sent.dropped))

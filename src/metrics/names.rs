@@ -144,7 +144,7 @@ metrics_list! {
         "Cluster mode: times the node lost its NATS connection.";
     /// Published for other nodes.
     CLUSTER_PUBLISHED = "chanlayer_cluster_published_total", Counter, Count, ["kind"],
-        "Cluster mode: messages sent to other nodes, by kind: group_send, request (a send, group_add or group_discard forwarded to the node holding the channel), normal (queued on a normal channel in the cluster's stream).";
+        "Cluster mode: messages sent to other nodes, by kind: group_send, request (a send, group_add or group_discard forwarded to the node holding the channel), batch (one NATS message carrying several such requests for one node), normal (queued on a normal channel in the cluster's stream).";
     /// Received from other nodes.
     CLUSTER_RECEIVED = "chanlayer_cluster_received_total", Counter, Count, ["kind"],
         "Cluster mode: messages received from other nodes, by kind: group_send, request, normal (fetched from the cluster's stream for a receive of this node).";

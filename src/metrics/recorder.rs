@@ -136,6 +136,7 @@ pub(crate) fn refresh_cluster(cluster: &Cluster) {
     counter!(CLUSTER_PUBLISHED, "kind" => "group_send")
         .absolute(s.group_sends_published.load(Relaxed));
     counter!(CLUSTER_PUBLISHED, "kind" => "request").absolute(s.requests_sent.load(Relaxed));
+    counter!(CLUSTER_PUBLISHED, "kind" => "batch").absolute(s.batches_sent.load(Relaxed));
     counter!(CLUSTER_RECEIVED, "kind" => "group_send")
         .absolute(s.group_sends_received.load(Relaxed));
     counter!(CLUSTER_RECEIVED, "kind" => "request").absolute(s.requests_received.load(Relaxed));
