@@ -287,6 +287,25 @@ async fn introspection_and_flush_answer_for_the_whole_cluster() {
     assert_eq!(on_a.group_size("everyone").await.unwrap(), 6);
     assert_eq!(on_b.group_size("everyone").await.unwrap(), 6);
     assert_eq!(on_b.group_members("everyone").await.unwrap().len(), 6);
+    // Server stats sum both nodes; this node alone on request.
+    let all = on_b.stats().await.unwrap();
+    assert_eq!((all.nodes, all.missing_nodes), (2, 0));
+    assert_eq!(
+        (all.memberships, all.queued_messages, all.sessions_open),
+        (6, 6, 2)
+    );
+    let only_b = on_b
+        .grpc()
+        .get_server_stats(pb::GetServerStatsRequest {
+            this_node_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (only_b.nodes, only_b.memberships, only_b.queued_messages),
+        (1, 3, 3)
+    );
     let flushed = on_b.flush().await.unwrap();
     assert_eq!(flushed.dropped_messages, 6);
     // Every cluster metric is exported in cluster mode, and counts what happened.

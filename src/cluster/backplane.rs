@@ -334,6 +334,22 @@ impl Backplane for Cluster {
         .boxed()
     }
 
+    fn server_stats(&self) -> BoxFuture<'static, Result<Surveyed<HubStats>, HubError>> {
+        let survey = self.ask("", Question::Stats, "", "", 0);
+        async move {
+            let s = survey.await?;
+            Ok(Surveyed {
+                answers: s
+                    .answers
+                    .into_iter()
+                    .map(|a| a.stats.map(HubStats::from).unwrap_or_default())
+                    .collect(),
+                missing: s.missing,
+            })
+        }
+        .boxed()
+    }
+
     fn flush(
         &self,
         namespace: &str,

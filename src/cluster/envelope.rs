@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     core::{CoreError, Limit, Pattern},
-    hub::{HubError, OpOutcome},
+    hub::{HubError, HubStats, OpOutcome},
 };
 
 /// The version of the messages below.
@@ -256,6 +256,8 @@ pub(crate) enum Question {
     GroupMembers = 2,
     /// Flush the namespace on the node.
     Flush = 3,
+    /// The node's counters and gauges.
+    Stats = 4,
 }
 
 /// One node's answer to a [`Survey`].
@@ -282,6 +284,107 @@ pub(crate) struct SurveyReply {
     /// The node could not answer.
     #[prost(message, optional, tag = "7")]
     pub error: Option<WireError>,
+    /// Stats: the node's counters and gauges.
+    #[prost(message, optional, tag = "8")]
+    pub stats: Option<NodeStats>,
+}
+
+/// One node's counters and gauges (the hub's and its engine's).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct NodeStats {
+    #[prost(uint64, tag = "1")]
+    pub sessions_open: u64,
+    #[prost(uint64, tag = "2")]
+    pub sessions_detached: u64,
+    #[prost(uint64, tag = "3")]
+    pub delivered_total: u64,
+    #[prost(uint64, tag = "4")]
+    pub sessions_opened_total: u64,
+    #[prost(uint64, tag = "5")]
+    pub sessions_resumed_total: u64,
+    #[prost(uint64, tag = "6")]
+    pub sessions_released_total: u64,
+    #[prost(uint64, tag = "10")]
+    pub channels: u64,
+    #[prost(uint64, tag = "11")]
+    pub groups: u64,
+    #[prost(uint64, tag = "12")]
+    pub memberships: u64,
+    #[prost(uint64, tag = "13")]
+    pub queued_messages: u64,
+    #[prost(uint64, tag = "14")]
+    pub queued_bytes: u64,
+    #[prost(uint64, tag = "15")]
+    pub waiting_receives: u64,
+    #[prost(uint64, tag = "16")]
+    pub sent_total: u64,
+    #[prost(uint64, tag = "17")]
+    pub dropped_channel_full_total: u64,
+    #[prost(uint64, tag = "18")]
+    pub dropped_expired_total: u64,
+    #[prost(uint64, tag = "19")]
+    pub dropped_session_gone_total: u64,
+    #[prost(uint64, tag = "20")]
+    pub dropped_flushed_total: u64,
+    #[prost(uint64, tag = "21")]
+    pub memberships_expired_total: u64,
+    #[prost(uint64, tag = "22")]
+    pub memberships_released_total: u64,
+}
+
+impl From<&HubStats> for NodeStats {
+    fn from(s: &HubStats) -> Self {
+        Self {
+            sessions_open: s.sessions_open,
+            sessions_detached: s.sessions_detached,
+            delivered_total: s.delivered_total,
+            sessions_opened_total: s.sessions_opened_total,
+            sessions_resumed_total: s.sessions_resumed_total,
+            sessions_released_total: s.sessions_released_total,
+            channels: s.core.channels,
+            groups: s.core.groups,
+            memberships: s.core.memberships,
+            queued_messages: s.core.queued_messages,
+            queued_bytes: s.core.queued_bytes,
+            waiting_receives: s.core.waiting_receives,
+            sent_total: s.core.sent_total,
+            dropped_channel_full_total: s.core.dropped_channel_full_total,
+            dropped_expired_total: s.core.dropped_expired_total,
+            dropped_session_gone_total: s.core.dropped_session_gone_total,
+            dropped_flushed_total: s.core.dropped_flushed_total,
+            memberships_expired_total: s.core.memberships_expired_total,
+            memberships_released_total: s.core.memberships_released_total,
+        }
+    }
+}
+
+impl From<NodeStats> for HubStats {
+    fn from(s: NodeStats) -> Self {
+        Self {
+            core: crate::core::Stats {
+                channels: s.channels,
+                groups: s.groups,
+                memberships: s.memberships,
+                queued_messages: s.queued_messages,
+                queued_bytes: s.queued_bytes,
+                waiting_receives: s.waiting_receives,
+                sent_total: s.sent_total,
+                dropped_channel_full_total: s.dropped_channel_full_total,
+                dropped_expired_total: s.dropped_expired_total,
+                dropped_session_gone_total: s.dropped_session_gone_total,
+                dropped_flushed_total: s.dropped_flushed_total,
+                memberships_expired_total: s.memberships_expired_total,
+                memberships_released_total: s.memberships_released_total,
+            },
+            uptime: Duration::ZERO,
+            sessions_open: s.sessions_open,
+            sessions_detached: s.sessions_detached,
+            delivered_total: s.delivered_total,
+            sessions_opened_total: s.sessions_opened_total,
+            sessions_resumed_total: s.sessions_resumed_total,
+            sessions_released_total: s.sessions_released_total,
+        }
+    }
 }
 
 /// A group member.

@@ -61,16 +61,16 @@ use tokio::{
 pub use self::config::{ClusterArgs, ClusterConfig, NormalChannels, NormalStorage};
 use self::{
     envelope::{
-        BatchOp, BatchReply, ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp, Op,
-        Outcome, ProbeOp, Question, Reply, SendOp, Survey, SurveyReply, VERSION, error_to_wire, ms,
-        outcome_from_wire, outcome_to_wire, rules_from_wire, rules_to_wire,
+        BatchOp, BatchReply, ClaimedOp, Envelope, GroupSendOp, Heartbeat, Member, MembershipOp,
+        NodeStats, Op, Outcome, ProbeOp, Question, Reply, SendOp, Survey, SurveyReply, VERSION,
+        error_to_wire, ms, outcome_from_wire, outcome_to_wire, rules_from_wire, rules_to_wire,
     },
     queues::Queues,
     subjects::{Subjects, reply_seq},
 };
 use crate::{
     core::{CapacityRules, FlushReport, MembersPage},
-    hub::{Backplane, Hub, HubError, OpOutcome, RemoteOp, Surveyed},
+    hub::{Backplane, Hub, HubError, HubStats, OpOutcome, RemoteOp, Surveyed},
 };
 
 /// How long a request nobody answers is retried: NATS spreads a new subscription to its

@@ -28,6 +28,10 @@ impl Cluster {
             node: self.node.clone(),
             ..SurveyReply::default()
         };
+        if survey.question == Question::Stats as i32 {
+            reply.stats = Some(NodeStats::from(&hub.stats()));
+            return reply;
+        }
         if !hub.has_namespace(&survey.namespace) {
             return reply;
         }

@@ -41,7 +41,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(super) fn add(&mut self, other: &Stats) {
+    /// Adds `other`'s counters and gauges.
+    pub(crate) fn add(&mut self, other: &Stats) {
         self.channels += other.channels;
         self.groups += other.groups;
         self.memberships += other.memberships;

@@ -166,10 +166,17 @@ impl ChannelLayerService for ChannelLayerGrpc {
 
     async fn get_server_stats(
         &self,
-        _request: Request<pb::GetServerStatsRequest>,
+        request: Request<pb::GetServerStatsRequest>,
     ) -> Result<Response<pb::GetServerStatsResponse>, Status> {
-        let s = self.hub.stats();
+        let (s, nodes, missing) = if request.get_ref().this_node_only {
+            (self.hub.stats(), 1, 0)
+        } else {
+            self.hub.cluster_stats().await?
+        };
+        warn_partial("GetServerStats", missing);
         Ok(Response::new(pb::GetServerStatsResponse {
+            nodes: nodes as u32,
+            missing_nodes: missing as u32,
             uptime_seconds: s.uptime.as_secs(),
             sessions_open: s.sessions_open,
             sessions_detached: s.sessions_detached,

@@ -11,7 +11,7 @@
 //! - whether normal channels live in the cluster ([`Backplane::shares_normal`]): then a
 //!   send to one is queued cluster-wide, and a receive of this node waiting on one asks
 //!   the backplane for the next message ([`Backplane::wants_normal`]);
-//! - cluster-wide answers for group size, members and flush.
+//! - cluster-wide answers for group size, members, server stats and flush.
 //!
 //! Every call returns at once or gives a future the hub awaits without holding a lock.
 
@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::{HubError, OpOutcome};
+use super::{HubError, HubStats, OpOutcome};
 use crate::core::{CapacityRules, FlushReport, MembersPage};
 
 /// An operation on a process-specific channel that another node holds.
@@ -162,6 +162,9 @@ pub trait Backplane: Send + Sync + 'static {
         after: &str,
         limit: usize,
     ) -> BoxFuture<'static, Result<Surveyed<MembersPage>, HubError>>;
+
+    /// The other nodes' counters and gauges.
+    fn server_stats(&self) -> BoxFuture<'static, Result<Surveyed<HubStats>, HubError>>;
 
     /// Flushes `namespace` on the other nodes.
     fn flush(&self, namespace: &str)

@@ -13,6 +13,22 @@ impl Hub {
         }
     }
 
+    /// Counters and gauges summed over every node of a cluster that answered in time
+    /// (the uptime is this node's), with how many nodes that is and how many did not
+    /// answer.
+    pub(crate) async fn cluster_stats(&self) -> Result<(HubStats, usize, usize), HubError> {
+        let mut total = self.stats();
+        let Some(backplane) = &self.backplane else {
+            return Ok((total, 1, 0));
+        };
+        backplane.check()?;
+        let others = backplane.server_stats().await?;
+        for s in &others.answers {
+            total.add(s);
+        }
+        Ok((total, 1 + others.answers.len(), others.missing))
+    }
+
     /// True when the namespace exists on this node.
     pub(crate) fn has_namespace(&self, namespace: &str) -> bool {
         self.layer.existing(namespace).is_some()

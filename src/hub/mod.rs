@@ -123,6 +123,19 @@ pub(crate) struct HubStats {
     pub(crate) sessions_released_total: u64,
 }
 
+impl HubStats {
+    /// Adds another node's counters and gauges (not its uptime).
+    pub(crate) fn add(&mut self, other: &HubStats) {
+        self.core.add(&other.core);
+        self.sessions_open += other.sessions_open;
+        self.sessions_detached += other.sessions_detached;
+        self.delivered_total += other.delivered_total;
+        self.sessions_opened_total += other.sessions_opened_total;
+        self.sessions_resumed_total += other.sessions_resumed_total;
+        self.sessions_released_total += other.sessions_released_total;
+    }
+}
+
 /// The channel layer: the engine, the sessions and the sweeper.
 pub(crate) struct Hub {
     layer: Layer<HubWaiter>,

@@ -424,7 +424,7 @@ impl Client {
         Ok(self
             .grpc
             .clone()
-            .get_server_stats(pb::GetServerStatsRequest {})
+            .get_server_stats(pb::GetServerStatsRequest::default())
             .await?
             .into_inner())
     }

@@ -72,14 +72,16 @@ export interface ChannelLayerServiceClient extends grpc.Client {
   getGroup(argument: _chanlayer_v1_GetGroupRequest, callback: grpc.requestCallback<_chanlayer_v1_GetGroupResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * GetServerStats returns counters and gauges of the whole server.
+   * GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+   * over every node that answers in time).
    */
   GetServerStats(argument: _chanlayer_v1_GetServerStatsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
   GetServerStats(argument: _chanlayer_v1_GetServerStatsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
   GetServerStats(argument: _chanlayer_v1_GetServerStatsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
   GetServerStats(argument: _chanlayer_v1_GetServerStatsRequest, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
   /**
-   * GetServerStats returns counters and gauges of the whole server.
+   * GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+   * over every node that answers in time).
    */
   getServerStats(argument: _chanlayer_v1_GetServerStatsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
   getServerStats(argument: _chanlayer_v1_GetServerStatsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_chanlayer_v1_GetServerStatsResponse__Output>): grpc.ClientUnaryCall;
@@ -231,7 +233,8 @@ export interface ChannelLayerServiceHandlers extends grpc.UntypedServiceImplemen
   GetGroup: grpc.handleUnaryCall<_chanlayer_v1_GetGroupRequest__Output, _chanlayer_v1_GetGroupResponse>;
   
   /**
-   * GetServerStats returns counters and gauges of the whole server.
+   * GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+   * over every node that answers in time).
    */
   GetServerStats: grpc.handleUnaryCall<_chanlayer_v1_GetServerStatsRequest__Output, _chanlayer_v1_GetServerStatsResponse>;
   

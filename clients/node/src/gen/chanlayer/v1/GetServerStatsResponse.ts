@@ -74,6 +74,17 @@ export interface GetServerStatsResponse {
    * How many group memberships were removed because their session ended.
    */
   'membershipsReleasedTotal'?: (number | string | Long);
+  /**
+   * How many nodes the figures above are summed over: 1 on a single node (or with
+   * `this_node_only`); in cluster mode this node and every other node that answered in
+   * time. `uptime_seconds` is always the answering node's.
+   */
+  'nodes'?: (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their figures
+   * are not counted. Always 0 on a single node.
+   */
+  'missingNodes'?: (number);
 }
 
 /**
@@ -148,4 +159,15 @@ export interface GetServerStatsResponse__Output {
    * How many group memberships were removed because their session ended.
    */
   'membershipsReleasedTotal': (number);
+  /**
+   * How many nodes the figures above are summed over: 1 on a single node (or with
+   * `this_node_only`); in cluster mode this node and every other node that answered in
+   * time. `uptime_seconds` is always the answering node's.
+   */
+  'nodes': (number);
+  /**
+   * In cluster mode, how many nodes known to be up did not answer in time: their figures
+   * are not counted. Always 0 on a single node.
+   */
+  'missingNodes': (number);
 }

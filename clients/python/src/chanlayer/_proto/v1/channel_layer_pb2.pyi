@@ -621,12 +621,19 @@ class GetServerStatsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    THIS_NODE_ONLY_FIELD_NUMBER: _builtins.int
+    this_node_only: _builtins.bool
+    """In cluster mode, answer for this node alone instead of the whole cluster. Ignored on a
+    single node.
+    """
     def __init__(
         self,
+        *,
+        this_node_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["this_node_only", b"this_node_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -655,6 +662,8 @@ class GetServerStatsResponse(_message.Message):
     DROPPED_FLUSHED_TOTAL_FIELD_NUMBER: _builtins.int
     MEMBERSHIPS_EXPIRED_TOTAL_FIELD_NUMBER: _builtins.int
     MEMBERSHIPS_RELEASED_TOTAL_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    MISSING_NODES_FIELD_NUMBER: _builtins.int
     uptime_seconds: _builtins.int
     """How long the server has run, in seconds."""
     sessions_open: _builtins.int
@@ -689,6 +698,15 @@ class GetServerStatsResponse(_message.Message):
     """How many group memberships expired."""
     memberships_released_total: _builtins.int
     """How many group memberships were removed because their session ended."""
+    nodes: _builtins.int
+    """How many nodes the figures above are summed over: 1 on a single node (or with
+    `this_node_only`); in cluster mode this node and every other node that answered in
+    time. `uptime_seconds` is always the answering node's.
+    """
+    missing_nodes: _builtins.int
+    """In cluster mode, how many nodes known to be up did not answer in time: their figures
+    are not counted. Always 0 on a single node.
+    """
     def __init__(
         self,
         *,
@@ -709,10 +727,12 @@ class GetServerStatsResponse(_message.Message):
         dropped_flushed_total: _builtins.int = ...,
         memberships_expired_total: _builtins.int = ...,
         memberships_released_total: _builtins.int = ...,
+        nodes: _builtins.int = ...,
+        missing_nodes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "dropped_channel_full_total", b"dropped_channel_full_total", "dropped_expired_total", b"dropped_expired_total", "dropped_flushed_total", b"dropped_flushed_total", "dropped_session_gone_total", b"dropped_session_gone_total", "groups", b"groups", "memberships", b"memberships", "memberships_expired_total", b"memberships_expired_total", "memberships_released_total", b"memberships_released_total", "messages_delivered_total", b"messages_delivered_total", "messages_sent_total", b"messages_sent_total", "pending_receives", b"pending_receives", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "sessions_detached", b"sessions_detached", "sessions_open", b"sessions_open", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "dropped_channel_full_total", b"dropped_channel_full_total", "dropped_expired_total", b"dropped_expired_total", "dropped_flushed_total", b"dropped_flushed_total", "dropped_session_gone_total", b"dropped_session_gone_total", "groups", b"groups", "memberships", b"memberships", "memberships_expired_total", b"memberships_expired_total", "memberships_released_total", b"memberships_released_total", "messages_delivered_total", b"messages_delivered_total", "messages_sent_total", b"messages_sent_total", "missing_nodes", b"missing_nodes", "nodes", b"nodes", "pending_receives", b"pending_receives", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "sessions_detached", b"sessions_detached", "sessions_open", b"sessions_open", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -164,7 +164,8 @@ class ChannelLayerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetServerStats(self, request, context):
-        """GetServerStats returns counters and gauges of the whole server.
+        """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+        over every node that answers in time).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -80,7 +80,9 @@ class ChannelLayerServiceStub:
     GetChannel: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GetChannelRequest, _channel_layer_pb2.GetChannelResponse]
     """GetChannel returns the depth of a channel: its queued messages and waiting receives."""
     GetServerStats: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GetServerStatsRequest, _channel_layer_pb2.GetServerStatsResponse]
-    """GetServerStats returns counters and gauges of the whole server."""
+    """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+    over every node that answers in time).
+    """
     Session: _grpc.StreamStreamMultiCallable[_channel_layer_pb2.SessionRequest, _channel_layer_pb2.SessionResponse]
     """Session is the stream a gateway process keeps open for its whole life.
 
@@ -134,7 +136,9 @@ class ChannelLayerServiceAsyncStub(ChannelLayerServiceStub):
     GetChannel: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GetChannelRequest, _channel_layer_pb2.GetChannelResponse]  # type: ignore[assignment]
     """GetChannel returns the depth of a channel: its queued messages and waiting receives."""
     GetServerStats: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GetServerStatsRequest, _channel_layer_pb2.GetServerStatsResponse]  # type: ignore[assignment]
-    """GetServerStats returns counters and gauges of the whole server."""
+    """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+    over every node that answers in time).
+    """
     Session: _aio.StreamStreamMultiCallable[_channel_layer_pb2.SessionRequest, _channel_layer_pb2.SessionResponse]  # type: ignore[assignment]
     """Session is the stream a gateway process keeps open for its whole life.
 
@@ -239,7 +243,9 @@ class ChannelLayerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _channel_layer_pb2.GetServerStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_channel_layer_pb2.GetServerStatsResponse, _abc.Awaitable[_channel_layer_pb2.GetServerStatsResponse]]:
-        """GetServerStats returns counters and gauges of the whole server."""
+        """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
+        over every node that answers in time).
+        """
 
     @_abc_1.abstractmethod
     def Session(
