@@ -212,3 +212,55 @@ async fn flush_empties_the_normal_channels_of_its_namespace_only() {
     );
     assert_eq!(NS, on_a.namespace());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_local_normal_channels_stay_on_the_node_a_send_reaches() {
+    let _serial = SERIAL.lock().await;
+    let t = TwoNodes::start(&["--cluster-normal-channels", "node-local"]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
+    on_a.send("local-work", "on a").await.unwrap();
+    assert_eq!(
+        on_a.channel_info("local-work")
+            .await
+            .unwrap()
+            .queued_messages,
+        1
+    );
+    assert_eq!(
+        on_b.channel_info("local-work")
+            .await
+            .unwrap()
+            .queued_messages,
+        0
+    );
+    let worker = on_a.session().await.unwrap();
+    assert_eq!(
+        receive_one(&worker, "local-work").await.as_deref(),
+        Some("on a")
+    );
+    // With capacity from the request, as on a single node.
+    for i in 0..3 {
+        on_b.send_with(
+            "bounded",
+            format!("{i}"),
+            SendOptions {
+                capacity: 3,
+                expiry: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let error = on_b
+        .send_with(
+            "bounded",
+            "3",
+            SendOptions {
+                capacity: 3,
+                expiry: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason().as_deref(), Some("CHANNEL_FULL"));
+}

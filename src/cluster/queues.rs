@@ -134,7 +134,7 @@ impl Cluster {
             ..Default::default()
         };
         let mut delay = Duration::from_millis(50);
-        loop {
+        for attempt in 0u64.. {
             match queues.js.create_or_update_stream(config.clone()).await {
                 Ok(_) => match queues.js.get_stream(&queues.name).await {
                     Ok(stream) => {
@@ -144,11 +144,13 @@ impl Cluster {
                     }
                     Err(error) => tracing::debug!(%error, "JetStream stream lookup failed"),
                 },
-                Err(error) => tracing::warn!(
+                // Said at once, then about every 30 s: the node is not ready meanwhile.
+                Err(error) if attempt % 16 == 0 => tracing::warn!(
                     %error,
                     stream = %queues.name,
-                    "cannot create the JetStream stream of normal channels; retrying (is JetStream enabled on the NATS servers?)"
+                    "cannot create the JetStream stream of normal channels; retrying (is JetStream enabled on the NATS servers? --cluster-normal-channels node-local does without)"
                 ),
+                Err(error) => tracing::debug!(%error, "JetStream stream creation failed"),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
