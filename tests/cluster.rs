@@ -233,7 +233,14 @@ async fn group_sends_from_every_node_reach_each_member_once_in_order() {
         assert_eq!(left.queued_messages, 0, "{channel} got more than once");
     }
     // The memberless node delivered nothing.
-    let c_stats = clients[2].stats().await.unwrap();
+    let c_stats = clients[2]
+        .grpc()
+        .get_server_stats(pb::GetServerStatsRequest {
+            this_node_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(c_stats.messages_delivered_total, 0);
 }
 

@@ -174,6 +174,7 @@ impl Backplane for Cluster {
         let payload: Bytes = envelope.encode_to_vec().into();
         let subject = self.subjects.prefix(namespace, client_prefix);
         let prefix = client_prefix.to_owned();
+        let namespace = namespace.to_owned();
         let this = self.me();
         // The first attempt is queued now: one session's operations leave in order.
         let mut sent = Some(self.send_forwarded(subject.clone(), payload.clone()));
@@ -200,6 +201,7 @@ impl Backplane for Cluster {
                         Some(delay) => tokio::time::sleep(Duration::from_millis(*delay)).await,
                         None => {
                             this.stats.no_owner.fetch_add(1, Ordering::Relaxed);
+                            this.keep(&namespace, &prefix);
                             return Ok(None);
                         }
                     },

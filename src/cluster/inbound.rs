@@ -147,51 +147,118 @@ impl Cluster {
                 self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            let prefix = claimed.client_prefix;
-            let taken = hub.take_client(&namespace, &prefix);
-            if taken.messages.is_empty() && taken.memberships.is_empty() {
+            self.hand_over(&hub, &namespace, &claimed.client_prefix);
+        }
+    }
+
+    /// Hands what this node kept for `prefix`, which another node now holds, to that
+    /// node: the queued messages of its channels, in order, then their memberships.
+    pub(super) fn hand_over(self: &Arc<Self>, hub: &Hub, namespace: &str, prefix: &str) {
+        let taken = hub.take_client(namespace, prefix);
+        if taken.messages.is_empty() && taken.memberships.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now().into_std();
+        // Queued now, in order: they leave before anything sent after them.
+        let mut handed = Vec::new();
+        for (channel, messages) in taken.messages {
+            for m in messages {
+                let op = RemoteOp::Send {
+                    channel: channel.clone(),
+                    payload: m.payload,
+                    // Accepted here already: the owner keeps them whatever its capacity.
+                    capacity: usize::MAX,
+                    expiry: m.expires_at.saturating_duration_since(now),
+                };
+                handed.push(self.forward(namespace, prefix, op));
+            }
+        }
+        for (group, channel, left) in taken.memberships {
+            let op = RemoteOp::GroupAdd {
+                group,
+                channel,
+                group_expiry: left,
+            };
+            handed.push(self.forward(namespace, prefix, op));
+        }
+        let count = handed.len();
+        let cluster = Arc::clone(self);
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            let mut failed = 0;
+            for result in futures_util::future::join_all(handed).await {
+                if !matches!(result, Ok(Some(_))) {
+                    failed += 1;
+                }
+            }
+            if failed > 0 {
+                cluster
+                    .stats
+                    .handover_failures
+                    .fetch_add(failed, Ordering::Relaxed);
+                tracing::warn!(client_prefix = %prefix, failed, count, "some messages or memberships kept for a client prefix did not reach the node that holds it");
+            }
+        });
+    }
+
+    /// Remembers that this node kept an operation for `prefix`, which no node held.
+    pub(super) fn keep(&self, namespace: &str, prefix: &str) {
+        let mut kept = self.kept.lock();
+        if kept.len() < KEPT_MAX {
+            kept.entry((namespace.to_owned(), prefix.to_owned()))
+                .or_insert_with(Instant::now);
+        }
+    }
+
+    /// Asks, every [`KEPT_PROBE_INTERVAL`], whether a node holds the client prefixes this
+    /// node kept operations for, and hands them over to it: the announcement of the
+    /// session that claimed it may not have reached this node (it was cut off from NATS, or
+    /// NATS was partitioned, at the time).
+    pub(super) async fn probe_kept(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(KEPT_PROBE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !*self.connected.borrow() {
                 continue;
             }
-            let now = tokio::time::Instant::now().into_std();
-            // Queued now, in order: they leave before anything sent after them.
-            let mut handed = Vec::new();
-            for (channel, messages) in taken.messages {
-                for m in messages {
-                    let op = RemoteOp::Send {
-                        channel: channel.clone(),
-                        payload: m.payload,
-                        // Accepted here already: the owner keeps them whatever its capacity.
-                        capacity: usize::MAX,
-                        expiry: m.expires_at.saturating_duration_since(now),
-                    };
-                    handed.push(self.forward(&namespace, &prefix, op));
-                }
-            }
-            for (group, channel, left) in taken.memberships {
-                let op = RemoteOp::GroupAdd {
-                    group,
-                    channel,
-                    group_expiry: left,
-                };
-                handed.push(self.forward(&namespace, &prefix, op));
-            }
-            let count = handed.len();
-            let cluster = Arc::clone(&self);
-            tokio::spawn(async move {
-                let mut failed = 0;
-                for result in futures_util::future::join_all(handed).await {
-                    if !matches!(result, Ok(Some(_))) {
-                        failed += 1;
-                    }
-                }
-                if failed > 0 {
-                    cluster
-                        .stats
-                        .handover_failures
-                        .fetch_add(failed, Ordering::Relaxed);
-                    tracing::warn!(client_prefix = %prefix, failed, count, "some messages or memberships kept for a client prefix did not reach the node that holds it");
-                }
-            });
+            let Some(hub) = self.hub() else { return };
+            let due: Vec<(String, String)> = {
+                let now = Instant::now();
+                let mut kept = self.kept.lock();
+                kept.retain(|_, since| now.duration_since(*since) < KEPT_PROBE_FOR);
+                kept.keys().cloned().collect()
+            };
+            futures_util::stream::iter(due)
+                .for_each_concurrent(32, |(namespace, prefix)| {
+                    let (this, hub) = (Arc::clone(&self), Arc::clone(&hub));
+                    async move { this.probe_one(&hub, namespace, prefix).await }
+                })
+                .await;
+        }
+    }
+
+    async fn probe_one(self: Arc<Self>, hub: &Arc<Hub>, namespace: String, prefix: String) {
+        let key = (namespace, prefix);
+        if self.holds(&key.0, &key.1) {
+            // Its session opened here: what was kept is where it is read.
+            self.kept.lock().remove(&key);
+            return;
+        }
+        let probe = Envelope {
+            version: VERSION,
+            namespace: key.0.clone(),
+            origin: self.node.clone(),
+            op: Some(Op::Probe(ProbeOp {})),
+        };
+        let subject = self.subjects.prefix(&key.0, &key.1);
+        if self
+            .request(subject, probe.encode_to_vec().into())
+            .await
+            .is_ok()
+        {
+            self.kept.lock().remove(&key);
+            self.hand_over(hub, &key.0, &key.1);
         }
     }
 }

@@ -85,6 +85,15 @@ const BATCH_MAX: usize = 64;
 /// `max_payload` (1 MiB); a larger operation leaves alone.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// How often a node asks whether a node holds the client prefixes it kept operations for.
+const KEPT_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long it keeps asking: past it, what it kept has expired or is left where it is.
+const KEPT_PROBE_FOR: Duration = Duration::from_secs(600);
+
+/// The most client prefixes it keeps asking about.
+const KEPT_MAX: usize = 100_000;
+
 /// How long a probe for a proposed client prefix that nobody answers is retried.
 const PROBE_RETRIES_MS: [u64; 2] = [2, 4];
 
@@ -178,6 +187,10 @@ pub struct Cluster {
     /// Client prefixes held by sessions of this node, by namespace, with the task that
     /// serves each one's subject.
     prefixes: Mutex<HashMap<String, HashMap<String, Option<AbortHandle>>>>,
+    /// Client prefixes no node held when an operation for them came, so this node kept
+    /// it, by when: they are probed until a node holds them (and then handed over), in
+    /// case that node's announcement did not reach this one (a NATS outage or partition).
+    kept: Mutex<HashMap<(String, String), Instant>>,
     /// Other nodes, by when they were last heard of.
     nodes: Mutex<HashMap<String, Instant>>,
     connected: watch::Sender<bool>,
@@ -281,6 +294,7 @@ impl Cluster {
             batches: Mutex::default(),
             next_seq: AtomicU64::new(1),
             prefixes: Mutex::default(),
+            kept: Mutex::default(),
             nodes: Mutex::default(),
             connected,
             ready: watch::channel(false).0,
@@ -356,6 +370,7 @@ impl Cluster {
             tokio::spawn(Arc::clone(self).beat()).abort_handle(),
             tokio::spawn(Arc::clone(self).watch_connection()).abort_handle(),
             tokio::spawn(Arc::clone(self).ensure_stream()).abort_handle(),
+            tokio::spawn(Arc::clone(self).probe_kept()).abort_handle(),
         ];
         self.tasks.lock().append(&mut tasks);
         Ok(())

@@ -19,7 +19,9 @@
 //! - **Receive.** While receives of this node wait on a channel, one task per channel pulls
 //!   as many messages as there are waiting receives from a durable consumer that every
 //!   node shares (one per channel, removed by NATS after some idle minutes), acknowledges
-//!   each on arrival and hands it to the node's core, which gives it to the oldest
+//!   each on arrival (waiting for the stream to confirm, so that the message's place in
+//!   the channel is free before a receive has it) and hands it to the node's core, which
+//!   gives it to the oldest
 //!   waiting receive. A message fetched for a receive cancelled meanwhile stays queued on
 //!   this node, for its next receive on that channel, until its expiry.
 //! - **Group sends** to a normal member publish the member's copy with a message id made of
@@ -389,9 +391,17 @@ impl Cluster {
     }
 
     /// Acknowledges a fetched message and gives it to this node's core, unless expired.
+    /// The acknowledgement is confirmed before the message is delivered: by the time a
+    /// receive has it, its place in the channel is free again, as on a single node.
     async fn take(&self, hub: &Hub, namespace: &str, channel: &str, message: jetstream::Message) {
-        if let Err(error) = message.ack().await {
-            tracing::debug!(%error, channel, "acknowledging a normal channel's message failed");
+        if let Some(reply) = message.message.reply.clone() {
+            let acked = self
+                .client
+                .request(reply, Bytes::from_static(b"+ACK"))
+                .await;
+            if let Err(error) = acked {
+                tracing::debug!(%error, channel, "acknowledging a normal channel's message failed");
+            }
         }
         self.stats.normal_fetched.fetch_add(1, Ordering::Relaxed);
         let deadline = message

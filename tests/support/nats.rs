@@ -112,7 +112,8 @@ impl Drop for NatsServer {
     }
 }
 
-/// Three NATS servers routed to each other.
+/// Three NATS servers routed to each other. They do not tell their clients about each
+/// other (`no_advertise`): a client knows the servers it was given, and nothing else.
 pub struct NatsCluster {
     /// The servers.
     pub servers: Vec<NatsServer>,
@@ -166,7 +167,7 @@ impl NatsCluster {
                     "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
                      ping_interval: \"1s\"\nwrite_deadline: \"2s\"\nmax_payload: 8MB\n\
                      jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 256MB\n}}\n\
-                     cluster {{\n  name: chanlayer-test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                     cluster {{\n  name: chanlayer-test\n  listen: 127.0.0.1:{route}\n  no_advertise: true\n  routes: [{}]\n}}\n",
                     routes.join(", "),
                     store = dir.join(format!("js{i}")).display(),
                 ),
