@@ -2,6 +2,8 @@
 //! refusal says which limit it hit, and the metric label and the `ErrorInfo` metadata are
 //! that limit's name, never a reading of the message text.
 
+use crate::core::CoreError;
+
 /// The limits every namespace enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -26,6 +28,19 @@ impl Default for Limits {
             max_members_per_group: 100_000,
             max_namespaces: 1_000,
         }
+    }
+}
+
+impl Limits {
+    /// Refuses a message larger than [`Limits::max_message_bytes`].
+    pub(crate) fn check_message_size(&self, size: usize) -> Result<(), CoreError> {
+        if size > self.max_message_bytes {
+            return Err(CoreError::MessageTooLarge {
+                size,
+                limit: self.max_message_bytes,
+            });
+        }
+        Ok(())
     }
 }
 

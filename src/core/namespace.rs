@@ -156,6 +156,13 @@ impl<W: Waiter> Namespace<W> {
         &self.name
     }
 
+    /// True when the namespace holds no channel (so no queued message and no waiting
+    /// receive) and no group.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.channel_count.load(Ordering::Relaxed) == 0
+            && self.group_count.load(Ordering::Relaxed) == 0
+    }
+
     pub(super) fn shard_of(&self, name: &str) -> usize {
         (self.hasher.hash_one(name) as usize) & (self.shards.len() - 1)
     }
@@ -169,13 +176,7 @@ impl<W: Waiter> Namespace<W> {
     }
 
     fn check_size(&self, payload: &Bytes) -> Result<(), CoreError> {
-        if payload.len() > self.limits.max_message_bytes {
-            return Err(CoreError::MessageTooLarge {
-                size: payload.len(),
-                limit: self.limits.max_message_bytes,
-            });
-        }
-        Ok(())
+        self.limits.check_message_size(payload.len())
     }
 
     /// Sends a message to `channel`: hands it to the oldest waiting receive, or queues it.

@@ -106,6 +106,8 @@ struct HubCounters {
 pub(crate) struct HubStats {
     /// The engine's counters and gauges.
     pub(crate) core: core::Stats,
+    /// Namespaces that exist.
+    pub(crate) namespaces: u64,
     /// How long the hub has run.
     pub(crate) uptime: Duration,
     /// Sessions with a live stream.
@@ -359,6 +361,12 @@ impl Hub {
         group: &str,
         channel: &str,
     ) -> Result<bool, HubError> {
+        if self.backplane.is_none() && !self.has_namespace(namespace) {
+            // Nothing to discard, and nothing to create.
+            return self
+                .nothing_stored(namespace, group, channel)
+                .map(|()| false);
+        }
         let op = RemoteOp::GroupDiscard {
             group: group.to_owned(),
             channel: channel.to_owned(),
@@ -380,6 +388,12 @@ impl Hub {
         capacities: &CapacityRules,
         expiry: Duration,
     ) -> Result<(usize, usize), HubError> {
+        if self.backplane.is_none() && !self.has_namespace(namespace) {
+            // No members, so nothing to store, and nothing to create.
+            self.nothing_stored(namespace, group, "-")?;
+            self.layer.check_message(&payload)?;
+            return Ok((0, 0));
+        }
         let ns = self.namespace(namespace)?;
         self.group_send_in(&ns, group, payload, capacities, expiry)
     }
@@ -431,6 +445,15 @@ impl Hub {
         }
     }
 
+    /// Checks the names of an operation on a namespace that does not exist, which it
+    /// leaves as it is (a discard, a group send): it is refused as it would be there.
+    fn nothing_stored(&self, namespace: &str, group: &str, channel: &str) -> Result<(), HubError> {
+        core::names::validate_namespace(namespace)?;
+        core::names::validate_group(group)?;
+        core::names::validate_channel(channel)?;
+        Ok(())
+    }
+
     /// Counters and gauges.
     pub(crate) fn stats(&self) -> HubStats {
         let (open, detached) = {
@@ -444,6 +467,7 @@ impl Hub {
         };
         HubStats {
             core: self.layer.stats(),
+            namespaces: self.layer.len() as u64,
             uptime: now().saturating_duration_since(self.started),
             sessions_open: open,
             sessions_detached: detached,

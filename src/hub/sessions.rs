@@ -222,7 +222,7 @@ impl Hub {
         self.counters
             .sessions_released
             .fetch_add(1, Ordering::Relaxed);
-        if let Ok(ns) = self.layer.namespace(&key.0) {
+        if let Some(ns) = self.layer.existing(&key.0) {
             let report = ns.release_client(&key.1);
             tracing::debug!(
                 namespace = %key.0,

@@ -64,6 +64,9 @@ metrics_list! {
     /// Memberships removed other than by group_discard.
     MEMBERSHIPS_REMOVED = "chanlayer_group_memberships_removed_total", Counter, Count, ["reason"],
         "Memberships removed without group_discard, by reason: expired, session_gone.";
+    /// Namespaces.
+    NAMESPACES = "chanlayer_namespaces", Gauge, Count, [],
+        "Namespaces that hold channels, groups or sessions (an empty one is removed by the sweeper).";
     /// Groups.
     GROUPS = "chanlayer_groups", Gauge, Count, [],
         "Groups with members.";

@@ -108,6 +108,7 @@ pub(crate) fn refresh(hub: &Hub, ready: bool) {
         .absolute(c.memberships_released_total);
     gauge!(MEMBERSHIPS).set(c.memberships as f64);
     gauge!(GROUPS).set(c.groups as f64);
+    gauge!(NAMESPACES).set(s.namespaces as f64);
     gauge!(CHANNELS).set(c.channels as f64);
     gauge!(QUEUED_MESSAGES).set(c.queued_messages as f64);
     gauge!(QUEUED_BYTES).set(c.queued_bytes as f64);

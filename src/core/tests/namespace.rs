@@ -241,3 +241,35 @@ fn refusals_say_which_limit_they_hit() {
         assert_eq!(Limit::from_name(limit.name()), Some(limit));
     }
 }
+
+#[test]
+fn only_unused_empty_namespaces_are_removed() {
+    let l = layer();
+    let now = Instant::now();
+    let held = l.namespace("held").unwrap();
+    {
+        let full = l.namespace("full").unwrap();
+        full.send("c", msg("m"), 100, MIN, now).unwrap();
+        let grouped = l.namespace("grouped").unwrap();
+        grouped.group_add("g", "c", MIN, now).unwrap();
+        let waiting = l.namespace("waiting").unwrap();
+        waiting.receive("c", 1, now, waiter).unwrap();
+        l.namespace("empty").unwrap();
+        l.namespace("resumable").unwrap();
+    }
+    assert_eq!(l.len(), 6);
+    assert_eq!(l.remove_idle(|name| name == "resumable"), 1);
+    assert!(l.existing("empty").is_none());
+    assert!(l.existing("held").is_some(), "someone holds it");
+    assert_eq!(l.len(), 5);
+    drop(held);
+    // Emptied: the message expired, the group lost its member, the receive went.
+    let full = l.existing("full").unwrap();
+    full.sweep(now + 2 * MIN);
+    let grouped = l.existing("grouped").unwrap();
+    grouped.group_discard("g", "c").unwrap();
+    drop((full, grouped));
+    assert_eq!(l.remove_idle(|_| false), 4);
+    assert_eq!(l.len(), 1);
+    assert!(l.existing("waiting").is_some());
+}
