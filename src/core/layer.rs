@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::core::{
     CoreError, Limit, Limits, Waiter,
     names::validate_namespace,
-    namespace::{Namespace, Shard},
+    namespace::{Namespace, QueuedBytes, Shard},
     stats::Stats,
 };
 
@@ -21,6 +21,7 @@ use crate::core::{
 pub struct Layer<W> {
     namespaces: RwLock<HashMap<Box<str>, Arc<Namespace<W>>>>,
     limits: Arc<Limits>,
+    queued_bytes: Arc<AtomicUsize>,
     shard_count: usize,
     hasher: RandomState,
 }
@@ -31,6 +32,7 @@ impl<W: Waiter> Layer<W> {
         Self {
             namespaces: RwLock::new(HashMap::new()),
             limits: Arc::new(limits),
+            queued_bytes: Arc::default(),
             shard_count: shard_count.max(1).next_power_of_two(),
             hasher: RandomState::default(),
         }
@@ -63,6 +65,10 @@ impl<W: Waiter> Layer<W> {
             limits: Arc::clone(&self.limits),
             channel_count: AtomicUsize::new(0),
             group_count: AtomicUsize::new(0),
+            queued: QueuedBytes {
+                namespace: AtomicUsize::new(0),
+                server: Arc::clone(&self.queued_bytes),
+            },
         });
         namespaces.insert(name.into(), Arc::clone(&ns));
         Ok(ns)
@@ -73,10 +79,16 @@ impl<W: Waiter> Layer<W> {
         self.namespaces.read().get(name).cloned()
     }
 
-    /// Refuses a message that no namespace would take (for a call on a namespace that does
-    /// not exist, which is answered without creating it).
-    pub(crate) fn check_message(&self, payload: &bytes::Bytes) -> Result<(), CoreError> {
-        self.limits.check_message_size(payload.len())
+    /// Refuses a group send that no namespace would take (for a call on a namespace that
+    /// does not exist, which is answered without creating it).
+    pub(crate) fn check_group_send(
+        &self,
+        payload: &bytes::Bytes,
+        capacities: &crate::core::CapacityRules,
+        expiry: std::time::Duration,
+    ) -> Result<(), CoreError> {
+        self.limits
+            .check_message(payload.len(), capacities.max_capacity(), expiry)
     }
 
     /// How many namespaces exist.

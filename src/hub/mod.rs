@@ -391,7 +391,7 @@ impl Hub {
         if self.backplane.is_none() && !self.has_namespace(namespace) {
             // No members, so nothing to store, and nothing to create.
             self.nothing_stored(namespace, group, "-")?;
-            self.layer.check_message(&payload)?;
+            self.layer.check_group_send(&payload, capacities, expiry)?;
             return Ok((0, 0));
         }
         let ns = self.namespace(namespace)?;

@@ -83,6 +83,14 @@ pub(crate) fn record_limits(args: &ServeArgs) {
         (Limit::GroupsPerNamespace, args.max_groups_per_namespace),
         (Limit::MembersPerGroup, args.max_members_per_group),
         (Limit::Namespaces, args.max_namespaces),
+        (Limit::Capacity, args.max_capacity),
+        (Limit::Expiry, args.max_expiry_ms),
+        (Limit::GroupExpiry, args.max_group_expiry_seconds),
+        (
+            Limit::QueuedBytesPerNamespace,
+            args.max_queued_bytes_per_namespace,
+        ),
+        (Limit::QueuedBytes, args.max_queued_bytes),
     ];
     for (limit, value) in limits {
         gauge!(LIMIT, "limit" => limit.name()).set(value as f64);
