@@ -26,7 +26,7 @@ use crate::{
     auth::AuthLayer,
     cluster::{Cluster, ClusterError},
     config::ServeArgs,
-    grpc::ChannelLayerGrpc,
+    grpc::{ChannelLayerGrpc, FrameLimitLayer},
     hub::{Backplane, Hub, NoObserver, Observer},
     metrics::{self, HubMetrics, Readiness, RpcMetricsLayer},
     proto::{FILE_DESCRIPTOR_SET, v1::channel_layer_service_server::ChannelLayerServiceServer},
@@ -197,6 +197,7 @@ pub async fn run(
         .initial_connection_window_size(Some(16 * 1024 * 1024))
         .layer(RpcMetricsLayer::new(metrics_on))
         .layer(AuthLayer::new(token.clone()))
+        .layer(FrameLimitLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
