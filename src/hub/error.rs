@@ -56,10 +56,11 @@ pub(crate) enum HubError {
         /// The timeout.
         timeout_ms: u64,
     },
-    /// A receive named a process-specific channel that no session of this node holds.
+    /// A receive named a process-specific channel whose client prefix another session
+    /// holds (or none does).
     #[error(
-        "channel {channel:?} belongs to a client prefix that no session of this node holds; \
-         receive it through the session (and node) that holds the prefix"
+        "channel {channel:?} belongs to a client prefix this session does not hold; only the \
+         session holding a client prefix receives on its channels"
     )]
     ChannelNotOwned {
         /// The channel.
