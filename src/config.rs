@@ -163,6 +163,24 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_sessions: u64,
 
+    /// Most sessions one namespace holds, attached or awaiting resume, so that one
+    /// application cannot take every session of a shared server.
+    #[arg(long, env = "CHANLAYER_MAX_SESSIONS_PER_NAMESPACE", default_value_t = 2_500,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_sessions_per_namespace: u64,
+
+    /// Most connections the gRPC listener keeps open; a connection past it is closed as
+    /// soon as it is accepted.
+    #[arg(long, env = "CHANLAYER_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// How long a new connection may take to send the start of HTTP/2 (its preface), in
+    /// milliseconds, before it is closed; with TLS, also the limit on the TLS handshake.
+    #[arg(long, env = "CHANLAYER_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub handshake_timeout_ms: u64,
+
     /// Most channels (with queued messages or waiting receives) in one namespace.
     #[arg(long, env = "CHANLAYER_MAX_CHANNELS_PER_NAMESPACE", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -265,6 +283,7 @@ impl ServeArgs {
             lease_grace: Duration::from_millis(self.lease_grace_ms),
             max_pending_receives: self.max_pending_receives as usize,
             max_sessions: self.max_sessions as usize,
+            max_sessions_per_namespace: self.max_sessions_per_namespace as usize,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
         }
     }

@@ -121,7 +121,7 @@ pub(crate) fn deadline(now: Instant, duration: Duration) -> Instant {
 /// A limit by name: what a refusal hit, and the `limit` label of the metrics.
 ///
 /// The engine enforces those of [`Limits`]; the hub enforces the per-session receives and
-/// the number of sessions. They share one list so that every limit has one name everywhere.
+/// the number of sessions; the listener the number of connections. They share one list so that every limit has one name everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
     /// [`Limits::max_message_bytes`].
@@ -148,6 +148,10 @@ pub enum Limit {
     QueuedBytesPerNamespace,
     /// [`Limits::max_queued_bytes`].
     QueuedBytes,
+    /// The most sessions one namespace holds (the hub's).
+    SessionsPerNamespace,
+    /// The most connections the gRPC listener keeps open (the server's).
+    Connections,
 }
 
 impl Limit {
@@ -167,6 +171,8 @@ impl Limit {
             Self::GroupExpiry => "group_expiry_seconds",
             Self::QueuedBytesPerNamespace => "queued_bytes_per_namespace",
             Self::QueuedBytes => "queued_bytes",
+            Self::SessionsPerNamespace => "sessions_per_namespace",
+            Self::Connections => "connections",
         }
     }
 
@@ -182,7 +188,7 @@ impl Limit {
     }
 
     /// Every limit.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::MessageBytes,
         Self::PendingReceivesPerSession,
         Self::Sessions,
@@ -195,6 +201,8 @@ impl Limit {
         Self::GroupExpiry,
         Self::QueuedBytesPerNamespace,
         Self::QueuedBytes,
+        Self::SessionsPerNamespace,
+        Self::Connections,
     ];
 }
 

@@ -75,6 +75,8 @@ pub(crate) struct HubConfig {
     pub(crate) max_pending_receives: usize,
     /// The most sessions (attached or detached) the server holds.
     pub(crate) max_sessions: usize,
+    /// The most sessions (attached or detached) one namespace holds.
+    pub(crate) max_sessions_per_namespace: usize,
     /// How often expired messages and memberships are swept and leases checked.
     pub(crate) sweep_interval: Duration,
 }
@@ -87,6 +89,7 @@ impl Default for HubConfig {
             lease_grace: Duration::from_secs(30),
             max_pending_receives: 250_000,
             max_sessions: 10_000,
+            max_sessions_per_namespace: 2_500,
             sweep_interval: Duration::from_secs(1),
         }
     }

@@ -337,8 +337,7 @@ impl SessionHandle {
             return;
         }
         if release {
-            let entry = sessions.by_key.remove(&self.key).expect("present");
-            sessions.by_token.remove(&entry.token);
+            sessions.remove(&self.key).expect("present");
             drop(sessions);
             self.hub.release(&self.key, false);
         } else {

@@ -79,6 +79,8 @@ pub(crate) fn record_limits(args: &ServeArgs) {
         (Limit::MessageBytes, args.max_message_bytes),
         (Limit::PendingReceivesPerSession, args.max_pending_receives),
         (Limit::Sessions, args.max_sessions),
+        (Limit::SessionsPerNamespace, args.max_sessions_per_namespace),
+        (Limit::Connections, args.max_connections),
         (Limit::ChannelsPerNamespace, args.max_channels_per_namespace),
         (Limit::GroupsPerNamespace, args.max_groups_per_namespace),
         (Limit::MembersPerGroup, args.max_members_per_group),
