@@ -61,7 +61,10 @@ impl Limits {
     }
 
     /// Refuses a message (of a send or a group send) that breaks a limit: its size, its
-    /// expiry, or the largest capacity it gives a channel.
+    /// expiry, or the largest capacity it gives a channel. A capacity of `usize::MAX` is
+    /// the server's own "unbounded" (a message it accepted already and hands to the node
+    /// that now holds its channel), which no client can ask for: requests carry 32-bit
+    /// capacities.
     pub(crate) fn check_message(
         &self,
         size: usize,
@@ -69,7 +72,7 @@ impl Limits {
         expiry: Duration,
     ) -> Result<(), CoreError> {
         self.check_message_size(size)?;
-        if capacity > self.max_capacity {
+        if capacity > self.max_capacity && capacity != usize::MAX {
             return Err(above(
                 Limit::Capacity,
                 format!("capacity {capacity}"),

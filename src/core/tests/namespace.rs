@@ -291,7 +291,7 @@ fn maxima_refuse_what_a_request_asks_for_and_never_overflow() {
         let e = r.map(drop).unwrap_err();
         (e.limit(), e.category(), e.to_string())
     }
-    let (limit, category, text) = refused(ns.send("c", msg("x"), usize::MAX, MIN, now));
+    let (limit, category, text) = refused(ns.send("c", msg("x"), u32::MAX as usize, MIN, now));
     assert_eq!(limit, Some(Limit::Capacity));
     assert_eq!(category, Category::ResourceExhausted);
     assert!(text.contains("capacity") && text.contains("1000"), "{text}");
@@ -310,6 +310,8 @@ fn maxima_refuse_what_a_request_asks_for_and_never_overflow() {
     );
     // At the maxima, everything works; nothing was created by the refusals.
     assert_eq!(ns.stats().channels, 0);
+    // The server's own "unbounded" capacity (a message handed over between nodes).
+    ns.send("handed", msg("x"), usize::MAX, MIN, now).unwrap();
     ns.send("c", msg("x"), 1_000, Duration::from_secs(600), now)
         .unwrap();
     assert!(
