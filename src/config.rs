@@ -163,6 +163,24 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_sessions: u64,
 
+    /// Most sessions one namespace holds, attached or awaiting resume, so that one
+    /// application cannot take every session of a shared server.
+    #[arg(long, env = "CHANLAYER_MAX_SESSIONS_PER_NAMESPACE", default_value_t = 2_500,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_sessions_per_namespace: u64,
+
+    /// Most connections the gRPC listener keeps open; a connection past it is closed as
+    /// soon as it is accepted.
+    #[arg(long, env = "CHANLAYER_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// How long a new connection may take to send the start of HTTP/2 (its preface), in
+    /// milliseconds, before it is closed; with TLS, also the limit on the TLS handshake.
+    #[arg(long, env = "CHANLAYER_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub handshake_timeout_ms: u64,
+
     /// Most channels (with queued messages or waiting receives) in one namespace.
     #[arg(long, env = "CHANLAYER_MAX_CHANNELS_PER_NAMESPACE", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -182,6 +200,37 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANLAYER_MAX_NAMESPACES", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_namespaces: u64,
+
+    /// Largest capacity a send or a group send may give a channel (a larger one is refused
+    /// with RESOURCE_EXHAUSTED, limit `capacity`). At least 100, Channels' default.
+    #[arg(long, env = "CHANLAYER_MAX_CAPACITY", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(100..=u64::from(u32::MAX)))]
+    pub max_capacity: u64,
+
+    /// Longest message expiry a send or a group send may ask for, in milliseconds (a
+    /// longer one is refused, limit `expiry_ms`). At least 60000, Channels' default.
+    #[arg(long, env = "CHANLAYER_MAX_EXPIRY_MS", default_value_t = 86_400_000,
+          value_parser = clap::value_parser!(u64).range(60_000..=100 * 365 * 86_400_000))]
+    pub max_expiry_ms: u64,
+
+    /// Longest group expiry a group_add may ask for, in seconds (a longer one is refused,
+    /// limit `group_expiry_seconds`). At least 86400, Channels' default.
+    #[arg(long, env = "CHANLAYER_MAX_GROUP_EXPIRY_SECONDS", default_value_t = 30 * 86_400,
+          value_parser = clap::value_parser!(u64).range(86_400..=100 * 365 * 86_400))]
+    pub max_group_expiry_seconds: u64,
+
+    /// Most payload bytes queued in one namespace; a send past it is refused (limit
+    /// `queued_bytes_per_namespace`) and a group send drops the copy.
+    #[arg(long, env = "CHANLAYER_MAX_QUEUED_BYTES_PER_NAMESPACE", default_value_t = 256 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024 * 1024..))]
+    pub max_queued_bytes_per_namespace: u64,
+
+    /// Most payload bytes queued in the whole server, over every namespace; a send past it
+    /// is refused (limit `queued_bytes`) and a group send drops the copy. Keep it well
+    /// below the memory the process may use.
+    #[arg(long, env = "CHANLAYER_MAX_QUEUED_BYTES", default_value_t = 1024 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024 * 1024..))]
+    pub max_queued_bytes: u64,
 
     /// How long a session whose stream ended can be resumed, in milliseconds. After that
     /// its specific channels, their messages and their group memberships are removed.
@@ -224,11 +273,17 @@ impl ServeArgs {
                 max_groups_per_namespace: self.max_groups_per_namespace as usize,
                 max_members_per_group: self.max_members_per_group as usize,
                 max_namespaces: self.max_namespaces as usize,
+                max_capacity: self.max_capacity as usize,
+                max_expiry: Duration::from_millis(self.max_expiry_ms),
+                max_group_expiry: Duration::from_secs(self.max_group_expiry_seconds),
+                max_queued_bytes_per_namespace: self.max_queued_bytes_per_namespace as usize,
+                max_queued_bytes: self.max_queued_bytes as usize,
             },
             shards: self.shards as usize,
             lease_grace: Duration::from_millis(self.lease_grace_ms),
             max_pending_receives: self.max_pending_receives as usize,
             max_sessions: self.max_sessions as usize,
+            max_sessions_per_namespace: self.max_sessions_per_namespace as usize,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
         }
     }

@@ -21,7 +21,7 @@
 //!   is set (the hub sees it only as a `Backplane`).
 //! - [`server`]: assembly (service, health, reflection, TLS, auth, metrics, sweeper) and
 //!   the shutdown sequence; [`config`] its settings, `auth` the bearer-token check,
-//!   [`shutdown`] the signal.
+//!   `listener` the connection limit and handshake deadline, [`shutdown`] the signal.
 //! - [`proto`]: the generated types, re-exported from the `chanlayer-proto` crate, which
 //!   the typed Rust client (`chanlayer-client`, with the `chanlayer-loadgen` load
 //!   generator) and the Python extension share with the server.
@@ -33,6 +33,7 @@ pub mod config;
 pub mod core;
 pub(crate) mod grpc;
 pub(crate) mod hub;
+pub(crate) mod listener;
 pub mod metrics;
 pub mod proto;
 pub mod server;

@@ -26,8 +26,9 @@ use crate::{
     auth::AuthLayer,
     cluster::{Cluster, ClusterError},
     config::ServeArgs,
-    grpc::ChannelLayerGrpc,
+    grpc::{ChannelLayerGrpc, FrameLimitLayer},
     hub::{Backplane, Hub, NoObserver, Observer},
+    listener::Connections,
     metrics::{self, HubMetrics, Readiness, RpcMetricsLayer},
     proto::{FILE_DESCRIPTOR_SET, v1::channel_layer_service_server::ChannelLayerServiceServer},
 };
@@ -71,7 +72,9 @@ fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ServeError> {
         read_pem("the TLS certificate", cert)?,
         read_pem("the TLS key", key)?,
     );
-    let mut config = ServerTlsConfig::new().identity(identity);
+    let mut config = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(Duration::from_millis(args.handshake_timeout_ms));
     if let Some(ca) = &args.tls_client_ca {
         config = config.client_ca_root(Certificate::from_pem(read_pem("the client CA", ca)?));
     }
@@ -189,7 +192,12 @@ pub async fn run(
     // `serve_with_incoming*` ignores the builder's `tcp_nodelay`, so the accepted sockets get
     // it from the incoming stream itself. Without it, Nagle's algorithm holds small delivery
     // frames back until the client's delayed ACK: tens of milliseconds on the latency tail.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = Connections::new(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        args.max_connections as usize,
+        Duration::from_millis(args.handshake_timeout_ms),
+        metrics_on,
+    );
     let serve = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -197,6 +205,7 @@ pub async fn run(
         .initial_connection_window_size(Some(16 * 1024 * 1024))
         .layer(RpcMetricsLayer::new(metrics_on))
         .layer(AuthLayer::new(token.clone()))
+        .layer(FrameLimitLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -382,13 +382,10 @@ async fn one_session_holds_100_000_pending_receives() {
     let server = Server::start(&[]);
     let client = server.client("many").await;
     let session = client.session().await.unwrap();
+    let name = |i: usize| format!("specific.{}!{i}", session.client_prefix());
     let n = 100_000;
     let pending: Vec<_> = (0..n)
-        .map(|i| {
-            session
-                .start_receive(&format!("specific.x!{i}"), 1)
-                .unwrap()
-        })
+        .map(|i| session.start_receive(&name(i), 1).unwrap())
         .collect();
     assert!(
         support::eventually(Duration::from_secs(30), || async {
@@ -399,12 +396,7 @@ async fn one_session_holds_100_000_pending_receives() {
     );
     // Every one of them is live: deliver to a spread of them.
     for i in (0..n).step_by(10_000) {
-        assert!(
-            client
-                .send(&format!("specific.x!{i}"), b(&i.to_string()))
-                .await
-                .unwrap()
-        );
+        assert!(client.send(&name(i), b(&i.to_string())).await.unwrap());
     }
     let mut delivered = 0;
     for (i, p) in pending.into_iter().enumerate() {

@@ -211,3 +211,39 @@ async fn close_releases_at_once() {
         session.closing_reason()
     );
 }
+
+#[tokio::test]
+async fn only_the_session_holding_a_prefix_receives_on_its_channels() {
+    let server = Server::start(&[]);
+    let client = server.client("owners").await;
+    let owner = client.session().await.unwrap();
+    let other = client.session().await.unwrap();
+    let owned = owner.new_channel("specific");
+    // Anyone may send to the owner's channel and add it to a group.
+    other
+        .send(&owned, b("direct"), SendOptions::default())
+        .await
+        .unwrap();
+    assert!(other.group_add("room", &owned).await.unwrap());
+    client.group_send("room", b("group")).await.unwrap();
+    // The other may not receive on it, nor on a prefix nobody holds; it takes nothing.
+    for channel in [
+        owned.clone(),
+        format!("{}!other", owner.client_prefix()),
+        "specific.nobody!x".to_owned(),
+    ] {
+        let err = other.receive(&channel).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+        assert_eq!(err.reason().as_deref(), Some("CHANNEL_NOT_OWNED"), "{err}");
+    }
+    let got = owner.receive_many(&owned, 10).await.unwrap();
+    let payloads: Vec<_> = got.into_iter().map(|m| m.payload).collect();
+    assert_eq!(payloads, [b("direct"), b("group")]);
+    // Each receives on its own channels and on normal ones.
+    let b_channel = other.new_channel("specific");
+    client.send(&b_channel, b("mine")).await.unwrap();
+    assert_eq!(other.receive(&b_channel).await.unwrap().payload, b("mine"));
+    client.send("shared", b("any")).await.unwrap();
+    assert_eq!(other.receive("shared").await.unwrap().payload, b("any"));
+    assert!(!other.is_closed() && !owner.is_closed());
+}

@@ -304,6 +304,8 @@ pub(crate) struct NodeStats {
     pub sessions_resumed_total: u64,
     #[prost(uint64, tag = "6")]
     pub sessions_released_total: u64,
+    #[prost(uint64, tag = "7")]
+    pub namespaces: u64,
     #[prost(uint64, tag = "10")]
     pub channels: u64,
     #[prost(uint64, tag = "11")]
@@ -341,6 +343,7 @@ impl From<&HubStats> for NodeStats {
             sessions_opened_total: s.sessions_opened_total,
             sessions_resumed_total: s.sessions_resumed_total,
             sessions_released_total: s.sessions_released_total,
+            namespaces: s.namespaces,
             channels: s.core.channels,
             groups: s.core.groups,
             memberships: s.core.memberships,
@@ -383,6 +386,7 @@ impl From<NodeStats> for HubStats {
             sessions_opened_total: s.sessions_opened_total,
             sessions_resumed_total: s.sessions_resumed_total,
             sessions_released_total: s.sessions_released_total,
+            namespaces: s.namespaces,
         }
     }
 }

@@ -58,6 +58,14 @@ impl CapacityRules {
         self.default
     }
 
+    /// The largest capacity the rules give any channel.
+    pub(crate) fn max_capacity(&self) -> usize {
+        self.sources
+            .iter()
+            .map(|(_, capacity)| *capacity)
+            .fold(self.default, usize::max)
+    }
+
     /// The rules as they were given, in order (what another node compiles again).
     pub(crate) fn sources(&self) -> &[(Pattern, usize)] {
         &self.sources

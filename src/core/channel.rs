@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::core::stats::Stats;
+use crate::core::{limits::deadline, namespace::QueuedBytes, stats::Stats};
 
 /// Payloads up to this size that stay queued are copied into a buffer of their own by the
 /// sweeper (see [`Namespace::sweep_shard`](crate::core::Namespace::sweep_shard)), and a group message is copied once before its
@@ -40,7 +40,7 @@ impl Message {
         Self {
             payload,
             sent_at: now,
-            expires_at: now + expiry,
+            expires_at: deadline(now, expiry),
             compact: false,
         }
     }
@@ -124,7 +124,12 @@ impl<W> Default for Channel<W> {
 }
 
 /// Removes every expired message of `channel`; returns how many.
-pub(super) fn purge_expired<W>(channel: &mut Channel<W>, stats: &mut Stats, now: Instant) -> u64 {
+pub(super) fn purge_expired<W>(
+    channel: &mut Channel<W>,
+    stats: &mut Stats,
+    queued: &QueuedBytes,
+    now: Instant,
+) -> u64 {
     let before = channel.queue.len();
     let mut freed = 0;
     channel.queue.retain(|m| {
@@ -137,6 +142,7 @@ pub(super) fn purge_expired<W>(channel: &mut Channel<W>, stats: &mut Stats, now:
     let removed = (before - channel.queue.len()) as u64;
     channel.bytes -= freed;
     stats.queued_bytes -= freed as u64;
+    queued.release(freed);
     stats.queued_messages -= removed;
     removed
 }

@@ -89,6 +89,7 @@ impl<W: Waiter> Namespace<W> {
             self.group_count
                 .fetch_sub(shard.groups.len(), Ordering::Relaxed);
             shard.groups.clear();
+            self.queued.release(shard.stats.queued_bytes as usize);
             shard.stats.dropped_flushed_total += shard.stats.queued_messages;
             shard.stats.queued_messages = 0;
             shard.stats.queued_bytes = 0;
@@ -119,7 +120,7 @@ impl<W: Waiter> Namespace<W> {
         let stats = &mut shard.stats;
         let mut removed_channels = 0;
         shard.channels.retain(|_, ch| {
-            let expired = purge_expired(ch, stats, now);
+            let expired = purge_expired(ch, stats, &self.queued, now);
             stats.dropped_expired_total += expired;
             report.expired_messages += expired;
             let keep = !ch.queue.is_empty() || !ch.waiters.is_empty();
@@ -172,6 +173,7 @@ impl<W: Waiter> Namespace<W> {
                 stats.dropped_session_gone_total += dropped;
                 stats.queued_messages -= dropped;
                 stats.queued_bytes -= ch.bytes as u64;
+                self.queued.release(ch.bytes);
                 ch.queue.clear();
                 ch.bytes = 0;
                 let keep = !ch.waiters.is_empty();
@@ -218,6 +220,7 @@ impl<W: Waiter> Namespace<W> {
                 let queued = ch.queue.len() as u64;
                 stats.queued_messages -= queued;
                 stats.queued_bytes -= ch.bytes as u64;
+                self.queued.release(ch.bytes);
                 ch.bytes = 0;
                 let live: Vec<Message> =
                     ch.queue.drain(..).filter(|m| m.expires_at > now).collect();

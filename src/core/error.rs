@@ -53,27 +53,45 @@ pub enum CoreError {
         /// The configured limit.
         limit: usize,
     },
-    /// A capacity rule's pattern does not compile.
-    #[error("invalid channel_capacity pattern {pattern:?}: {detail}")]
+    /// A capacity rule's pattern does not compile, or the rules as a whole are malformed
+    /// (too many of them, one with no pattern): then `pattern` is empty.
+    #[error("{}", capacity_rule_message(pattern, detail))]
     InvalidCapacityRule {
-        /// The pattern.
+        /// The pattern, or empty when the error is not about one pattern.
         pattern: String,
         /// What is wrong with it.
         detail: String,
     },
-    /// The namespace would exceed a configured limit.
-    #[error("namespace {namespace:?} has reached its limit of {max} {what}")]
+    /// The namespace would exceed a configured limit, or a request asks for more than a
+    /// server-wide maximum allows (a capacity, an expiry: see [`Limit::is_maximum`]).
+    #[error("{}", limit_message(namespace, *limit, what, *max))]
     LimitExceeded {
         /// The namespace.
         namespace: String,
         /// Which limit.
         limit: Limit,
         /// What was counted, for the message: "channels", "groups" or "members in group
-        /// \"g\"".
+        /// \"g\""; for a maximum, the request's field and value ("capacity 5000000").
         what: String,
         /// The limit's value.
         max: usize,
     },
+}
+
+fn capacity_rule_message(pattern: &str, detail: &str) -> String {
+    if pattern.is_empty() {
+        format!("invalid channel_capacity: {detail}")
+    } else {
+        format!("invalid channel_capacity pattern {pattern:?}: {detail}")
+    }
+}
+
+fn limit_message(namespace: &str, limit: Limit, what: &str, max: usize) -> String {
+    if limit.is_maximum() {
+        format!("{what} is above this server's maximum of {max}")
+    } else {
+        format!("namespace {namespace:?} has reached its limit of {max} {what}")
+    }
 }
 
 /// The family of an error, named as the canonical status codes are (`google.rpc.Code`):

@@ -1,4 +1,6 @@
-//! Every namespace of the server, created on first use up to the namespace limit.
+//! Every namespace of the server, created by the first call that stores something in it,
+//! up to the namespace limit, and removed once it holds nothing and nobody uses it
+//! ([`Layer::remove_idle`]).
 
 use std::{
     collections::HashMap,
@@ -11,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::core::{
     CoreError, Limit, Limits, Waiter,
     names::validate_namespace,
-    namespace::{Namespace, Shard},
+    namespace::{Namespace, QueuedBytes, Shard},
     stats::Stats,
 };
 
@@ -19,6 +21,7 @@ use crate::core::{
 pub struct Layer<W> {
     namespaces: RwLock<HashMap<Box<str>, Arc<Namespace<W>>>>,
     limits: Arc<Limits>,
+    queued_bytes: Arc<AtomicUsize>,
     shard_count: usize,
     hasher: RandomState,
 }
@@ -29,6 +32,7 @@ impl<W: Waiter> Layer<W> {
         Self {
             namespaces: RwLock::new(HashMap::new()),
             limits: Arc::new(limits),
+            queued_bytes: Arc::default(),
             shard_count: shard_count.max(1).next_power_of_two(),
             hasher: RandomState::default(),
         }
@@ -61,6 +65,10 @@ impl<W: Waiter> Layer<W> {
             limits: Arc::clone(&self.limits),
             channel_count: AtomicUsize::new(0),
             group_count: AtomicUsize::new(0),
+            queued: QueuedBytes {
+                namespace: AtomicUsize::new(0),
+                server: Arc::clone(&self.queued_bytes),
+            },
         });
         namespaces.insert(name.into(), Arc::clone(&ns));
         Ok(ns)
@@ -69,6 +77,43 @@ impl<W: Waiter> Layer<W> {
     /// The namespace called `name` if it exists; never creates one.
     pub(crate) fn existing(&self, name: &str) -> Option<Arc<Namespace<W>>> {
         self.namespaces.read().get(name).cloned()
+    }
+
+    /// Refuses a group send that no namespace would take (for a call on a namespace that
+    /// does not exist, which is answered without creating it).
+    pub(crate) fn check_group_send(
+        &self,
+        payload: &bytes::Bytes,
+        capacities: &crate::core::CapacityRules,
+        expiry: std::time::Duration,
+    ) -> Result<(), CoreError> {
+        self.limits
+            .check_message(payload.len(), capacities.max_capacity(), expiry)
+    }
+
+    /// How many namespaces exist.
+    pub(crate) fn len(&self) -> usize {
+        self.namespaces.read().len()
+    }
+
+    /// Removes the namespaces that hold nothing (no channel, so no queued message and no
+    /// waiting receive, and no group), that nobody holds a reference to (no session's
+    /// stream, no call in progress) and for which `in_use` is false (the names of the
+    /// namespaces that still have sessions awaiting resume). Returns how many it removed.
+    ///
+    /// Every caller reaches a namespace through this map under its lock, so a namespace
+    /// that only the map references, checked under the write lock, has nobody about to
+    /// store in it: what is removed is truly unused.
+    pub(crate) fn remove_idle(&self, in_use: impl Fn(&str) -> bool) -> usize {
+        let idle = |ns: &Arc<Namespace<W>>| Arc::strong_count(ns) == 1 && ns.is_empty();
+        // A cheap look first: most sweeps find nothing to remove, and take no write lock.
+        if !self.namespaces.read().values().any(idle) {
+            return 0;
+        }
+        let mut namespaces = self.namespaces.write();
+        let before = namespaces.len();
+        namespaces.retain(|name, ns| !idle(ns) || in_use(name));
+        before - namespaces.len()
     }
 
     /// Every namespace that exists now.

@@ -21,6 +21,7 @@ use crate::core::{
     CapacityRules, CoreError, Limit, Limits, Waiter,
     channel::{Channel, GroupSent, Handoff, Message, Received, purge_expired},
     group::{Fanout, Group, Member},
+    limits::deadline,
     names::{validate_channel, validate_group},
     stats::Stats,
 };
@@ -33,6 +34,62 @@ pub struct Namespace<W> {
     pub(super) limits: Arc<Limits>,
     pub(super) channel_count: AtomicUsize,
     pub(super) group_count: AtomicUsize,
+    pub(super) queued: QueuedBytes,
+}
+
+/// The payload bytes queued in one namespace and in the whole server, kept beside the
+/// shards' statistics so that a send checks both limits without visiting every shard.
+pub(crate) struct QueuedBytes {
+    pub(super) namespace: AtomicUsize,
+    pub(super) server: Arc<AtomicUsize>,
+}
+
+impl QueuedBytes {
+    /// Counts `size` more bytes unless that takes the namespace or the server past its
+    /// limit.
+    fn reserve(&self, size: usize, limits: &Limits, namespace: &str) -> Result<(), CoreError> {
+        let in_namespace = self.namespace.fetch_add(size, Ordering::Relaxed) + size;
+        let in_server = self.server.fetch_add(size, Ordering::Relaxed) + size;
+        let refused = if in_namespace > limits.max_queued_bytes_per_namespace {
+            Some((
+                Limit::QueuedBytesPerNamespace,
+                "queued bytes",
+                limits.max_queued_bytes_per_namespace,
+            ))
+        } else if in_server > limits.max_queued_bytes {
+            Some((
+                Limit::QueuedBytes,
+                "queued bytes on the server, over every namespace",
+                limits.max_queued_bytes,
+            ))
+        } else {
+            None
+        };
+        let Some((limit, what, max)) = refused else {
+            return Ok(());
+        };
+        self.release(size);
+        Err(CoreError::LimitExceeded {
+            namespace: namespace.to_owned(),
+            limit,
+            what: what.to_owned(),
+            max,
+        })
+    }
+
+    /// Counts `size` more bytes whatever the limits (a message put back).
+    pub(super) fn add(&self, size: usize) {
+        self.namespace.fetch_add(size, Ordering::Relaxed);
+        self.server.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Counts `size` bytes that left the queues.
+    pub(super) fn release(&self, size: usize) {
+        if size > 0 {
+            self.namespace.fetch_sub(size, Ordering::Relaxed);
+            self.server.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The maps of a shard, keyed by client-chosen names: a randomly seeded foldhash, several
@@ -90,7 +147,7 @@ impl<W: Waiter> Shard<W> {
             return Ok((Some(Handoff { waiter, message }), 0));
         }
         if channel.queue.len() >= capacity {
-            let expired = purge_expired(channel, stats, now);
+            let expired = purge_expired(channel, stats, ns.queued, now);
             stats.dropped_expired_total += expired;
             if channel.queue.len() >= capacity {
                 stats.dropped_channel_full_total += 1;
@@ -100,6 +157,8 @@ impl<W: Waiter> Shard<W> {
                 });
             }
         }
+        ns.queued
+            .reserve(message.payload.len(), ns.limits, ns.name)?;
         channel.bytes += message.payload.len();
         stats.queued_bytes += message.payload.len() as u64;
         stats.queued_messages += 1;
@@ -128,8 +187,14 @@ impl<W: Waiter> Shard<W> {
     }
 
     /// Takes one queued message off the front of `channel`, skipping expired ones.
-    fn pop(channel: &mut Channel<W>, stats: &mut Stats, now: Instant) -> Option<Message> {
+    fn pop(
+        channel: &mut Channel<W>,
+        stats: &mut Stats,
+        queued: &QueuedBytes,
+        now: Instant,
+    ) -> Option<Message> {
         while let Some(message) = channel.queue.pop_front() {
+            queued.release(message.payload.len());
             channel.bytes -= message.payload.len();
             stats.queued_bytes -= message.payload.len() as u64;
             stats.queued_messages -= 1;
@@ -148,12 +213,20 @@ pub(super) struct NamespaceCounters<'a> {
     name: &'a str,
     limits: &'a Limits,
     channel_count: &'a AtomicUsize,
+    queued: &'a QueuedBytes,
 }
 
 impl<W: Waiter> Namespace<W> {
     /// The namespace's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True when the namespace holds no channel (so no queued message and no waiting
+    /// receive) and no group.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.channel_count.load(Ordering::Relaxed) == 0
+            && self.group_count.load(Ordering::Relaxed) == 0
     }
 
     pub(super) fn shard_of(&self, name: &str) -> usize {
@@ -165,17 +238,8 @@ impl<W: Waiter> Namespace<W> {
             name: &self.name,
             limits: &self.limits,
             channel_count: &self.channel_count,
+            queued: &self.queued,
         }
-    }
-
-    fn check_size(&self, payload: &Bytes) -> Result<(), CoreError> {
-        if payload.len() > self.limits.max_message_bytes {
-            return Err(CoreError::MessageTooLarge {
-                size: payload.len(),
-                limit: self.limits.max_message_bytes,
-            });
-        }
-        Ok(())
     }
 
     /// Sends a message to `channel`: hands it to the oldest waiting receive, or queues it.
@@ -206,7 +270,7 @@ impl<W: Waiter> Namespace<W> {
         now: Instant,
     ) -> Result<(Option<Handoff<W>>, usize), CoreError> {
         validate_channel(channel)?;
-        self.check_size(&payload)?;
+        self.limits.check_message(payload.len(), capacity, expiry)?;
         let message = Message::new(payload, now, expiry);
         let counters = self.counters();
         self.shards[self.shard_of(channel)]
@@ -231,7 +295,7 @@ impl<W: Waiter> Namespace<W> {
         if let Some(ch) = shard.channels.get_mut(channel) {
             let mut messages = Vec::new();
             while messages.len() < max_messages.max(1) {
-                match Shard::<W>::pop(ch, stats, now) {
+                match Shard::<W>::pop(ch, stats, &self.queued, now) {
                     Some(message) => messages.push(message),
                     None => break,
                 }
@@ -284,6 +348,7 @@ impl<W: Waiter> Namespace<W> {
             shard.stats.waiting_receives -= 1;
             return Some(Handoff { waiter, message });
         }
+        self.queued.add(message.payload.len());
         ch.bytes += message.payload.len();
         shard.stats.queued_bytes += message.payload.len() as u64;
         shard.stats.queued_messages += 1;
@@ -303,6 +368,7 @@ impl<W: Waiter> Namespace<W> {
     ) -> Result<bool, CoreError> {
         validate_group(group)?;
         validate_channel(channel)?;
+        self.limits.check_group_expiry(group_expiry)?;
         let member_shard = self.shard_of(channel);
         let mut guard = self.shards[self.shard_of(group)].lock();
         let shard = &mut *guard;
@@ -320,7 +386,7 @@ impl<W: Waiter> Namespace<W> {
             shard.groups.insert(group.into(), Group::default());
         }
         let g = shard.groups.get_mut(group).expect("inserted above");
-        let expires_at = now + group_expiry;
+        let expires_at = deadline(now, group_expiry);
         if let Some(member) = g.members.get_mut(channel) {
             member.expires_at = expires_at;
             return Ok(false);
@@ -395,7 +461,8 @@ impl<W: Waiter> Namespace<W> {
         elsewhere: impl Fn(&str) -> bool,
     ) -> Result<GroupSent<W>, CoreError> {
         validate_group(group)?;
-        self.check_size(&payload)?;
+        self.limits
+            .check_message(payload.len(), capacities.max_capacity(), expiry)?;
         let Some(fanout) = self.fanout(group, now) else {
             return Ok(GroupSent::default());
         };

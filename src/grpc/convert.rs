@@ -75,7 +75,8 @@ impl CapacityCache {
         }
         let list = rules
             .iter()
-            .map(|rule| {
+            .enumerate()
+            .map(|(index, rule)| {
                 let pattern = match &rule.pattern {
                     Some(capacity_rule::Pattern::Glob(g)) => Pattern::Glob(g.clone()),
                     Some(capacity_rule::Pattern::Regex(r)) => Pattern::Regex(r.clone()),
@@ -83,7 +84,10 @@ impl CapacityCache {
                         return Err(HubError::from(
                             crate::core::CoreError::InvalidCapacityRule {
                                 pattern: String::new(),
-                                detail: "a rule needs a glob or a regex".to_owned(),
+                                detail: format!(
+                                    "rule {} has neither a glob nor a regex",
+                                    index + 1
+                                ),
                             },
                         ));
                     }

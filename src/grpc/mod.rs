@@ -10,10 +10,13 @@
 //!
 //! Files: `unary` (the service's unary calls), `session` (the Session stream: opening it,
 //! reading and applying its frames), `frame` (server frames built from the hub's events),
-//! `convert` (request fields to engine arguments) and `status` (errors to statuses).
+//! `convert` (request fields to engine arguments), `status` (errors to statuses) and
+//! `guard` (a panic ends only its call, with INTERNAL; a request too large to decode gets
+//! a reason).
 
 mod convert;
 mod frame;
+mod guard;
 mod session;
 pub(crate) mod status;
 mod unary;
@@ -24,6 +27,7 @@ use futures_util::Stream;
 use tonic::Status;
 
 use self::convert::CapacityCache;
+pub(crate) use self::guard::FrameLimitLayer;
 use crate::{hub::Hub, proto::v1 as pb};
 
 /// How long a new Session stream may take to send its `open` operation.

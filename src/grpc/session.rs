@@ -11,7 +11,8 @@ use crate::{
         ChannelLayerGrpc, FRAME_TARGET_BYTES, OPEN_TIMEOUT, SessionStream,
         convert::{self, CapacityCache},
         frame::{opened_event, to_frame},
-        status::{invalid_argument, status},
+        guard::catch,
+        status::{inbound_failed, invalid_argument, status},
     },
     hub::{Batch, Observer, OpenRequest, OperationCounts, SessionHandle},
     proto::v1::{self as pb, session_operation::Operation},
@@ -172,7 +173,10 @@ impl SessionReader {
                 },
                 Ok(None) => break,
                 Err(error) => {
+                    // A frame too large or undecodable, or a stream the client broke off:
+                    // the stream ends with a status that says which, never a silent OK.
                     tracing::debug!(%error, "session stream broke");
+                    self.fail(inbound_failed(&error));
                     break;
                 }
             }
@@ -189,9 +193,21 @@ impl SessionReader {
     fn apply(&mut self, handle: &mut SessionHandle, operations: Vec<pb::SessionOperation>) -> Flow {
         let started = std::time::Instant::now();
         let mut counts = OperationCounts::default();
-        let flow = self.apply_operations(handle, operations, &mut counts);
+        let applied = catch("applying a Session frame's operations", || {
+            self.apply_operations(handle, operations, &mut counts)
+        });
         self.observer.frame_handled(&counts, started.elapsed());
-        flow
+        match applied {
+            Ok(flow) => flow,
+            // The answers of the operations before the failure go out; the stream then
+            // ends with INTERNAL, which answers every receive still pending, and the
+            // session is detached as for any ended stream (its deliveries not yet written
+            // go back to their channels), so it can be resumed.
+            Err(status) => {
+                handle.flush_acks();
+                self.fail(status)
+            }
+        }
     }
 
     fn apply_operations(

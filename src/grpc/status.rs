@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::{
     core::{Category, LIMIT_METADATA_KEY, Limit},
     hub::HubError,
-    proto::v1::ErrorDetail,
+    proto::{reason, v1::ErrorDetail},
 };
 
 /// The `ErrorInfo.domain` of every chanlayer error.
@@ -76,6 +76,69 @@ pub(crate) fn to_detail(error: &HubError) -> ErrorDetail {
         reason: error.reason().to_owned(),
         message: error.to_string(),
     }
+}
+
+/// The status of a Session frame larger than the server decodes, from the `OUT_OF_RANGE`
+/// status (with no reason) that the transport's decoder gives: a `RESOURCE_EXHAUSTED`
+/// naming the limit, as every other refusal at a limit does.
+pub(crate) fn frame_too_large(decoder: &str) -> Status {
+    status_with(
+        Code::ResourceExhausted,
+        reason::FRAME_TOO_LARGE,
+        Some(Limit::MessageBytes),
+        format!(
+            "a frame of the Session stream is larger than this server decodes ({decoder}); \
+             a frame carries at most --max-message-bytes plus 1 MiB: split its operations \
+             over several frames"
+        ),
+    )
+}
+
+/// The status of a unary request larger than the server decodes: its message is too
+/// large, so it is refused as one (`MESSAGE_TOO_LARGE`), which clients already map to
+/// their `MessageTooLarge`.
+pub(crate) fn request_too_large(decoder: &str) -> Status {
+    status_with(
+        Code::ResourceExhausted,
+        reason::MESSAGE_TOO_LARGE,
+        Some(Limit::MessageBytes),
+        format!(
+            "the request is larger than this server decodes ({decoder}): its message is too large"
+        ),
+    )
+}
+
+/// The status that ends a Session stream whose inbound side failed with `error`.
+pub(crate) fn inbound_failed(error: &Status) -> Status {
+    match error.code() {
+        Code::OutOfRange | Code::ResourceExhausted => frame_too_large(error.message()),
+        Code::Internal => status(
+            Code::InvalidArgument,
+            reason::INVALID_FRAME,
+            format!(
+                "a frame of the Session stream cannot be decoded: {}",
+                error.message()
+            ),
+        ),
+        code => status(
+            code,
+            reason::STREAM_BROKEN,
+            format!(
+                "the Session stream's requests broke off: {}",
+                error.message()
+            ),
+        ),
+    }
+}
+
+/// The status of a call whose handling panicked: the call ends with it, and the server
+/// keeps serving.
+pub(crate) fn internal_error(what: &str) -> Status {
+    status(
+        Code::Internal,
+        reason::INTERNAL_ERROR,
+        format!("the server failed while {what}; the failure is in its log"),
+    )
 }
 
 /// An invalid request field that never reached the engine.

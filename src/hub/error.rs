@@ -36,6 +36,14 @@ pub(crate) enum HubError {
         /// The limit.
         limit: usize,
     },
+    /// The namespace holds as many sessions as allowed.
+    #[error("namespace {namespace:?} already holds {limit} sessions, its limit")]
+    TooManySessionsInNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The server is shutting down and accepts no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -56,10 +64,11 @@ pub(crate) enum HubError {
         /// The timeout.
         timeout_ms: u64,
     },
-    /// A receive named a process-specific channel that no session of this node holds.
+    /// A receive named a process-specific channel whose client prefix another session
+    /// holds (or none does).
     #[error(
-        "channel {channel:?} belongs to a client prefix that no session of this node holds; \
-         receive it through the session (and node) that holds the prefix"
+        "channel {channel:?} belongs to a client prefix this session does not hold; only the \
+         session holding a client prefix receives on its channels"
     )]
     ChannelNotOwned {
         /// The channel.
@@ -81,7 +90,9 @@ impl HubError {
             Self::ClientPrefixInUse { .. } => "CLIENT_PREFIX_IN_USE",
             Self::TooManyPendingReceives { .. } => "TOO_MANY_PENDING_RECEIVES",
             Self::DuplicateReceiveId { .. } => "DUPLICATE_RECEIVE_ID",
-            Self::TooManySessions { .. } => "TOO_MANY_SESSIONS",
+            Self::TooManySessions { .. } | Self::TooManySessionsInNamespace { .. } => {
+                "TOO_MANY_SESSIONS"
+            }
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
             Self::OwnerUnreachable { .. } => "OWNER_UNREACHABLE",
@@ -97,9 +108,9 @@ impl HubError {
             Self::ClientPrefixInUse { .. } | Self::DuplicateReceiveId { .. } => {
                 Category::AlreadyExists
             }
-            Self::TooManyPendingReceives { .. } | Self::TooManySessions { .. } => {
-                Category::ResourceExhausted
-            }
+            Self::TooManyPendingReceives { .. }
+            | Self::TooManySessions { .. }
+            | Self::TooManySessionsInNamespace { .. } => Category::ResourceExhausted,
             Self::ShuttingDown
             | Self::ClusterUnavailable { .. }
             | Self::OwnerUnreachable { .. }
@@ -114,6 +125,7 @@ impl HubError {
             Self::Core(core) => core.limit(),
             Self::TooManyPendingReceives { .. } => Some(Limit::PendingReceivesPerSession),
             Self::TooManySessions { .. } => Some(Limit::Sessions),
+            Self::TooManySessionsInNamespace { .. } => Some(Limit::SessionsPerNamespace),
             Self::ClientPrefixInUse { .. }
             | Self::DuplicateReceiveId { .. }
             | Self::ShuttingDown

@@ -1,7 +1,9 @@
 //! Flush and the questions about a namespace (group size, members, a channel's state): on
-//! this node, and in a cluster on every node, merged here.
+//! this node, and in a cluster on every node, merged here. None of them creates a
+//! namespace: one that does not exist answers as an empty one.
 
 use super::*;
+use crate::core::names;
 
 impl Hub {
     /// Takes out what this node holds for `client_prefix`, which another node now holds
@@ -27,6 +29,21 @@ impl Hub {
             total.add(s);
         }
         Ok((total, 1 + others.answers.len(), others.missing))
+    }
+
+    /// The namespace called `name` if it exists; `None` for a valid name that does not
+    /// exist (an empty namespace, as far as a question is concerned), never creating it.
+    fn existing_namespace(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<Namespace<HubWaiter>>>, HubError> {
+        match self.layer.existing(name) {
+            Some(ns) => Ok(Some(ns)),
+            None => {
+                names::validate_namespace(name)?;
+                Ok(None)
+            }
+        }
     }
 
     /// True when the namespace exists on this node.
@@ -56,7 +73,10 @@ impl Hub {
 
     /// Clears a namespace on this node.
     pub(crate) fn flush_here(&self, namespace: &str) -> Result<core::FlushReport, HubError> {
-        Ok(self.namespace(namespace)?.flush())
+        match self.existing_namespace(namespace)? {
+            Some(ns) => Ok(ns.flush()),
+            None => Ok(core::FlushReport::default()),
+        }
     }
 
     /// The state of a channel.
@@ -65,7 +85,13 @@ impl Hub {
         namespace: &str,
         channel: &str,
     ) -> Result<core::ChannelInfo, HubError> {
-        Ok(self.namespace(namespace)?.channel_info(channel, now())?)
+        match self.existing_namespace(namespace)? {
+            Some(ns) => Ok(ns.channel_info(channel, now())?),
+            None => {
+                names::validate_channel(channel)?;
+                Ok(core::ChannelInfo::default())
+            }
+        }
     }
 
     /// How many members a group has, on every node of a cluster, and how many nodes did
@@ -86,7 +112,13 @@ impl Hub {
 
     /// How many members a group has on this node.
     pub(crate) fn group_size_here(&self, namespace: &str, group: &str) -> Result<usize, HubError> {
-        Ok(self.namespace(namespace)?.group_size(group, now())?)
+        match self.existing_namespace(namespace)? {
+            Some(ns) => Ok(ns.group_size(group, now())?),
+            None => {
+                names::validate_group(group)?;
+                Ok(0)
+            }
+        }
     }
 
     /// One page of a group's members, from every node of a cluster, and how many nodes
@@ -138,8 +170,12 @@ impl Hub {
         after: &str,
         limit: usize,
     ) -> Result<core::MembersPage, HubError> {
-        Ok(self
-            .namespace(namespace)?
-            .group_members(group, after, limit, now())?)
+        match self.existing_namespace(namespace)? {
+            Some(ns) => Ok(ns.group_members(group, after, limit, now())?),
+            None => {
+                names::validate_group(group)?;
+                Ok(core::MembersPage::default())
+            }
+        }
     }
 }

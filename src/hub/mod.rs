@@ -76,6 +76,8 @@ pub(crate) struct HubConfig {
     pub(crate) max_pending_receives: usize,
     /// The most sessions (attached or detached) the server holds.
     pub(crate) max_sessions: usize,
+    /// The most sessions (attached or detached) one namespace holds.
+    pub(crate) max_sessions_per_namespace: usize,
     /// How often expired messages and memberships are swept and leases checked.
     pub(crate) sweep_interval: Duration,
 }
@@ -88,6 +90,7 @@ impl Default for HubConfig {
             lease_grace: Duration::from_secs(30),
             max_pending_receives: 250_000,
             max_sessions: 10_000,
+            max_sessions_per_namespace: 2_500,
             sweep_interval: Duration::from_secs(1),
         }
     }
@@ -107,6 +110,8 @@ struct HubCounters {
 pub(crate) struct HubStats {
     /// The engine's counters and gauges.
     pub(crate) core: core::Stats,
+    /// Namespaces that exist.
+    pub(crate) namespaces: u64,
     /// How long the hub has run.
     pub(crate) uptime: Duration,
     /// Sessions with a live stream.
@@ -133,6 +138,7 @@ impl HubStats {
         self.sessions_opened_total += other.sessions_opened_total;
         self.sessions_resumed_total += other.sessions_resumed_total;
         self.sessions_released_total += other.sessions_released_total;
+        self.namespaces += other.namespaces;
     }
 }
 
@@ -401,6 +407,12 @@ impl Hub {
         group: &str,
         channel: &str,
     ) -> Result<bool, HubError> {
+        if self.backplane.is_none() && !self.has_namespace(namespace) {
+            // Nothing to discard, and nothing to create.
+            return self
+                .nothing_stored(namespace, group, channel)
+                .map(|()| false);
+        }
         let op = RemoteOp::GroupDiscard {
             group: group.to_owned(),
             channel: channel.to_owned(),
@@ -422,6 +434,12 @@ impl Hub {
         capacities: &CapacityRules,
         expiry: Duration,
     ) -> Result<(usize, usize), HubError> {
+        if self.backplane.is_none() && !self.has_namespace(namespace) {
+            // No members, so nothing to store, and nothing to create.
+            self.nothing_stored(namespace, group, "-")?;
+            self.layer.check_group_send(&payload, capacities, expiry)?;
+            return Ok((0, 0));
+        }
         let ns = self.namespace(namespace)?;
         self.group_send_in(&ns, group, payload, capacities, expiry)
     }
@@ -520,6 +538,15 @@ impl Hub {
             .map(drop)
     }
 
+    /// Checks the names of an operation on a namespace that does not exist, which it
+    /// leaves as it is (a discard, a group send): it is refused as it would be there.
+    fn nothing_stored(&self, namespace: &str, group: &str, channel: &str) -> Result<(), HubError> {
+        core::names::validate_namespace(namespace)?;
+        core::names::validate_group(group)?;
+        core::names::validate_channel(channel)?;
+        Ok(())
+    }
+
     /// Counters and gauges.
     pub(crate) fn stats(&self) -> HubStats {
         let (open, detached) = {
@@ -533,6 +560,7 @@ impl Hub {
         };
         HubStats {
             core: self.layer.stats(),
+            namespaces: self.layer.len() as u64,
             uptime: now().saturating_duration_since(self.started),
             sessions_open: open,
             sessions_detached: detached,

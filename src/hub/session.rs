@@ -67,12 +67,12 @@ impl SessionHandle {
         Arc::clone(&self.outbox)
     }
 
-    /// Registers a receive; its answer comes as an event.
+    /// Registers a receive; its answer comes as an event. Only the session holding a
+    /// client prefix receives on its process-specific channels: another one is refused
+    /// (anyone may send to them and add them to groups).
     pub(crate) fn receive(&mut self, receive_id: u64, channel: &str, max_messages: usize) {
-        if let Some(backplane) = &self.hub.backplane
-            && let Some(prefix) = client_prefix_of(channel)
+        if let Some(prefix) = client_prefix_of(channel)
             && prefix != &*self.key.1
-            && !backplane.holds(self.ns.name(), prefix)
         {
             let error = HubError::ChannelNotOwned {
                 channel: channel.to_owned(),
@@ -338,8 +338,7 @@ impl SessionHandle {
             return;
         }
         if release {
-            let entry = sessions.by_key.remove(&self.key).expect("present");
-            sessions.by_token.remove(&entry.token);
+            sessions.remove(&self.key).expect("present");
             drop(sessions);
             self.hub.release(&self.key, false);
         } else {

@@ -37,6 +37,35 @@ pub(super) struct SessionEntry {
 pub(super) struct Sessions {
     pub(super) by_key: HashMap<SessionKey, SessionEntry>,
     pub(super) by_token: HashMap<Arc<str>, SessionKey>,
+    /// How many sessions each namespace holds.
+    per_namespace: HashMap<Arc<str>, usize>,
+}
+
+impl Sessions {
+    /// Adds a session under its key and its token.
+    fn insert(&mut self, key: SessionKey, entry: SessionEntry) {
+        self.by_token.insert(Arc::clone(&entry.token), key.clone());
+        *self.per_namespace.entry(Arc::clone(&key.0)).or_default() += 1;
+        self.by_key.insert(key, entry);
+    }
+
+    /// Removes the session of `key`, from every index.
+    pub(super) fn remove(&mut self, key: &SessionKey) -> Option<SessionEntry> {
+        let entry = self.by_key.remove(key)?;
+        self.by_token.remove(&entry.token);
+        if let Some(count) = self.per_namespace.get_mut(&key.0) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_namespace.remove(&key.0);
+            }
+        }
+        Some(entry)
+    }
+
+    /// How many sessions `namespace` holds.
+    fn in_namespace(&self, namespace: &str) -> usize {
+        self.per_namespace.get(namespace).copied().unwrap_or(0)
+    }
 }
 
 /// What a client asks when it opens a session.
@@ -131,6 +160,12 @@ impl Hub {
                 limit: self.config.max_sessions,
             });
         }
+        if sessions.in_namespace(ns.name()) >= self.config.max_sessions_per_namespace {
+            return Err(HubError::TooManySessionsInNamespace {
+                namespace: request.namespace,
+                limit: self.config.max_sessions_per_namespace,
+            });
+        }
         let prefix: Arc<str> = if request.client_prefix.is_empty() {
             random_hex().into()
         } else {
@@ -144,8 +179,7 @@ impl Hub {
             });
         }
         let token: Arc<str> = random_hex().into();
-        sessions.by_token.insert(Arc::clone(&token), key.clone());
-        sessions.by_key.insert(
+        sessions.insert(
             key.clone(),
             SessionEntry {
                 token: Arc::clone(&token),
@@ -203,9 +237,7 @@ impl Hub {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in &keys {
-                if let Some(entry) = sessions.by_key.remove(key) {
-                    sessions.by_token.remove(&entry.token);
-                }
+                sessions.remove(key);
             }
             keys
         };
@@ -222,7 +254,7 @@ impl Hub {
         self.counters
             .sessions_released
             .fetch_add(1, Ordering::Relaxed);
-        if let Ok(ns) = self.layer.namespace(&key.0) {
+        if let Some(ns) = self.layer.existing(&key.0) {
             let report = ns.release_client(&key.1);
             tracing::debug!(
                 namespace = %key.0,

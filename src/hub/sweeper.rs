@@ -1,7 +1,7 @@
-//! The sweeper: removes expired messages and memberships, one shard at a time, and
-//! releases sessions whose lease ran out.
+//! The sweeper: removes expired messages and memberships, one shard at a time, releases
+//! sessions whose lease ran out, and removes the namespaces left with nothing in them.
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use crate::{
     core,
@@ -37,6 +37,24 @@ impl Hub {
                 tracing::trace!(?report, "swept");
             }
             self.expire_leases();
+            let removed = self.remove_idle_namespaces();
+            if removed > 0 {
+                tracing::debug!(removed, "idle namespaces removed");
+            }
         }
+    }
+
+    /// Removes the namespaces that hold nothing and have no session, attached or awaiting
+    /// resume: a namespace costs memory and a place under the namespace limit only while
+    /// something uses it.
+    pub(crate) fn remove_idle_namespaces(&self) -> usize {
+        let with_sessions: HashSet<Arc<str>> = self
+            .sessions
+            .lock()
+            .by_key
+            .keys()
+            .map(|(namespace, _)| Arc::clone(namespace))
+            .collect();
+        self.layer.remove_idle(|name| with_sessions.contains(name))
     }
 }

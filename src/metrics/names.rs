@@ -64,6 +64,9 @@ metrics_list! {
     /// Memberships removed other than by group_discard.
     MEMBERSHIPS_REMOVED = "chanlayer_group_memberships_removed_total", Counter, Count, ["reason"],
         "Memberships removed without group_discard, by reason: expired, session_gone.";
+    /// Namespaces.
+    NAMESPACES = "chanlayer_namespaces", Gauge, Count, [],
+        "Namespaces that hold channels, groups or sessions (an empty one is removed by the sweeper).";
     /// Groups.
     GROUPS = "chanlayer_groups", Gauge, Count, [],
         "Groups with members.";
@@ -90,7 +93,7 @@ metrics_list! {
         "Sessions released, on close or after their lease ran out.";
     /// Configured limits.
     LIMIT = "chanlayer_limit", Gauge, Count, ["limit"],
-        "Configured limits: message_bytes, pending_receives_per_session, sessions, channels_per_namespace, groups_per_namespace, members_per_group, namespaces.";
+        "Configured limits: message_bytes, pending_receives_per_session, sessions, channels_per_namespace, groups_per_namespace, members_per_group, namespaces, capacity, expiry_ms, group_expiry_seconds, queued_bytes_per_namespace, queued_bytes, sessions_per_namespace, connections.";
     /// Refusals because of a limit.
     LIMIT_HITS = "chanlayer_limit_hits_total", Counter, Count, ["limit"],
         "Calls refused because a limit was reached, by limit (see chanlayer_limit).";

@@ -79,10 +79,20 @@ pub(crate) fn record_limits(args: &ServeArgs) {
         (Limit::MessageBytes, args.max_message_bytes),
         (Limit::PendingReceivesPerSession, args.max_pending_receives),
         (Limit::Sessions, args.max_sessions),
+        (Limit::SessionsPerNamespace, args.max_sessions_per_namespace),
+        (Limit::Connections, args.max_connections),
         (Limit::ChannelsPerNamespace, args.max_channels_per_namespace),
         (Limit::GroupsPerNamespace, args.max_groups_per_namespace),
         (Limit::MembersPerGroup, args.max_members_per_group),
         (Limit::Namespaces, args.max_namespaces),
+        (Limit::Capacity, args.max_capacity),
+        (Limit::Expiry, args.max_expiry_ms),
+        (Limit::GroupExpiry, args.max_group_expiry_seconds),
+        (
+            Limit::QueuedBytesPerNamespace,
+            args.max_queued_bytes_per_namespace,
+        ),
+        (Limit::QueuedBytes, args.max_queued_bytes),
     ];
     for (limit, value) in limits {
         gauge!(LIMIT, "limit" => limit.name()).set(value as f64);
@@ -108,6 +118,7 @@ pub(crate) fn refresh(hub: &Hub, ready: bool) {
         .absolute(c.memberships_released_total);
     gauge!(MEMBERSHIPS).set(c.memberships as f64);
     gauge!(GROUPS).set(c.groups as f64);
+    gauge!(NAMESPACES).set(s.namespaces as f64);
     gauge!(CHANNELS).set(c.channels as f64);
     gauge!(QUEUED_MESSAGES).set(c.queued_messages as f64);
     gauge!(QUEUED_BYTES).set(c.queued_bytes as f64);

@@ -46,3 +46,12 @@ pub const UNKNOWN_OPERATION: &str = "UNKNOWN_OPERATION";
 pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
 /// The call's token is not one the server accepts.
 pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+/// A request or Session frame larger than the server decodes (`RESOURCE_EXHAUSTED`, limit
+/// `message_bytes`): split the frame's operations, or send smaller messages.
+pub const FRAME_TOO_LARGE: &str = "FRAME_TOO_LARGE";
+/// A Session frame that cannot be decoded.
+pub const INVALID_FRAME: &str = "INVALID_FRAME";
+/// A Session stream whose inbound side failed (the client reset it, or its connection broke).
+pub const STREAM_BROKEN: &str = "STREAM_BROKEN";
+/// The server failed while serving the call; a bug, reported in its log.
+pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";

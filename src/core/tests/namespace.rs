@@ -202,6 +202,7 @@ fn refusals_say_which_limit_they_hit() {
         max_groups_per_namespace: 1,
         max_members_per_group: 1,
         max_namespaces: 1,
+        ..Limits::default()
     };
     let l: Layer<TestWaiter> = Layer::new(limits, 4);
     // A namespace whose name mentions another limit is still refused at its own.
@@ -240,4 +241,154 @@ fn refusals_say_which_limit_they_hit() {
     for limit in Limit::ALL {
         assert_eq!(Limit::from_name(limit.name()), Some(limit));
     }
+}
+
+#[test]
+fn only_unused_empty_namespaces_are_removed() {
+    let l = layer();
+    let now = Instant::now();
+    let held = l.namespace("held").unwrap();
+    {
+        let full = l.namespace("full").unwrap();
+        full.send("c", msg("m"), 100, MIN, now).unwrap();
+        let grouped = l.namespace("grouped").unwrap();
+        grouped.group_add("g", "c", MIN, now).unwrap();
+        let waiting = l.namespace("waiting").unwrap();
+        waiting.receive("c", 1, now, waiter).unwrap();
+        l.namespace("empty").unwrap();
+        l.namespace("resumable").unwrap();
+    }
+    assert_eq!(l.len(), 6);
+    assert_eq!(l.remove_idle(|name| name == "resumable"), 1);
+    assert!(l.existing("empty").is_none());
+    assert!(l.existing("held").is_some(), "someone holds it");
+    assert_eq!(l.len(), 5);
+    drop(held);
+    // Emptied: the message expired, the group lost its member, the receive went.
+    let full = l.existing("full").unwrap();
+    full.sweep(now + 2 * MIN);
+    let grouped = l.existing("grouped").unwrap();
+    grouped.group_discard("g", "c").unwrap();
+    drop((full, grouped));
+    assert_eq!(l.remove_idle(|_| false), 4);
+    assert_eq!(l.len(), 1);
+    assert!(l.existing("waiting").is_some());
+}
+
+#[test]
+fn maxima_refuse_what_a_request_asks_for_and_never_overflow() {
+    let limits = Limits {
+        max_capacity: 1_000,
+        max_expiry: Duration::from_secs(600),
+        max_group_expiry: Duration::from_secs(86_400),
+        ..Limits::default()
+    };
+    let l: Layer<TestWaiter> = Layer::new(limits, 4);
+    let ns = l.namespace("a").unwrap();
+    let now = Instant::now();
+    let huge = Duration::from_secs(u64::MAX);
+    fn refused<T>(r: Result<T, CoreError>) -> (Option<Limit>, Category, String) {
+        let e = r.map(drop).unwrap_err();
+        (e.limit(), e.category(), e.to_string())
+    }
+    let (limit, category, text) = refused(ns.send("c", msg("x"), u32::MAX as usize, MIN, now));
+    assert_eq!(limit, Some(Limit::Capacity));
+    assert_eq!(category, Category::ResourceExhausted);
+    assert!(text.contains("capacity") && text.contains("1000"), "{text}");
+    assert_eq!(
+        refused(ns.send("c", msg("x"), 100, huge, now)).0,
+        Some(Limit::Expiry)
+    );
+    assert_eq!(
+        refused(ns.group_add("g", "c", huge, now)).0,
+        Some(Limit::GroupExpiry)
+    );
+    let rules = CapacityRules::compile(10, &[(Pattern::Glob("a*".into()), 5_000)]).unwrap();
+    assert_eq!(
+        refused(ns.group_send("g", msg("x"), &rules, MIN, now)).0,
+        Some(Limit::Capacity)
+    );
+    // At the maxima, everything works; nothing was created by the refusals.
+    assert_eq!(ns.stats().channels, 0);
+    // The server's own "unbounded" capacity (a message handed over between nodes).
+    ns.send("handed", msg("x"), usize::MAX, MIN, now).unwrap();
+    ns.send("c", msg("x"), 1_000, Duration::from_secs(600), now)
+        .unwrap();
+    assert!(
+        ns.group_add("g", "c", Duration::from_secs(86_400), now)
+            .unwrap()
+    );
+    // The engine never panics on a deadline, whatever a caller passes.
+    let unchecked: Layer<TestWaiter> = Layer::new(
+        Limits {
+            max_expiry: huge,
+            max_group_expiry: huge,
+            ..Limits::default()
+        },
+        4,
+    );
+    let ns = unchecked.namespace("b").unwrap();
+    ns.send("c", msg("x"), 100, huge, now).unwrap();
+    ns.group_add("g", "c", huge, now).unwrap();
+    assert_eq!(ns.group_size("g", now).unwrap(), 1);
+}
+
+#[test]
+fn queued_bytes_are_bounded_per_namespace_and_per_server() {
+    let limits = Limits {
+        max_queued_bytes_per_namespace: 10,
+        max_queued_bytes: 15,
+        ..Limits::default()
+    };
+    let l: Layer<TestWaiter> = Layer::new(limits, 4);
+    let a = l.namespace("a").unwrap();
+    let b = l.namespace("b").unwrap();
+    let now = Instant::now();
+    let five = || Bytes::from_static(b"12345");
+    a.send("c1", five(), 100, MIN, now).unwrap();
+    a.send("c2", five(), 100, MIN, now).unwrap();
+    let full = a.send("c3", five(), 100, MIN, now).unwrap_err();
+    assert_eq!(full.limit(), Some(Limit::QueuedBytesPerNamespace));
+    b.send("c", five(), 100, MIN, now).unwrap();
+    let full = b.send("c", five(), 100, MIN, now).unwrap_err();
+    assert_eq!(full.limit(), Some(Limit::QueuedBytes));
+    // A waiting receive takes a message past the limits: nothing is queued.
+    let w = waiter();
+    assert!(matches!(
+        b.receive("w", 1, now, || w).unwrap(),
+        Received::Waiting
+    ));
+    assert!(b.send("w", five(), 100, MIN, now).unwrap().is_some());
+    // Every way out frees its bytes: a receive, a flush, expiry, a release.
+    received(a.receive("c1", 1, now, waiter).unwrap());
+    b.send("c", five(), 100, MIN, now).unwrap();
+    a.flush();
+    a.send("x", five(), 100, Duration::from_secs(1), now)
+        .unwrap();
+    let past = |r: Result<_, CoreError>| r.map(drop).unwrap_err().limit();
+    assert_eq!(
+        past(a.send("y", five(), 100, MIN, now)),
+        Some(Limit::QueuedBytes)
+    );
+    a.sweep(now + Duration::from_secs(2));
+    a.send("p.owner!1", five(), 100, MIN, now).unwrap();
+    assert_eq!(
+        past(a.send("y", five(), 100, MIN, now)),
+        Some(Limit::QueuedBytes)
+    );
+    a.release_client("owner");
+    a.send("y", five(), 100, MIN, now).unwrap();
+    // A group send drops the copy past the limit, and says so.
+    a.group_add("g", "m1", MIN, now).unwrap();
+    a.group_add("g", "m2", MIN, now).unwrap();
+    let sent = a
+        .group_send(
+            "g",
+            Bytes::from_static(b"1"),
+            &CapacityRules::uniform(100),
+            MIN,
+            now,
+        )
+        .unwrap();
+    assert_eq!((sent.delivered, sent.dropped), (0, 2));
 }

@@ -453,7 +453,10 @@ async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError>
     let before = args.server_pid.and_then(rss_mib);
     let session = Arc::new(client.session().await?);
     let pending: Vec<_> = (0..args.pending)
-        .map(|i| session.start_receive(&format!("specific.wait!{i}"), 1))
+        .map(|i| {
+            let channel = format!("specific.{}!wait{i}", session.client_prefix());
+            session.start_receive(&channel, 1)
+        })
         .collect::<Result<_, _>>()?;
     let payload = Bytes::from(vec![0x5a; args.size]);
     let options = SendOptions {

@@ -1,0 +1,141 @@
+//! Every way a request or a Session stream is refused says why: a Session frame above the
+//! decode limit ends the stream with `RESOURCE_EXHAUSTED` / `FRAME_TOO_LARGE` (never a
+//! silent OK) and loses nothing that was queued; a unary request above it is
+//! `MESSAGE_TOO_LARGE`; both name the `message_bytes` limit.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chanlayer::proto::v1::{self as pb, session_event::Event, session_operation::Operation};
+use support::Server;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn frame(operations: Vec<Operation>) -> pb::SessionRequest {
+    pb::SessionRequest {
+        operations: operations
+            .into_iter()
+            .map(|op| pb::SessionOperation {
+                operation: Some(op),
+            })
+            .collect(),
+    }
+}
+
+fn limit_info(status: &tonic::Status) -> (String, Option<String>) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    (info.reason, info.metadata.get("limit").cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_frame_over_the_limit_ends_the_stream_with_a_reason() {
+    // Frames carry up to --max-message-bytes plus 1 MiB.
+    let server = Server::start(&["--max-message-bytes", "1024"]);
+    let client = server.client("frames").await;
+    client
+        .send("queued", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+
+    let (tx, requests) = mpsc::channel(4);
+    tx.send(frame(vec![
+        Operation::Open(pb::OpenOperation {
+            namespace: "frames".into(),
+            ..Default::default()
+        }),
+        Operation::Receive(pb::ReceiveOperation {
+            receive_id: 1,
+            channel: "idle".into(),
+            max_messages: 1,
+        }),
+    ]))
+    .await
+    .unwrap();
+    let mut events = client
+        .grpc()
+        .session(ReceiverStream::new(requests))
+        .await
+        .expect("the session opens")
+        .into_inner();
+    let opened = events.message().await.unwrap().expect("the opened frame");
+    assert!(matches!(opened.events[0].event, Some(Event::Opened(_))));
+    // Many small sends in one frame of 2 MiB: each message is within the limit, the frame
+    // is not.
+    let sends = (0..2_100)
+        .map(|i| {
+            Operation::Send(pb::SendOperation {
+                request_id: i,
+                channel: "c".into(),
+                message: Bytes::from(vec![0u8; 1000]),
+                ..Default::default()
+            })
+        })
+        .collect();
+    tx.send(frame(sends)).await.unwrap();
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.message())
+            .await
+            .expect("the stream ends within 10 s")
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended with OK"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        limit_info(&status),
+        (
+            "FRAME_TOO_LARGE".to_owned(),
+            Some("message_bytes".to_owned())
+        )
+    );
+    assert!(status.message().contains("split"), "{}", status.message());
+    // Nothing queued was lost, the receive it held is withdrawn, and the server serves.
+    let session = client.session().await.unwrap();
+    assert_eq!(
+        session.receive("queued").await.unwrap().payload,
+        &b"kept"[..]
+    );
+    let idle = client.channel_info("idle").await.unwrap();
+    assert_eq!(idle.waiting_receives, 0);
+    let metrics = server.scrape();
+    assert!(metrics.value("chanlayer_limit_hits_total{limit=\"message_bytes\"}") >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unary_request_over_the_limit_is_refused_with_a_reason() {
+    let server = Server::start(&["--max-message-bytes", "1024"]);
+    let client = server.client("unary").await;
+    let refused = client
+        .grpc()
+        .send(pb::SendRequest {
+            namespace: "unary".into(),
+            channel: "c".into(),
+            message: Bytes::from(vec![0u8; 2 * 1024 * 1024]),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too large to decode");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        limit_info(&refused),
+        (
+            "MESSAGE_TOO_LARGE".to_owned(),
+            Some("message_bytes".to_owned())
+        )
+    );
+    // Just above the message limit but within the frame: the engine's own refusal.
+    let refused = client.send("c", vec![0u8; 1025]).await.unwrap_err();
+    assert_eq!(refused.reason().as_deref(), Some("MESSAGE_TOO_LARGE"));
+    client
+        .send("c", vec![0u8; 1024])
+        .await
+        .expect("at the limit");
+}
