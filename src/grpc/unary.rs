@@ -1,10 +1,13 @@
 //! The service's calls: each unary call converts its request, asks the hub, and answers;
 //! the Session stream is opened in `session`.
 
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming, metadata::MetadataValue};
 
 use crate::{
-    grpc::{ChannelLayerGrpc, MAX_PAGE_SIZE, SessionStream, convert, ms, status::invalid_argument},
+    grpc::{
+        ChannelLayerGrpc, MAX_PAGE_SIZE, SessionStream, VERSION_HEADER, convert, ms,
+        status::invalid_argument,
+    },
     proto::v1::{self as pb, channel_layer_service_server::ChannelLayerService},
 };
 
@@ -169,7 +172,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
         _request: Request<pb::GetServerStatsRequest>,
     ) -> Result<Response<pb::GetServerStatsResponse>, Status> {
         let s = self.hub.stats();
-        Ok(Response::new(pb::GetServerStatsResponse {
+        let mut response = Response::new(pb::GetServerStatsResponse {
             uptime_seconds: s.uptime.as_secs(),
             sessions_open: s.sessions_open,
             sessions_detached: s.sessions_detached,
@@ -187,7 +190,13 @@ impl ChannelLayerService for ChannelLayerGrpc {
             dropped_flushed_total: s.core.dropped_flushed_total,
             memberships_expired_total: s.core.memberships_expired_total,
             memberships_released_total: s.core.memberships_released_total,
-        }))
+        });
+        // The server's version, for `chanlayer status`; only to callers with the token.
+        response.metadata_mut().insert(
+            VERSION_HEADER,
+            MetadataValue::from_static(env!("CARGO_PKG_VERSION")),
+        );
+        Ok(response)
     }
 
     type SessionStream = SessionStream;
