@@ -107,6 +107,9 @@ impl Failure {
             Some(reason) => format!("{code} ({reason}): {}", status.message()),
             None => format!("{code}: {}", status.message()),
         };
+        if status.code() == Code::Unimplemented && reason.is_none() {
+            line.push_str(" (is the target chanlayer's gRPC port?)");
+        }
         if status.code() == Code::Unauthenticated {
             line.push_str(" (give the token with --token, --token-file or CHANLAYER_AUTH_TOKEN)");
         }
