@@ -35,11 +35,15 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
-/// The subcommands.
+/// The subcommands: the server, and the operator's commands that talk to a running one.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// The operator's commands.
+    #[command(flatten)]
+    Operate(crate::cli::Operation),
 }
 
 /// How logs are written.

@@ -22,12 +22,15 @@
 //! - [`server`]: assembly (service, health, reflection, TLS, auth, metrics, sweeper) and
 //!   the shutdown sequence; [`config`] its settings, `auth` the bearer-token check,
 //!   `listener` the connection limit and handshake deadline, [`shutdown`] the signal.
+//! - [`cli`]: the operator's commands of the binary (`chanlayer status`, `group`,
+//!   `channel`, `send`, `flush`), clients of a running server through `chanlayer-client`.
 //! - [`proto`]: the generated types, re-exported from the `chanlayer-proto` crate, which
 //!   the typed Rust client (`chanlayer-client`, with the `chanlayer-loadgen` load
 //!   generator) and the Python extension share with the server.
 //!
 //! Only what the binary, the integration tests and the benchmarks use is public.
 pub(crate) mod auth;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod core;

@@ -1,9 +1,11 @@
-//! The `chanlayer` binary.
+//! The `chanlayer` binary: the server (`chanlayer`, `chanlayer serve`), or one of the
+//! operator's commands that talk to a running server (`chanlayer status`, ...).
 
 use std::process::ExitCode;
 
 use chanlayer::{
-    config::{Cli, LogFormat},
+    cli,
+    config::{Cli, Command, LogFormat, ServeArgs},
     server, shutdown,
 };
 use tracing_subscriber::EnvFilter;
@@ -20,9 +22,17 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+fn main() -> ExitCode {
+    let mut cli = Cli::load();
+    match cli.command.take() {
+        Some(Command::Operate(operation)) => cli::run(operation),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
-    let args = Cli::load().serve_args();
+async fn serve(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
     let listener = match server::bind(args.listen).await {
         Ok(listener) => listener,

@@ -41,6 +41,10 @@ const FRAME_TARGET_BYTES: usize = crate::proto::frame::FRAME_PAYLOAD;
 /// The largest page of group members.
 const MAX_PAGE_SIZE: usize = 10_000;
 
+/// The response header of `GetServerStats` that carries the server's version
+/// (`chanlayer status` shows it).
+pub(crate) const VERSION_HEADER: &str = "chanlayer-version";
+
 /// The service implementation.
 pub(crate) struct ChannelLayerGrpc {
     hub: Arc<Hub>,

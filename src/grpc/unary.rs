@@ -1,12 +1,12 @@
 //! The service's calls: each unary call converts its request, asks the hub, and answers;
 //! the Session stream is opened in `session`.
 
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming, metadata::MetadataValue};
 
 use crate::{
     grpc::{
-        ChannelLayerGrpc, MAX_PAGE_SIZE, SessionStream, convert, guard::guarded, ms,
-        status::invalid_argument,
+        ChannelLayerGrpc, MAX_PAGE_SIZE, SessionStream, VERSION_HEADER, convert, guard::guarded,
+        ms, status::invalid_argument,
     },
     proto::v1::{self as pb, channel_layer_service_server::ChannelLayerService},
 };
@@ -202,7 +202,7 @@ impl ChannelLayerService for ChannelLayerGrpc {
                 self.hub.cluster_stats().await?
             };
             warn_partial("GetServerStats", missing);
-            Ok(Response::new(pb::GetServerStatsResponse {
+            let mut response = Response::new(pb::GetServerStatsResponse {
                 nodes: nodes as u32,
                 missing_nodes: missing as u32,
                 uptime_seconds: s.uptime.as_secs(),
@@ -222,7 +222,13 @@ impl ChannelLayerService for ChannelLayerGrpc {
                 dropped_flushed_total: s.core.dropped_flushed_total,
                 memberships_expired_total: s.core.memberships_expired_total,
                 memberships_released_total: s.core.memberships_released_total,
-            }))
+            });
+            // The server's version, for `chanlayer status`; only to callers with the token.
+            response.metadata_mut().insert(
+                VERSION_HEADER,
+                MetadataValue::from_static(env!("CARGO_PKG_VERSION")),
+            );
+            Ok(response)
         })
         .await
     }

@@ -29,5 +29,5 @@ pub(crate) use self::{
     http::{Readiness, bind, spawn_http},
     observer::HubMetrics,
     recorder::{install, record_limits},
-    rpc::RpcMetricsLayer,
+    rpc::{RpcMetricsLayer, code_label},
 };

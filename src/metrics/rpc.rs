@@ -60,7 +60,7 @@ fn method_label(path: &str) -> (&'static str, bool) {
 
 /// The label of a status code: its canonical name, as grpc-go and Prometheus' gRPC
 /// exporters spell it (`OK`, `NOT_FOUND`, ...).
-fn code_label(code: Code) -> &'static str {
+pub(crate) fn code_label(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",
