@@ -68,14 +68,18 @@ class LoopState:
             before_transport: A coroutine function run between the two, while the
                 connection is still open (the layer hands messages back with it).
         """
-        if self.session is not None:
-            await self.session.close(release=release)
-        if before_transport is not None:
-            try:
-                await before_transport(self)
-            except Exception:
-                logger.exception("chanlayer: closing a loop's connection")
-        await self.transport.close()
+        try:
+            if self.session is not None:
+                await self.session.close(release=release)
+            if before_transport is not None:
+                try:
+                    await before_transport(self)
+                except Exception:
+                    logger.exception("chanlayer: closing a loop's connection")
+        finally:
+            # Even when cancelled (a loop shutting down cancels every task): a grpc.aio
+            # channel left open on a closed loop breaks the channels of later loops.
+            await self.transport.close()
 
 
 class ThreadState(threading.local):
