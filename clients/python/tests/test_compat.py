@@ -121,3 +121,20 @@ async def test_receive_on_another_layers_channel_asserts(make_layer: type[Channe
     assert (await asyncio.wait_for(owner.receive(bare), 5))["type"] == "bare"
     await owner.close()
     await thief.close()
+
+
+@pytest.mark.parametrize("specific", [True, False])
+async def test_local_buffers_are_bounded_by_prefetch(
+    make_layer: type[ChannelLayer], specific: bool
+) -> None:
+    """What channels_redis' receive_buffer capacity bound (its #212) guards against: a reader
+    that stops reading never pulls a backlog into the process. Messages leave the server only
+    for a receive, at most ``prefetch`` (``normal_prefetch``) at a time."""
+    layer = make_layer(capacity=1000, prefetch=16, normal_prefetch=8)
+    name = await layer.new_channel() if specific else "bounded.normal"
+    for n in range(500):
+        await layer.send(name, {"type": "m", "n": n})
+    assert (await layer.receive(name))["n"] == 0
+    await asyncio.sleep(0.2)
+    assert await layer.channel_depth(name) >= 500 - (16 if specific else 8)
+    await layer.close()

@@ -293,6 +293,11 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
         Safe to cancel at any point: a message already on its way is kept for the next
         ``receive()`` of the channel.
+
+        Raises:
+            AssertionError: ``channel`` is a process-specific channel of another layer
+                ("Wrong client prefix", as channels_redis raises it).
+            TypeError: the channel name is invalid.
         """
         self.require_valid_channel_name(channel)
         if "!" in channel and not self._is_own_specific(channel):
