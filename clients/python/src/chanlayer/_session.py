@@ -377,9 +377,10 @@ class Session(ReconnectingSession):
     async def _send_close(self) -> bool:
         if self._stream is None:
             return False
-        await self._stream.write(
-            pb.SessionRequest(operations=[pb.SessionOperation(close=pb.CloseOperation())])
-        )
+        # Through the writer: a second write while it writes would break the stream, and
+        # deliveries already on their way would be lost with it.
+        self._outbox.append(pb.SessionOperation(close=pb.CloseOperation()))
+        self._wake.set()
         return True
 
     # ------------------------------------------------------------------ receive bookkeeping
