@@ -53,7 +53,9 @@ class Node(Server):
 
     def __init__(self, nats: NatsCluster, server: int, name: str) -> None:
         self.metrics_port = free_port()
-        super().__init__(*nats.node_args(server, name, self.metrics_port))
+        # Normal channels hold every message a test sends before its readers catch up.
+        capacity = ["--cluster-normal-capacity", str(2 * COUNT)]
+        super().__init__(*nats.node_args(server, name, self.metrics_port), *capacity)
 
 
 @pytest.fixture
@@ -241,7 +243,8 @@ async def test_a_normal_channel_read_on_both_nodes_gets_each_send_once(
 ) -> None:
     a, b = nodes
     senders = [make_layer(a), make_layer(b)]
-    workers = [make_layer(a), make_layer(b)]
+    # Readers that fetch ahead, as a busy worker pool is configured.
+    workers = [make_layer(a, normal_prefetch=32), make_layer(b, normal_prefetch=32)]
     got: list[list[dict[str, Any]]] = [[], []]
 
     async def work(i: int) -> None:

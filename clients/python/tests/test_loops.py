@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -127,3 +129,82 @@ def test_second_loop_cannot_receive_specific_while_first_holds_it(
         release.set()
         thread.join(10)
     async_to_sync(layer.flush)()
+
+
+LAYERS_ON_ONE_LOOP = 1000
+
+
+def _use_layers_on_one_loop(make_layer: type[ChannelLayer], *, keep: bool) -> list[object]:
+    """Make and use many layers on one new loop; return weak references to them.
+
+    ``keep``: the layers stay referenced until the loop has closed; otherwise each is dropped
+    right after its send, while the loop runs.
+    """
+    loop = asyncio.new_event_loop()
+    refs: list[weakref.ref[ChannelLayer]] = []
+    kept: list[ChannelLayer] = []
+
+    async def use() -> None:
+        for n in range(LAYERS_ON_ONE_LOOP):
+            layer = make_layer(capacity=2 * LAYERS_ON_ONE_LOOP)
+            await layer.send("loops.many", {"type": "m", "n": n})
+            refs.append(weakref.ref(layer))
+            if keep:
+                kept.append(layer)
+            del layer
+        if not keep:
+            gc.collect()
+            await asyncio.sleep(0.5)  # the collected layers' connections close meanwhile
+
+    try:
+        loop.run_until_complete(use())
+        assert "close" in vars(loop)  # hooked, once
+        if not keep:
+            assert all(ref() is None for ref in refs)
+    finally:
+        loop.close()  # a RecursionError here if every layer had wrapped close
+    assert loop.is_closed()
+    assert "close" not in vars(loop)  # the hook took itself away
+    for layer in kept:
+        assert layer._states == {}
+    kept.clear()
+    gc.collect()
+    return refs
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_thousand_layers_on_one_loop(make_layer: type[ChannelLayer], keep: bool) -> None:
+    refs = _use_layers_on_one_loop(make_layer, keep=keep)
+    assert len(refs) == LAYERS_ON_ONE_LOOP
+    assert all(ref() is None for ref in refs)
+    reader = make_layer(capacity=2000)
+    got = sorted(
+        async_to_sync(reader.receive)("loops.many")["n"] for _ in range(LAYERS_ON_ONE_LOOP)
+    )
+    assert got == list(range(LAYERS_ON_ONE_LOOP))
+    async_to_sync(reader.flush)()
+
+
+def test_a_collected_layer_releases_its_session(make_layer: type[ChannelLayer]) -> None:
+    """A layer dropped while its loop runs: its session is released, its loop closes cleanly."""
+    observer = make_layer()
+
+    async def run() -> None:
+        layer = make_layer()
+        name = await layer.new_channel()
+        await layer.group_add("collected", name)
+        await layer.send(name, {"type": "m"})
+        assert (await layer.receive(name))["type"] == "m"
+        ref = weakref.ref(layer)
+        del layer
+        gc.collect()
+        assert ref() is None
+        for _ in range(100):
+            if await observer.group_size("collected") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await observer.group_size("collected") == 0
+        await observer.close()
+
+    asyncio.run(run())

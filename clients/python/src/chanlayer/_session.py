@@ -2,8 +2,10 @@
 
 One :class:`Session` lives on one event loop and owns one stream at a time:
 
-* **Batching.** Operations issued within one loop tick are written as one frame by a writer
-  task (grpc.aio costs about the same per frame whatever it carries).
+* **Batching.** Operations issued within one loop tick are written together by a writer
+  task (grpc.aio costs about the same per frame whatever it carries), cut into frames by the
+  framing policy all clients share (:func:`chanlayer._frames.split_frames`), so that no
+  frame exceeds what the server decodes.
 * **Receives.** Each waiting ``receive()`` call is one pending ``Receive`` on the server. Every
   ``Delivery`` goes into the layer's local per-channel buffer first
   (:class:`~chanlayer._state.LayerState`), and waiters take messages
@@ -34,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chanlayer._frames import split_frames
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
@@ -374,9 +377,10 @@ class Session(ReconnectingSession):
     async def _send_close(self) -> bool:
         if self._stream is None:
             return False
-        await self._stream.write(
-            pb.SessionRequest(operations=[pb.SessionOperation(close=pb.CloseOperation())])
-        )
+        # Through the writer: a second write while it writes would break the stream, and
+        # deliveries already on their way would be lost with it.
+        self._outbox.append(pb.SessionOperation(close=pb.CloseOperation()))
+        self._wake.set()
         return True
 
     # ------------------------------------------------------------------ receive bookkeeping
@@ -569,17 +573,21 @@ class Session(ReconnectingSession):
             if not self._outbox:
                 continue
             operations, self._outbox = self._outbox, []
-            for operation in operations:
-                kind = operation.WhichOneof("operation")
-                if kind in ("send", "group_add", "group_discard", "group_send"):
-                    op = self._ops.get(getattr(operation, kind).request_id)
-                    if op is not None:
-                        op.written = True
-            try:
-                await stream.write(pb.SessionRequest(operations=operations))
-            except RemoteError:
-                stream.cancel()
-                return
+            frames = split_frames(operations, self._state.max_message_bytes)
+            for index, frame in enumerate(frames):
+                for operation in frame:
+                    kind = operation.WhichOneof("operation")
+                    if kind in ("send", "group_add", "group_discard", "group_send"):
+                        op = self._ops.get(getattr(operation, kind).request_id)
+                        if op is not None:
+                            op.written = True
+                try:
+                    await stream.write(pb.SessionRequest(operations=frame))
+                except RemoteError:
+                    # What was not written stays queued for the next stream.
+                    self._outbox[:0] = [o for rest in frames[index + 1 :] for o in rest]
+                    stream.cancel()
+                    return
 
     def _dispatch(self, events: Any) -> None:
         for event in events:

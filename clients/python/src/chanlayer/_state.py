@@ -188,6 +188,18 @@ class LayerState:
             self.buffers.pop(channel, None)
         return payload
 
+    def take_buffered(self, channel: str) -> list[tuple[int, bytes]]:
+        """Take every unexpired buffered message of ``channel``: (ms left, payload)."""
+        buffer = self.buffers.pop(channel, None)
+        if not buffer:
+            return []
+        now = time.monotonic()
+        return [
+            (max(1, int((deadline - now) * 1000)), data)
+            for deadline, data in buffer
+            if deadline > now
+        ]
+
     def buffered_count(self, channel: str) -> int:
         """How many messages of ``channel`` are buffered (expired ones included)."""
         buffer = self.buffers.get(channel)

@@ -13,6 +13,7 @@ One transport serves one event loop: ``grpc.aio`` channels are bound to the loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +28,8 @@ from chanlayer.exceptions import ERROR_DOMAIN, ServerUnavailable
 ResponseT = TypeVar("ResponseT", bound=Message)
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+#: Seconds a closing transport waits for each of its cancelled streams to end.
+_STREAM_END_WAIT = 1.0
 
 
 class RemoteError(Exception):
@@ -187,6 +190,8 @@ class GrpcTransport:
         else:
             self._channel = grpc.aio.insecure_channel(config.target, options=options)
         self._stub = pb_grpc.ChannelLayerServiceStub(self._channel)
+        #: Session streams not ended yet.
+        self._streams: set[Any] = set()
         self._metadata: tuple[tuple[str, str], ...] | None = (
             (("authorization", f"Bearer {config.token}"),) if config.token else None
         )
@@ -204,7 +209,10 @@ class GrpcTransport:
             ) from None
 
     def open_session(self) -> SessionStream:
-        return _GrpcSessionStream(self._stub.Session(metadata=self._metadata))
+        call = self._stub.Session(metadata=self._metadata)
+        self._streams.add(call)
+        call.add_done_callback(self._streams.discard)
+        return _GrpcSessionStream(call)
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         rpc = getattr(self._stub, method)
@@ -214,4 +222,14 @@ class GrpcTransport:
             raise _status_error(err) from None
 
     async def close(self) -> None:
+        """Close the channel, and wait (briefly) until its streams have ended.
+
+        Closing cancels the streams, but their ends come later, through grpc.aio's poller:
+        one that comes after the loop closed is reported on the next loop that uses grpc.aio
+        ("Event loop is closed"). So the loop waits for them here.
+        """
+        streams = list(self._streams)
         await self._channel.close(grace=None)
+        for call in streams:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(call.code(), _STREAM_END_WAIT)

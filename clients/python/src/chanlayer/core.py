@@ -24,12 +24,11 @@ raises ``RuntimeError``, as channels_redis does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import threading
-import types
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
@@ -38,6 +37,7 @@ import msgpack
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
 
+from chanlayer._loops import LoopState, ThreadState, register, track_layer, unregister
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
 from chanlayer._state import LayerState, capacity_rules
@@ -92,30 +92,6 @@ class _Shared(Generic[T]):
         setattr(layer._state, self._name, value)
 
 
-class _LoopState:
-    """The connection and session of one event loop."""
-
-    def __init__(self, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self.transport = transport
-        self.loop = loop
-        self.session: AnySession | None = None
-        #: Unary sends and group operations made while the loop had no session.
-        self.unary_ops = 0
-        #: False once the loop closed (its state was forgotten).
-        self.alive = True
-
-    async def aclose(self, *, release: bool) -> None:
-        if self.session is not None:
-            await self.session.close(release=release)
-        await self.transport.close()
-
-
-class _ThreadState(threading.local):
-    """The loop state last used by this thread (saves ``get_running_loop()``)."""
-
-    state: _LoopState | None = None
-
-
 class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
     """A Django Channels channel layer on a chanlayer gRPC server.
 
@@ -144,8 +120,10 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         call_timeout: Deadline of unary calls, in seconds.
         prefetch: Most messages one receive on a specific channel may fetch ahead (1 disables).
         normal_prefetch: Most messages one receive on a normal channel may fetch ahead, of
-            those already queued there (1: one at a time). Messages fetched ahead wait in this
-            process for its next ``receive()`` of the channel, and are lost if it exits first.
+            those already queued there (the default, 1, fetches one at a time). Messages
+            fetched ahead wait in this process for its next ``receive()`` of the channel;
+            :meth:`close` and :meth:`close_pools` hand them back to the channel, a crash loses
+            them.
         transport: ``"native"`` (the ``chanlayer-native`` extension), ``"grpc"`` (grpc.aio) or
             ``"auto"``: native when the extension is installed and can reach ``target``,
             else grpc. Defaults to ``$CHANLAYER_TRANSPORT``, else ``"auto"``.
@@ -186,7 +164,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
         prefetch: int = 16,
-        normal_prefetch: int = 32,
+        normal_prefetch: int = 1,
         transport: str | None = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
@@ -241,8 +219,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._native = self.transport == "native"
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._thread = _ThreadState()
+        self._states: dict[asyncio.AbstractEventLoop, LoopState] = {}
+        track_layer(self, self._states)
+        self._thread = ThreadState()
         self._valid_names: set[str] = set()
         self._lock = threading.Lock()
         #: The session holding the client prefix, if any.
@@ -314,8 +293,17 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
         Safe to cancel at any point: a message already on its way is kept for the next
         ``receive()`` of the channel.
+
+        Raises:
+            AssertionError: ``channel`` is a process-specific channel of another layer
+                ("Wrong client prefix", as channels_redis raises it).
+            TypeError: the channel name is invalid.
         """
         self.require_valid_channel_name(channel)
+        if "!" in channel and not self._is_own_specific(channel):
+            # channels_redis' check, before any network call: only the layer that made a
+            # process-specific channel (new_channel) receives on it.
+            raise AssertionError("Wrong client prefix")
         session = self._session_for_receive(channel)
         # Awaited here rather than through a session coroutine: one frame less per message,
         # which counts when thousands of receives wake at once (a group_send).
@@ -414,20 +402,51 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Close this event loop's session and connection.
 
         The session is released: the server removes this layer's specific channels and their
-        group memberships at once instead of after the lease grace period. The layer stays
-        usable; the next call reconnects.
+        group memberships at once instead of after the lease grace period. Messages this layer
+        fetched ahead on normal channels and has not returned from ``receive()`` yet are handed
+        back to their channels first, for other consumers. The layer stays usable; the next
+        call reconnects.
         """
         loop = asyncio.get_running_loop()
+        if loop not in self._states and self._normal_buffered():
+            self._loop_state()  # a connection to hand the messages back on
         state = self._states.pop(loop, None)
         if state is None:
             return
+        unregister(state)
         state.alive = False
         was_primary = state.session is not None and state.session is self._primary
-        await state.aclose(release=True)
+        await state.aclose(release=True, before_transport=self._hand_back)
         with self._lock:
             if was_primary:
                 self._primary = None
                 self._state.release_client_prefix()
+
+    async def close_pools(self) -> None:
+        """Close this event loop's connection, keeping everything on the server.
+
+        channels_redis' coroutine of the same name, called before an event loop goes away
+        (an ``async_to_sync`` helper, a test). The session is detached, not released: this
+        layer's specific channels, their queued messages and group memberships stay on the
+        server, and the next call, on this loop or another, reconnects and resumes them.
+        Messages fetched ahead on normal channels are handed back first, as by
+        :meth:`close`. Other loops keep their connections (each closes with its loop).
+        """
+        state = self._forget_loop(asyncio.get_running_loop())
+        if state is None:
+            return
+        unregister(state)
+        await state.aclose(release=False, before_transport=self._hand_back)
+
+    async def wait_received(self) -> None:
+        """Wait until this loop's sends that returned early have the server's answer.
+
+        channels_redis' coroutine of the same name waits for its background clean-up tasks;
+        here the only background work is the native transport's send window.
+        """
+        state = self._states.get(asyncio.get_running_loop())
+        if state is not None and state.session is not None:
+            await state.session.drain(self.call_timeout)
 
     ### Introspection (beyond the Channels spec) ###
 
@@ -479,7 +498,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     ### Internals ###
 
-    def _loop_state(self) -> _LoopState:
+    def _loop_state(self) -> LoopState:
         state = self._thread.state
         # A loop runs in one thread at a time, and its _thread_id is that thread's while it
         # runs: this is the running loop without asking asyncio (which costs a getpid()).
@@ -492,9 +511,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = _LoopState(self._make_transport(), loop)
+            state = LoopState(self._make_transport(), loop, weakref.ref(self))
             self._states[loop] = state
-            _wrap_close(self, loop)
+            register(state)
         self._thread.state = state
         return state
 
@@ -536,7 +555,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             return None
         return session
 
-    def _open_session(self, state: _LoopState) -> AnySession:
+    def _open_session(self, state: LoopState) -> AnySession:
         """Start the session of a loop; it holds the client prefix unless a live one does."""
         with self._lock:
             owner = self._primary
@@ -548,7 +567,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         state.unary_ops = 0
         return session
 
-    def _make_session(self, state: _LoopState, *, primary: bool) -> AnySession:
+    def _make_session(self, state: LoopState, *, primary: bool) -> AnySession:
         """The session type of the layer's transport, on the loop's connection."""
         if self._native:
             from chanlayer._native import NativeSession, NativeTransport
@@ -570,9 +589,50 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return session
 
     def _is_own_specific(self, channel: str) -> bool:
+        """Whether ``channel`` is a process-specific channel of this layer.
+
+        Its owner is the part of the name before ``!`` after the last ``.``, as the server
+        reads it: ``new_channel()`` makes ``{prefix}.{client_prefix}!{random}``.
+        """
         head, bang, _ = channel.partition("!")
         prefix = self._state.client_prefix
         return bool(bang) and (head == prefix or head.endswith("." + prefix))
+
+    def _normal_buffered(self) -> bool:
+        return any("!" not in channel for channel in self._state.buffers)
+
+    async def _hand_back(self, state: LoopState) -> None:
+        """Send the messages fetched ahead on normal channels back to their channels.
+
+        They go to the back of the queue with what is left of their expiry, and may exceed
+        the channel's capacity by their number (they were in the channel before).
+        """
+        if not self._normal_buffered():
+            return
+        await state.transport.wait_ready(self.connect_timeout)
+        for channel in [c for c in self._state.buffers if "!" not in c]:
+            messages = self._state.take_buffered(channel)
+            capacity = self.get_capacity(channel) + len(messages)
+            lost = 0
+            for expires_in_ms, payload in messages:
+                request = pb.SendRequest(
+                    namespace=self.prefix,
+                    channel=channel,
+                    message=payload,
+                    capacity=capacity,
+                    expiry_ms=expires_in_ms,
+                )
+                try:
+                    await state.transport.unary("Send", request, self.call_timeout)
+                except RemoteError as err:
+                    lost += 1
+                    logger.debug("chanlayer: handing a message back failed: %s", err)
+            if lost:
+                logger.warning(
+                    "chanlayer: %d message(s) fetched ahead on %s could not be handed back",
+                    lost,
+                    channel,
+                )
 
     async def _unary(self, method: str, request: Any, *, channel: str | None = None) -> Any:
         state = self._loop_state()
@@ -587,7 +647,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         except RemoteError as err:
             raise error_from_reason(err.code, err.reason, err.message, channel=channel) from None
 
-    def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _LoopState | None:
+    def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> LoopState | None:
         state = self._states.pop(loop, None)
         if state is not None:
             state.alive = False
@@ -620,24 +680,3 @@ def _choose_transport(mode: str, config: TransportConfig) -> str:
             raise ValueError(f"the native transport cannot reach {config.target!r}")
         return "grpc"
     return "native"
-
-
-def _wrap_close(layer: ChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
-    """Patch ``loop.close`` to close the layer's connection of that loop first.
-
-    The session is detached, not released: another loop may resume it (``async_to_sync``
-    makes a new loop per call). The session holding the layer's client prefix is resumed by
-    the next loop that receives on a specific channel; other sessions are recycled by the next
-    loops that need one, so a process never holds more sessions than it runs loops at once.
-    """
-    original_close = loop.close
-
-    def _close(self: asyncio.AbstractEventLoop) -> None:
-        state = layer._forget_loop(loop)
-        if state is not None and not loop.is_closed() and not loop.is_running():
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(state.aclose(release=False))
-        self.close = original_close  # type: ignore[method-assign]
-        self.close()
-
-    loop.close = types.MethodType(_close, loop)  # type: ignore[method-assign]
