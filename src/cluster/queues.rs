@@ -77,7 +77,12 @@ pub(super) struct Queues {
 impl Queues {
     pub(super) fn new(client: Client, root: &str) -> Self {
         Self {
-            js: jetstream::new(client),
+            // JetStream's API answers within milliseconds when it can; a call that gets no
+            // answer (its leader being elected, or its interest not yet known to this
+            // node's server) is made again soon rather than waited on for long.
+            js: jetstream::ContextBuilder::new()
+                .timeout(Duration::from_secs(1))
+                .build(client),
             name: stream_name(root),
             stream: Mutex::default(),
             pulling: Mutex::default(),
