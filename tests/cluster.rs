@@ -433,6 +433,13 @@ async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
     let mine = sa.new_channel("specific");
     let theirs = sb.new_channel("specific");
     on_a.group_add("room", &mine).await.unwrap();
+    // B answers A right before it hangs.
+    on_a.send(&theirs, "before").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), sb.receive(&theirs))
+        .await
+        .expect("B answers before it hangs")
+        .unwrap();
+    assert_eq!(&got.payload[..], b"before");
 
     let pid = t.b.pid().to_string();
     let signal = |sig: &str| {
