@@ -24,7 +24,8 @@
 #   BENCH_WS_LAYERS   layers of the WebSocket part (default all four; when set, results are
 #                     appended to websocket.jsonl instead of replacing it)
 #   BENCH_NATIVE      1 (default): build chanlayer's native transport when it is missing;
-#                     0: measure whatever is installed (CHANLAYER_TRANSPORT=grpc forces grpc.aio)
+#                     0: install the layer without it when it is missing (grpc.aio);
+#                     CHANLAYER_TRANSPORT=grpc forces grpc.aio either way
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${CHANLAYER_VENV:-$root/.venv}
@@ -48,26 +49,34 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 py=$venv/bin/python
-step "install the peers and matplotlib into $venv"
-"$py" -m pip install -q --disable-pip-version-check -e "$root/clients/python" \
-    -r "$root/bench/requirements.txt"
 
 if [ ! -x "$bin" ]; then
     step "build the server (cargo build --release)"
     (cd "$root" && cargo build --release --locked)
 fi
 
-# chanlayer's Python layer uses the native transport when it is installed (CI's Python suite
-# installs it into the same venv); build it if it is missing, unless BENCH_NATIVE=0.
-if [ "${BENCH_NATIVE:-1}" = 1 ] && ! "$py" -c 'import chanlayer_native' 2>/dev/null; then
+# chanlayer's Python layer depends on its native transport, chanlayer-native, which is not
+# on PyPI from a checkout: it is built here when it is missing (CI's Python suite installs
+# it into the same venv), unless BENCH_NATIVE=0, which installs the layer without it.
+step "install chanlayer, the peers and matplotlib into $venv"
+if "$py" -c 'import chanlayer_native' 2>/dev/null; then
+    "$py" -m pip install -q --disable-pip-version-check -e "$root/clients/python" \
+        -r "$root/bench/requirements.txt"
+elif [ "${BENCH_NATIVE:-1}" = 1 ]; then
     step "build the native transport (maturin, clients/python/native)"
     "$py" -m pip install -q --disable-pip-version-check "maturin>=1.7,<2"
     wheels=$(mktemp -d)
     (cd "$root/clients/python/native" &&
         CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} \
             "$venv/bin/maturin" build --release --locked --quiet --interpreter "$py" --out "$wheels")
-    "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+    "$py" -m pip install -q --disable-pip-version-check --find-links "$wheels" \
+        -e "$root/clients/python" -r "$root/bench/requirements.txt"
     rm -rf "$wheels"
+else
+    "$py" -m pip install -q --disable-pip-version-check --no-deps -e "$root/clients/python"
+    # shellcheck disable=SC2046 # one requirement per word
+    "$py" -m pip install -q --disable-pip-version-check -r "$root/bench/requirements.txt" \
+        $("$py" "$root/clients/python/scripts/pure_requirements.py")
 fi
 
 ulimit -n 65536 2>/dev/null || true  # 1 000 WebSocket clients and their server

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Licensing and release notes: LICENSE is the Apache License 2.0 verbatim, the packages that
 # ship a copy (the Node and Python clients) carry the same file, every manifest (the Cargo
-# workspace and its members, package.json, the Python projects) says Apache-2.0, and
-# CHANGELOG.md keeps an Unreleased section.
+# workspace and its members, package.json, the Python projects and the server wheel's) says
+# Apache-2.0, and CHANGELOG.md keeps an Unreleased section.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -33,7 +33,11 @@ for member in members:
         license = found["Cargo.toml [workspace.package]"]
     found[f"{member}/Cargo.toml"] = license
 found["clients/node/package.json"] = json.loads(Path("clients/node/package.json").read_text()).get("license")
-for project in ("clients/python/pyproject.toml", "clients/python/native/pyproject.toml"):
+for project in (
+    "clients/python/pyproject.toml",
+    "clients/python/native/pyproject.toml",
+    "packaging/server/pyproject.toml",
+):
     found[project] = tomllib.loads(Path(project).read_text())["project"].get("license")
 wrong = {k: v for k, v in found.items() if v != wanted}
 for where, license in wrong.items():

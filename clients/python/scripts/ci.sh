@@ -34,9 +34,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-step "install chanlayer[test]"
 "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
-"$PY" -m pip install -q --disable-pip-version-check -e "$CLIENT[test]"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 step "native transport: cargo fmt, clippy, unit tests (clients/python/native)"
@@ -53,8 +51,13 @@ wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 started=$SECONDS
 (cd "$CLIENT/native" && "$VENV/bin/maturin" build --profile "$profile" --locked --quiet --interpreter "$PY" --out "$wheels")
+echo "built chanlayer-native in $((SECONDS - started)) s"
+
+step "install chanlayer[test] (chanlayer-native from that wheel)"
+# chanlayer depends on chanlayer-native where a wheel of it exists (see pyproject.toml): the
+# one just built, found with --find-links.
+"$PY" -m pip install -q --disable-pip-version-check --find-links "$wheels" -e "$CLIENT[test]"
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
-echo "built and installed chanlayer-native in $((SECONDS - started)) s"
 
 cd "$CLIENT"
 step "ruff"
@@ -64,8 +67,13 @@ step "ruff"
 step "mypy"
 "$PY" -m mypy src
 
-step "generated stubs drift check"
-"$PY" scripts/gen_protos.py --check
+step "generated stubs drift check (the pinned generator, in a venv of its own)"
+# The generator pins an old protobuf (requirements-gen.txt), which the test venv must not
+# share: the tests run on the newest grpcio and protobuf, the install tests on the floors.
+GEN_VENV=${CHANLAYER_GEN_VENV:-$VENV-gen}
+[ -x "$GEN_VENV/bin/python" ] || "$PYTHON" -m venv "$GEN_VENV"
+"$GEN_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-gen.txt
+"$GEN_VENV/bin/python" scripts/gen_protos.py --check
 
 if [ -z "${CHANLAYER_BIN:-}" ]; then
     export CHANLAYER_BIN="$REPO/target/release/chanlayer"

@@ -58,8 +58,17 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py=$venv/bin/python
 say "install the chanlayer client and the example's requirements"
-"$py" -m pip install -q --disable-pip-version-check -e "$repo/clients/python" \
-    -r "$here/requirements.txt"
+# The layer depends on its native transport (chanlayer-native): from the wheels scripts/dist
+# built into dist/, else (a checkout with no wheels) the layer goes without it, on grpc.aio.
+if "$py" -c 'import chanlayer_native' 2>/dev/null || ls "$repo"/dist/chanlayer_native-*.whl >/dev/null 2>&1; then
+    "$py" -m pip install -q --disable-pip-version-check --find-links "$repo/dist" \
+        -e "$repo/clients/python" -r "$here/requirements.txt"
+else
+    "$py" -m pip install -q --disable-pip-version-check --no-deps -e "$repo/clients/python"
+    # shellcheck disable=SC2046 # one requirement per word
+    "$py" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt" \
+        $("$py" "$repo/clients/python/scripts/pure_requirements.py")
+fi
 
 pids=()
 stop() {

@@ -1,9 +1,11 @@
 """The native transport: the session stream in Rust (the ``chanlayer_native`` extension).
 
-Importing this module raises ``ImportError`` when the extension is not installed; the layer then
-uses the grpc.aio transport (:mod:`chanlayer._transport`, :mod:`chanlayer._session`). This module
-uses neither ``grpc`` nor :mod:`chanlayer.core`: the layer builds a :class:`NativeSession` on
-a :class:`NativeTransport` and hands it the :class:`~chanlayer._state.LayerState` it shares.
+Importing this module raises ``ImportError`` when the extension is not installed (the layer then
+uses the grpc.aio transport: :mod:`chanlayer._transport`, :mod:`chanlayer._session`), and
+:class:`~chanlayer._native_version.NativeVersionMismatch` when it is not the layer's version (the
+layer refuses to start). This module uses neither ``grpc`` nor :mod:`chanlayer.core`: the layer
+builds a :class:`NativeSession` on a :class:`NativeTransport` and hands it the
+:class:`~chanlayer._state.LayerState` it shares.
 
 :class:`NativeTransport` is the connection of one event loop. For a plaintext target the
 extension speaks HTTP/2 on the loop's own thread: it registers its socket with the loop and
@@ -37,6 +39,7 @@ from typing import Any
 import chanlayer_native as _ext
 from google.protobuf.message import Message
 
+from chanlayer._native_version import check_native_version
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import ReconnectingSession
 from chanlayer._state import LayerState
@@ -45,6 +48,8 @@ from chanlayer._transport import RemoteError, TransportConfig
 from chanlayer.exceptions import ChannelFull, ServerUnavailable, error_from_reason
 
 logger = logging.getLogger("chanlayer")
+
+check_native_version(_ext)
 
 __all__ = ["NativeSession", "NativeTransport", "native_uri"]
 

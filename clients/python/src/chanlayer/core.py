@@ -31,12 +31,13 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 import msgpack
 from channels.exceptions import MessageTooLarge
 from channels.layers import BaseChannelLayer
 
+from chanlayer._choice import choose_transport, log_choice
 from chanlayer._loops import LoopState, ThreadState, register, track_layer, unregister
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
@@ -49,7 +50,7 @@ from chanlayer.serializers import MsgPackSerializer, registry
 if TYPE_CHECKING:
     from chanlayer._native import NativeSession
 
-    AnySession = Session | NativeSession
+    AnySession: TypeAlias = Session | NativeSession
 
 logger = logging.getLogger("chanlayer")
 
@@ -211,11 +212,13 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             tls_key=Path(tls_key_file).read_bytes() if tls_key_file else None,
             tls_server_name=tls_server_name,
         )
-        #: The transport in use: "native" or "grpc".
-        self.transport = _choose_transport(
+        self._transport_choice = choose_transport(
             transport or os.environ.get("CHANLAYER_TRANSPORT") or "auto",
             self._transport_config,
         )
+        self._transport_logged = False
+        #: The transport in use: "native" or "grpc".
+        self.transport = self._transport_choice.transport
         self._native = self.transport == "native"
         self._expiry_ms = max(1, round(float(expiry) * 1000))
         self._group_expiry_s = max(1, int(group_expiry))
@@ -529,6 +532,10 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return valid
 
     def _make_transport(self) -> Transport:
+        if not self._transport_logged:
+            # The layer's first connection: say which transport it uses and why.
+            self._transport_logged = True
+            log_choice(self._transport_choice, self._transport_config.target)
         if self._native:
             from chanlayer._native import NativeTransport
 
@@ -656,27 +663,3 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 if self._primary is state.session:
                     self._primary = None
         return state
-
-
-def _choose_transport(mode: str, config: TransportConfig) -> str:
-    """Resolve the ``transport`` setting to "native" or "grpc".
-
-    Raises:
-        ValueError: an unknown mode, or "native" for a target the extension cannot reach.
-        ImportError: "native" without the extension installed.
-    """
-    if mode not in ("auto", "native", "grpc"):
-        raise ValueError(f"transport must be 'auto', 'native' or 'grpc', not {mode!r}")
-    if mode == "grpc":
-        return "grpc"
-    try:
-        from chanlayer._native import native_uri
-    except ImportError:
-        if mode == "native":
-            raise
-        return "grpc"
-    if native_uri(config) is None:
-        if mode == "native":
-            raise ValueError(f"the native transport cannot reach {config.target!r}")
-        return "grpc"
-    return "native"

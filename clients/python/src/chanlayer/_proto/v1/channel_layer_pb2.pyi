@@ -15,28 +15,28 @@ whose `reason` is an UPPER_SNAKE_CASE identifier (for example `CHANNEL_FULL`) an
 `domain` is `chanlayer.dev`. Clients map reasons, never message text.
 """
 
-from collections import abc as _abc
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-import builtins as _builtins
+import builtins
+import collections.abc
+import google.protobuf.descriptor
+import google.protobuf.internal.containers
+import google.protobuf.internal.enum_type_wrapper
+import google.protobuf.message
 import sys
-import typing as _typing
+import typing
 
-if sys.version_info >= (3, 11):
-    from typing import TypeAlias as _TypeAlias, Never as _Never
+if sys.version_info >= (3, 10):
+    import typing as typing_extensions
 else:
-    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+    import typing_extensions
 
-DESCRIPTOR: _descriptor.FileDescriptor
+DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 class _SessionCloseReason:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
 
-class _SessionCloseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionCloseReason.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
+class _SessionCloseReasonEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_SessionCloseReason.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     SESSION_CLOSE_REASON_UNSPECIFIED: _SessionCloseReason.ValueType  # 0
     """The reason is not known."""
     SESSION_CLOSE_REASON_SHUTDOWN: _SessionCloseReason.ValueType  # 1
@@ -57,755 +57,671 @@ SESSION_CLOSE_REASON_CLIENT_CLOSE: SessionCloseReason.ValueType  # 2
 """The client asked with `close`."""
 SESSION_CLOSE_REASON_RESUMED_ELSEWHERE: SessionCloseReason.ValueType  # 3
 """Another stream resumed this session."""
-Global___SessionCloseReason: _TypeAlias = SessionCloseReason  # noqa: Y015
+global___SessionCloseReason = SessionCloseReason
 
-@_typing.final
-class SendRequest(_message.Message):
+@typing.final
+class SendRequest(google.protobuf.message.Message):
     """SendRequest is the request of `Send`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    CAPACITY_FIELD_NUMBER: _builtins.int
-    EXPIRY_MS_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    EXPIRY_MS_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace (Django's channel layer `prefix`) that isolates one application's
     channels and groups from another's on the same server. Empty is a valid namespace.
     """
-    channel: _builtins.str
+    channel: builtins.str
     """The channel name, following Django Channels' rules: ASCII letters, digits, `-`, `_`
     and `.`, optionally followed by one `!` and a local part, fewer than 100 characters.
     """
-    message: _builtins.bytes
+    message: builtins.bytes
     """The encoded message. Opaque to the server."""
-    capacity: _builtins.int
+    capacity: builtins.int
     """The capacity of the channel: the send fails when the channel already holds this many
     unexpired messages. Zero means the default of 100.
     """
-    expiry_ms: _builtins.int
+    expiry_ms: builtins.int
     """How long the message may wait unread before it is dropped, in milliseconds. Zero means
     the default of 60 000 (60 seconds).
     """
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        channel: _builtins.str = ...,
-        message: _builtins.bytes = ...,
-        capacity: _builtins.int = ...,
-        expiry_ms: _builtins.int = ...,
+        namespace: builtins.str = ...,
+        channel: builtins.str = ...,
+        message: builtins.bytes = ...,
+        capacity: builtins.int = ...,
+        expiry_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "channel", b"channel", "expiry_ms", b"expiry_ms", "message", b"message", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "channel", b"channel", "expiry_ms", b"expiry_ms", "message", b"message", "namespace", b"namespace"]) -> None: ...
 
-Global___SendRequest: _TypeAlias = SendRequest  # noqa: Y015
+global___SendRequest = SendRequest
 
-@_typing.final
-class SendResponse(_message.Message):
+@typing.final
+class SendResponse(google.protobuf.message.Message):
     """SendResponse is the response of `Send`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    DELIVERED_FIELD_NUMBER: _builtins.int
-    delivered: _builtins.bool
+    DELIVERED_FIELD_NUMBER: builtins.int
+    delivered: builtins.bool
     """True when the message was handed straight to a waiting receive, false when it was
     queued.
     """
     def __init__(
         self,
         *,
-        delivered: _builtins.bool = ...,
+        delivered: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["delivered", b"delivered"]) -> None: ...
 
-Global___SendResponse: _TypeAlias = SendResponse  # noqa: Y015
+global___SendResponse = SendResponse
 
-@_typing.final
-class GroupAddRequest(_message.Message):
+@typing.final
+class GroupAddRequest(google.protobuf.message.Message):
     """GroupAddRequest is the request of `GroupAdd`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    GROUP_EXPIRY_SECONDS_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    GROUP_EXPIRY_SECONDS_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the group and the channel."""
-    group: _builtins.str
+    group: builtins.str
     """The group name: ASCII letters, digits, `-`, `_` and `.`, fewer than 100 characters."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel to add."""
-    group_expiry_seconds: _builtins.int
+    group_expiry_seconds: builtins.int
     """How long the membership lasts after this call, in seconds. Zero means the default of
     86 400 (one day).
     """
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        group: _builtins.str = ...,
-        channel: _builtins.str = ...,
-        group_expiry_seconds: _builtins.int = ...,
+        namespace: builtins.str = ...,
+        group: builtins.str = ...,
+        channel: builtins.str = ...,
+        group_expiry_seconds: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "group", b"group", "group_expiry_seconds", b"group_expiry_seconds", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "group", b"group", "group_expiry_seconds", b"group_expiry_seconds", "namespace", b"namespace"]) -> None: ...
 
-Global___GroupAddRequest: _TypeAlias = GroupAddRequest  # noqa: Y015
+global___GroupAddRequest = GroupAddRequest
 
-@_typing.final
-class GroupAddResponse(_message.Message):
+@typing.final
+class GroupAddResponse(google.protobuf.message.Message):
     """GroupAddResponse is the response of `GroupAdd`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    ADDED_FIELD_NUMBER: _builtins.int
-    added: _builtins.bool
+    ADDED_FIELD_NUMBER: builtins.int
+    added: builtins.bool
     """True when the channel was not a member before this call."""
     def __init__(
         self,
         *,
-        added: _builtins.bool = ...,
+        added: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["added", b"added"]) -> None: ...
 
-Global___GroupAddResponse: _TypeAlias = GroupAddResponse  # noqa: Y015
+global___GroupAddResponse = GroupAddResponse
 
-@_typing.final
-class GroupDiscardRequest(_message.Message):
+@typing.final
+class GroupDiscardRequest(google.protobuf.message.Message):
     """GroupDiscardRequest is the request of `GroupDiscard`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the group and the channel."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel to remove."""
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        group: _builtins.str = ...,
-        channel: _builtins.str = ...,
+        namespace: builtins.str = ...,
+        group: builtins.str = ...,
+        channel: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "group", b"group", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "group", b"group", "namespace", b"namespace"]) -> None: ...
 
-Global___GroupDiscardRequest: _TypeAlias = GroupDiscardRequest  # noqa: Y015
+global___GroupDiscardRequest = GroupDiscardRequest
 
-@_typing.final
-class GroupDiscardResponse(_message.Message):
+@typing.final
+class GroupDiscardResponse(google.protobuf.message.Message):
     """GroupDiscardResponse is the response of `GroupDiscard`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REMOVED_FIELD_NUMBER: _builtins.int
-    removed: _builtins.bool
+    REMOVED_FIELD_NUMBER: builtins.int
+    removed: builtins.bool
     """True when the channel was a member before this call."""
     def __init__(
         self,
         *,
-        removed: _builtins.bool = ...,
+        removed: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["removed", b"removed"]) -> None: ...
 
-Global___GroupDiscardResponse: _TypeAlias = GroupDiscardResponse  # noqa: Y015
+global___GroupDiscardResponse = GroupDiscardResponse
 
-@_typing.final
-class CapacityRule(_message.Message):
+@typing.final
+class CapacityRule(google.protobuf.message.Message):
     """CapacityRule sets the capacity of the channels whose name matches a pattern, as Django
     Channels' `channel_capacity` setting does. The first matching rule wins.
     """
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    GLOB_FIELD_NUMBER: _builtins.int
-    REGEX_FIELD_NUMBER: _builtins.int
-    CAPACITY_FIELD_NUMBER: _builtins.int
-    glob: _builtins.str
+    GLOB_FIELD_NUMBER: builtins.int
+    REGEX_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    glob: builtins.str
     """A shell-style glob matched against the whole name, as Python's `fnmatch`:
     `*` matches anything, `?` one character, `[seq]` and `[!seq]` a character set.
     """
-    regex: _builtins.str
+    regex: builtins.str
     """A regular expression matched at the start of the name, as Python's `re.match`."""
-    capacity: _builtins.int
+    capacity: builtins.int
     """The capacity of a matching channel. Zero means the default of 100."""
     def __init__(
         self,
         *,
-        glob: _builtins.str = ...,
-        regex: _builtins.str = ...,
-        capacity: _builtins.int = ...,
+        glob: builtins.str = ...,
+        regex: builtins.str = ...,
+        capacity: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["glob", b"glob", "pattern", b"pattern", "regex", b"regex"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "glob", b"glob", "pattern", b"pattern", "regex", b"regex"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_pattern: _TypeAlias = _typing.Literal["glob", "regex"]  # noqa: Y015
-    _WhichOneofArgType_pattern: _TypeAlias = _typing.Literal["pattern", b"pattern"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_pattern) -> _WhichOneofReturnType_pattern | None: ...
+    def HasField(self, field_name: typing.Literal["glob", b"glob", "pattern", b"pattern", "regex", b"regex"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "glob", b"glob", "pattern", b"pattern", "regex", b"regex"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["pattern", b"pattern"]) -> typing.Literal["glob", "regex"] | None: ...
 
-Global___CapacityRule: _TypeAlias = CapacityRule  # noqa: Y015
+global___CapacityRule = CapacityRule
 
-@_typing.final
-class GroupSendRequest(_message.Message):
+@typing.final
+class GroupSendRequest(google.protobuf.message.Message):
     """GroupSendRequest is the request of `GroupSend`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    CAPACITY_FIELD_NUMBER: _builtins.int
-    CHANNEL_CAPACITY_FIELD_NUMBER: _builtins.int
-    EXPIRY_MS_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    CHANNEL_CAPACITY_FIELD_NUMBER: builtins.int
+    EXPIRY_MS_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the group."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    message: _builtins.bytes
+    message: builtins.bytes
     """The encoded message, shared by every member."""
-    capacity: _builtins.int
+    capacity: builtins.int
     """The capacity of a member channel that no rule of `channel_capacity` matches. Zero
     means the default of 100.
     """
-    expiry_ms: _builtins.int
+    expiry_ms: builtins.int
     """How long each copy may wait unread, in milliseconds. Zero means the default of 60 000."""
-    @_builtins.property
-    def channel_capacity(self) -> _containers.RepeatedCompositeFieldContainer[Global___CapacityRule]:
+    @property
+    def channel_capacity(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___CapacityRule]:
         """Per-channel capacities, tried in order; at most 64 rules."""
 
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        group: _builtins.str = ...,
-        message: _builtins.bytes = ...,
-        capacity: _builtins.int = ...,
-        channel_capacity: _abc.Iterable[Global___CapacityRule] | None = ...,
-        expiry_ms: _builtins.int = ...,
+        namespace: builtins.str = ...,
+        group: builtins.str = ...,
+        message: builtins.bytes = ...,
+        capacity: builtins.int = ...,
+        channel_capacity: collections.abc.Iterable[global___CapacityRule] | None = ...,
+        expiry_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "channel_capacity", b"channel_capacity", "expiry_ms", b"expiry_ms", "group", b"group", "message", b"message", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "channel_capacity", b"channel_capacity", "expiry_ms", b"expiry_ms", "group", b"group", "message", b"message", "namespace", b"namespace"]) -> None: ...
 
-Global___GroupSendRequest: _TypeAlias = GroupSendRequest  # noqa: Y015
+global___GroupSendRequest = GroupSendRequest
 
-@_typing.final
-class GroupSendResponse(_message.Message):
+@typing.final
+class GroupSendResponse(google.protobuf.message.Message):
     """GroupSendResponse is the response of `GroupSend`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    DELIVERED_FIELD_NUMBER: _builtins.int
-    DROPPED_FIELD_NUMBER: _builtins.int
-    delivered: _builtins.int
+    DELIVERED_FIELD_NUMBER: builtins.int
+    DROPPED_FIELD_NUMBER: builtins.int
+    delivered: builtins.int
     """How many members got the message, queued or handed to a waiting receive."""
-    dropped: _builtins.int
+    dropped: builtins.int
     """How many members did not get the message because their channel was full."""
     def __init__(
         self,
         *,
-        delivered: _builtins.int = ...,
-        dropped: _builtins.int = ...,
+        delivered: builtins.int = ...,
+        dropped: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "dropped", b"dropped"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["delivered", b"delivered", "dropped", b"dropped"]) -> None: ...
 
-Global___GroupSendResponse: _TypeAlias = GroupSendResponse  # noqa: Y015
+global___GroupSendResponse = GroupSendResponse
 
-@_typing.final
-class FlushRequest(_message.Message):
+@typing.final
+class FlushRequest(google.protobuf.message.Message):
     """FlushRequest is the request of `Flush`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace to clear."""
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
+        namespace: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["namespace", b"namespace"]) -> None: ...
 
-Global___FlushRequest: _TypeAlias = FlushRequest  # noqa: Y015
+global___FlushRequest = FlushRequest
 
-@_typing.final
-class FlushResponse(_message.Message):
+@typing.final
+class FlushResponse(google.protobuf.message.Message):
     """FlushResponse is the response of `Flush`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    DROPPED_MESSAGES_FIELD_NUMBER: _builtins.int
-    REMOVED_GROUPS_FIELD_NUMBER: _builtins.int
-    dropped_messages: _builtins.int
+    DROPPED_MESSAGES_FIELD_NUMBER: builtins.int
+    REMOVED_GROUPS_FIELD_NUMBER: builtins.int
+    dropped_messages: builtins.int
     """How many queued messages were dropped."""
-    removed_groups: _builtins.int
+    removed_groups: builtins.int
     """How many groups were removed."""
     def __init__(
         self,
         *,
-        dropped_messages: _builtins.int = ...,
-        removed_groups: _builtins.int = ...,
+        dropped_messages: builtins.int = ...,
+        removed_groups: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_messages", b"dropped_messages", "removed_groups", b"removed_groups"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dropped_messages", b"dropped_messages", "removed_groups", b"removed_groups"]) -> None: ...
 
-Global___FlushResponse: _TypeAlias = FlushResponse  # noqa: Y015
+global___FlushResponse = FlushResponse
 
-@_typing.final
-class GetGroupRequest(_message.Message):
+@typing.final
+class GetGroupRequest(google.protobuf.message.Message):
     """GetGroupRequest is the request of `GetGroup`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the group."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        group: _builtins.str = ...,
+        namespace: builtins.str = ...,
+        group: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["group", b"group", "namespace", b"namespace"]) -> None: ...
 
-Global___GetGroupRequest: _TypeAlias = GetGroupRequest  # noqa: Y015
+global___GetGroupRequest = GetGroupRequest
 
-@_typing.final
-class GetGroupResponse(_message.Message):
+@typing.final
+class GetGroupResponse(google.protobuf.message.Message):
     """GetGroupResponse is the response of `GetGroup`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    GROUP_FIELD_NUMBER: _builtins.int
-    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
-    MISSING_NODES_FIELD_NUMBER: _builtins.int
-    group: _builtins.str
+    GROUP_FIELD_NUMBER: builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: builtins.int
+    MISSING_NODES_FIELD_NUMBER: builtins.int
+    group: builtins.str
     """The group name."""
-    member_count: _builtins.int
+    member_count: builtins.int
     """How many unexpired members the group has."""
-    missing_nodes: _builtins.int
+    missing_nodes: builtins.int
     """In cluster mode, how many nodes known to be up did not answer in time: their members
     are not counted. Always 0 on a single node.
     """
     def __init__(
         self,
         *,
-        group: _builtins.str = ...,
-        member_count: _builtins.int = ...,
-        missing_nodes: _builtins.int = ...,
+        group: builtins.str = ...,
+        member_count: builtins.int = ...,
+        missing_nodes: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "member_count", b"member_count", "missing_nodes", b"missing_nodes"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["group", b"group", "member_count", b"member_count", "missing_nodes", b"missing_nodes"]) -> None: ...
 
-Global___GetGroupResponse: _TypeAlias = GetGroupResponse  # noqa: Y015
+global___GetGroupResponse = GetGroupResponse
 
-@_typing.final
-class ListGroupMembersRequest(_message.Message):
+@typing.final
+class ListGroupMembersRequest(google.protobuf.message.Message):
     """ListGroupMembersRequest is the request of `ListGroupMembers`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    PAGE_SIZE_FIELD_NUMBER: builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the group."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    page_size: _builtins.int
+    page_size: builtins.int
     """The largest number of members to return. Zero means 1 000; at most 10 000."""
-    page_token: _builtins.str
+    page_token: builtins.str
     """The `next_page_token` of the previous page, or empty for the first page."""
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        group: _builtins.str = ...,
-        page_size: _builtins.int = ...,
-        page_token: _builtins.str = ...,
+        namespace: builtins.str = ...,
+        group: builtins.str = ...,
+        page_size: builtins.int = ...,
+        page_token: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["group", b"group", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]) -> None: ...
 
-Global___ListGroupMembersRequest: _TypeAlias = ListGroupMembersRequest  # noqa: Y015
+global___ListGroupMembersRequest = ListGroupMembersRequest
 
-@_typing.final
-class GroupMember(_message.Message):
+@typing.final
+class GroupMember(google.protobuf.message.Message):
     """GroupMember is one member of a group."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    EXPIRES_IN_MS_FIELD_NUMBER: _builtins.int
-    channel: _builtins.str
+    CHANNEL_FIELD_NUMBER: builtins.int
+    EXPIRES_IN_MS_FIELD_NUMBER: builtins.int
+    channel: builtins.str
     """The member channel's name."""
-    expires_in_ms: _builtins.int
+    expires_in_ms: builtins.int
     """How long until the membership expires, in milliseconds."""
     def __init__(
         self,
         *,
-        channel: _builtins.str = ...,
-        expires_in_ms: _builtins.int = ...,
+        channel: builtins.str = ...,
+        expires_in_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "expires_in_ms", b"expires_in_ms"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "expires_in_ms", b"expires_in_ms"]) -> None: ...
 
-Global___GroupMember: _TypeAlias = GroupMember  # noqa: Y015
+global___GroupMember = GroupMember
 
-@_typing.final
-class ListGroupMembersResponse(_message.Message):
+@typing.final
+class ListGroupMembersResponse(google.protobuf.message.Message):
     """ListGroupMembersResponse is the response of `ListGroupMembers`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    MEMBERS_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
-    MISSING_NODES_FIELD_NUMBER: _builtins.int
-    next_page_token: _builtins.str
+    MEMBERS_FIELD_NUMBER: builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: builtins.int
+    MISSING_NODES_FIELD_NUMBER: builtins.int
+    next_page_token: builtins.str
     """The token of the next page, or empty when this page is the last."""
-    total_size: _builtins.int
+    total_size: builtins.int
     """How many unexpired members the group has in all."""
-    missing_nodes: _builtins.int
+    missing_nodes: builtins.int
     """In cluster mode, how many nodes known to be up did not answer in time: their members
     are neither listed nor counted. Always 0 on a single node.
     """
-    @_builtins.property
-    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupMember]:
+    @property
+    def members(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___GroupMember]:
         """The members of this page, in name order."""
 
     def __init__(
         self,
         *,
-        members: _abc.Iterable[Global___GroupMember] | None = ...,
-        next_page_token: _builtins.str = ...,
-        total_size: _builtins.int = ...,
-        missing_nodes: _builtins.int = ...,
+        members: collections.abc.Iterable[global___GroupMember] | None = ...,
+        next_page_token: builtins.str = ...,
+        total_size: builtins.int = ...,
+        missing_nodes: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "missing_nodes", b"missing_nodes", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["members", b"members", "missing_nodes", b"missing_nodes", "next_page_token", b"next_page_token", "total_size", b"total_size"]) -> None: ...
 
-Global___ListGroupMembersResponse: _TypeAlias = ListGroupMembersResponse  # noqa: Y015
+global___ListGroupMembersResponse = ListGroupMembersResponse
 
-@_typing.final
-class GetChannelRequest(_message.Message):
+@typing.final
+class GetChannelRequest(google.protobuf.message.Message):
     """GetChannelRequest is the request of `GetChannel`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace of the channel."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel name."""
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        channel: _builtins.str = ...,
+        namespace: builtins.str = ...,
+        channel: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "namespace", b"namespace"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "namespace", b"namespace"]) -> None: ...
 
-Global___GetChannelRequest: _TypeAlias = GetChannelRequest  # noqa: Y015
+global___GetChannelRequest = GetChannelRequest
 
-@_typing.final
-class GetChannelResponse(_message.Message):
+@typing.final
+class GetChannelResponse(google.protobuf.message.Message):
     """GetChannelResponse is the response of `GetChannel`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    QUEUED_MESSAGES_FIELD_NUMBER: _builtins.int
-    QUEUED_BYTES_FIELD_NUMBER: _builtins.int
-    WAITING_RECEIVES_FIELD_NUMBER: _builtins.int
-    OLDEST_MESSAGE_AGE_MS_FIELD_NUMBER: _builtins.int
-    channel: _builtins.str
+    CHANNEL_FIELD_NUMBER: builtins.int
+    QUEUED_MESSAGES_FIELD_NUMBER: builtins.int
+    QUEUED_BYTES_FIELD_NUMBER: builtins.int
+    WAITING_RECEIVES_FIELD_NUMBER: builtins.int
+    OLDEST_MESSAGE_AGE_MS_FIELD_NUMBER: builtins.int
+    channel: builtins.str
     """The channel name."""
-    queued_messages: _builtins.int
+    queued_messages: builtins.int
     """How many unexpired messages wait in the channel."""
-    queued_bytes: _builtins.int
+    queued_bytes: builtins.int
     """The total size of those messages, in bytes."""
-    waiting_receives: _builtins.int
+    waiting_receives: builtins.int
     """How many receives wait for a message on the channel."""
-    oldest_message_age_ms: _builtins.int
+    oldest_message_age_ms: builtins.int
     """How long the oldest queued message has waited, in milliseconds; zero when none does."""
     def __init__(
         self,
         *,
-        channel: _builtins.str = ...,
-        queued_messages: _builtins.int = ...,
-        queued_bytes: _builtins.int = ...,
-        waiting_receives: _builtins.int = ...,
-        oldest_message_age_ms: _builtins.int = ...,
+        channel: builtins.str = ...,
+        queued_messages: builtins.int = ...,
+        queued_bytes: builtins.int = ...,
+        waiting_receives: builtins.int = ...,
+        oldest_message_age_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "oldest_message_age_ms", b"oldest_message_age_ms", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "waiting_receives", b"waiting_receives"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "oldest_message_age_ms", b"oldest_message_age_ms", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "waiting_receives", b"waiting_receives"]) -> None: ...
 
-Global___GetChannelResponse: _TypeAlias = GetChannelResponse  # noqa: Y015
+global___GetChannelResponse = GetChannelResponse
 
-@_typing.final
-class GetServerStatsRequest(_message.Message):
+@typing.final
+class GetServerStatsRequest(google.protobuf.message.Message):
     """GetServerStatsRequest is the request of `GetServerStats`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    THIS_NODE_ONLY_FIELD_NUMBER: _builtins.int
-    this_node_only: _builtins.bool
+    THIS_NODE_ONLY_FIELD_NUMBER: builtins.int
+    this_node_only: builtins.bool
     """In cluster mode, answer for this node alone instead of the whole cluster. Ignored on a
     single node.
     """
     def __init__(
         self,
         *,
-        this_node_only: _builtins.bool = ...,
+        this_node_only: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["this_node_only", b"this_node_only"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["this_node_only", b"this_node_only"]) -> None: ...
 
-Global___GetServerStatsRequest: _TypeAlias = GetServerStatsRequest  # noqa: Y015
+global___GetServerStatsRequest = GetServerStatsRequest
 
-@_typing.final
-class GetServerStatsResponse(_message.Message):
+@typing.final
+class GetServerStatsResponse(google.protobuf.message.Message):
     """GetServerStatsResponse is the response of `GetServerStats`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
-    SESSIONS_OPEN_FIELD_NUMBER: _builtins.int
-    SESSIONS_DETACHED_FIELD_NUMBER: _builtins.int
-    PENDING_RECEIVES_FIELD_NUMBER: _builtins.int
-    CHANNELS_FIELD_NUMBER: _builtins.int
-    GROUPS_FIELD_NUMBER: _builtins.int
-    MEMBERSHIPS_FIELD_NUMBER: _builtins.int
-    QUEUED_MESSAGES_FIELD_NUMBER: _builtins.int
-    QUEUED_BYTES_FIELD_NUMBER: _builtins.int
-    MESSAGES_SENT_TOTAL_FIELD_NUMBER: _builtins.int
-    MESSAGES_DELIVERED_TOTAL_FIELD_NUMBER: _builtins.int
-    DROPPED_CHANNEL_FULL_TOTAL_FIELD_NUMBER: _builtins.int
-    DROPPED_EXPIRED_TOTAL_FIELD_NUMBER: _builtins.int
-    DROPPED_SESSION_GONE_TOTAL_FIELD_NUMBER: _builtins.int
-    DROPPED_FLUSHED_TOTAL_FIELD_NUMBER: _builtins.int
-    MEMBERSHIPS_EXPIRED_TOTAL_FIELD_NUMBER: _builtins.int
-    MEMBERSHIPS_RELEASED_TOTAL_FIELD_NUMBER: _builtins.int
-    NODES_FIELD_NUMBER: _builtins.int
-    MISSING_NODES_FIELD_NUMBER: _builtins.int
-    uptime_seconds: _builtins.int
+    UPTIME_SECONDS_FIELD_NUMBER: builtins.int
+    SESSIONS_OPEN_FIELD_NUMBER: builtins.int
+    SESSIONS_DETACHED_FIELD_NUMBER: builtins.int
+    PENDING_RECEIVES_FIELD_NUMBER: builtins.int
+    CHANNELS_FIELD_NUMBER: builtins.int
+    GROUPS_FIELD_NUMBER: builtins.int
+    MEMBERSHIPS_FIELD_NUMBER: builtins.int
+    QUEUED_MESSAGES_FIELD_NUMBER: builtins.int
+    QUEUED_BYTES_FIELD_NUMBER: builtins.int
+    MESSAGES_SENT_TOTAL_FIELD_NUMBER: builtins.int
+    MESSAGES_DELIVERED_TOTAL_FIELD_NUMBER: builtins.int
+    DROPPED_CHANNEL_FULL_TOTAL_FIELD_NUMBER: builtins.int
+    DROPPED_EXPIRED_TOTAL_FIELD_NUMBER: builtins.int
+    DROPPED_SESSION_GONE_TOTAL_FIELD_NUMBER: builtins.int
+    DROPPED_FLUSHED_TOTAL_FIELD_NUMBER: builtins.int
+    MEMBERSHIPS_EXPIRED_TOTAL_FIELD_NUMBER: builtins.int
+    MEMBERSHIPS_RELEASED_TOTAL_FIELD_NUMBER: builtins.int
+    NODES_FIELD_NUMBER: builtins.int
+    MISSING_NODES_FIELD_NUMBER: builtins.int
+    uptime_seconds: builtins.int
     """How long the server has run, in seconds."""
-    sessions_open: _builtins.int
+    sessions_open: builtins.int
     """How many sessions have a live stream."""
-    sessions_detached: _builtins.int
+    sessions_detached: builtins.int
     """How many sessions wait to be resumed within their lease grace period."""
-    pending_receives: _builtins.int
+    pending_receives: builtins.int
     """How many receives wait for a message, over all sessions."""
-    channels: _builtins.int
+    channels: builtins.int
     """How many channels exist (with queued messages or waiting receives)."""
-    groups: _builtins.int
+    groups: builtins.int
     """How many groups exist."""
-    memberships: _builtins.int
+    memberships: builtins.int
     """How many group memberships exist."""
-    queued_messages: _builtins.int
+    queued_messages: builtins.int
     """How many messages are queued."""
-    queued_bytes: _builtins.int
+    queued_bytes: builtins.int
     """The total size of the queued messages, in bytes."""
-    messages_sent_total: _builtins.int
+    messages_sent_total: builtins.int
     """How many messages were accepted by Send and GroupSend (one per member), in all."""
-    messages_delivered_total: _builtins.int
+    messages_delivered_total: builtins.int
     """How many messages were delivered to a receive, in all."""
-    dropped_channel_full_total: _builtins.int
+    dropped_channel_full_total: builtins.int
     """How many messages were dropped because their channel was full."""
-    dropped_expired_total: _builtins.int
+    dropped_expired_total: builtins.int
     """How many messages expired unread."""
-    dropped_session_gone_total: _builtins.int
+    dropped_session_gone_total: builtins.int
     """How many messages were dropped with the specific channels of a session that ended."""
-    dropped_flushed_total: _builtins.int
+    dropped_flushed_total: builtins.int
     """How many messages were dropped by Flush."""
-    memberships_expired_total: _builtins.int
+    memberships_expired_total: builtins.int
     """How many group memberships expired."""
-    memberships_released_total: _builtins.int
+    memberships_released_total: builtins.int
     """How many group memberships were removed because their session ended."""
-    nodes: _builtins.int
+    nodes: builtins.int
     """How many nodes the figures above are summed over: 1 on a single node (or with
     `this_node_only`); in cluster mode this node and every other node that answered in
     time. `uptime_seconds` is always the answering node's.
     """
-    missing_nodes: _builtins.int
+    missing_nodes: builtins.int
     """In cluster mode, how many nodes known to be up did not answer in time: their figures
     are not counted. Always 0 on a single node.
     """
     def __init__(
         self,
         *,
-        uptime_seconds: _builtins.int = ...,
-        sessions_open: _builtins.int = ...,
-        sessions_detached: _builtins.int = ...,
-        pending_receives: _builtins.int = ...,
-        channels: _builtins.int = ...,
-        groups: _builtins.int = ...,
-        memberships: _builtins.int = ...,
-        queued_messages: _builtins.int = ...,
-        queued_bytes: _builtins.int = ...,
-        messages_sent_total: _builtins.int = ...,
-        messages_delivered_total: _builtins.int = ...,
-        dropped_channel_full_total: _builtins.int = ...,
-        dropped_expired_total: _builtins.int = ...,
-        dropped_session_gone_total: _builtins.int = ...,
-        dropped_flushed_total: _builtins.int = ...,
-        memberships_expired_total: _builtins.int = ...,
-        memberships_released_total: _builtins.int = ...,
-        nodes: _builtins.int = ...,
-        missing_nodes: _builtins.int = ...,
+        uptime_seconds: builtins.int = ...,
+        sessions_open: builtins.int = ...,
+        sessions_detached: builtins.int = ...,
+        pending_receives: builtins.int = ...,
+        channels: builtins.int = ...,
+        groups: builtins.int = ...,
+        memberships: builtins.int = ...,
+        queued_messages: builtins.int = ...,
+        queued_bytes: builtins.int = ...,
+        messages_sent_total: builtins.int = ...,
+        messages_delivered_total: builtins.int = ...,
+        dropped_channel_full_total: builtins.int = ...,
+        dropped_expired_total: builtins.int = ...,
+        dropped_session_gone_total: builtins.int = ...,
+        dropped_flushed_total: builtins.int = ...,
+        memberships_expired_total: builtins.int = ...,
+        memberships_released_total: builtins.int = ...,
+        nodes: builtins.int = ...,
+        missing_nodes: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "dropped_channel_full_total", b"dropped_channel_full_total", "dropped_expired_total", b"dropped_expired_total", "dropped_flushed_total", b"dropped_flushed_total", "dropped_session_gone_total", b"dropped_session_gone_total", "groups", b"groups", "memberships", b"memberships", "memberships_expired_total", b"memberships_expired_total", "memberships_released_total", b"memberships_released_total", "messages_delivered_total", b"messages_delivered_total", "messages_sent_total", b"messages_sent_total", "missing_nodes", b"missing_nodes", "nodes", b"nodes", "pending_receives", b"pending_receives", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "sessions_detached", b"sessions_detached", "sessions_open", b"sessions_open", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channels", b"channels", "dropped_channel_full_total", b"dropped_channel_full_total", "dropped_expired_total", b"dropped_expired_total", "dropped_flushed_total", b"dropped_flushed_total", "dropped_session_gone_total", b"dropped_session_gone_total", "groups", b"groups", "memberships", b"memberships", "memberships_expired_total", b"memberships_expired_total", "memberships_released_total", b"memberships_released_total", "messages_delivered_total", b"messages_delivered_total", "messages_sent_total", b"messages_sent_total", "missing_nodes", b"missing_nodes", "nodes", b"nodes", "pending_receives", b"pending_receives", "queued_bytes", b"queued_bytes", "queued_messages", b"queued_messages", "sessions_detached", b"sessions_detached", "sessions_open", b"sessions_open", "uptime_seconds", b"uptime_seconds"]) -> None: ...
 
-Global___GetServerStatsResponse: _TypeAlias = GetServerStatsResponse  # noqa: Y015
+global___GetServerStatsResponse = GetServerStatsResponse
 
-@_typing.final
-class SessionRequest(_message.Message):
+@typing.final
+class SessionRequest(google.protobuf.message.Message):
     """SessionRequest is one frame from the client: a batch of operations, served in order."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    OPERATIONS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def operations(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionOperation]:
+    OPERATIONS_FIELD_NUMBER: builtins.int
+    @property
+    def operations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___SessionOperation]:
         """The operations of this frame."""
 
     def __init__(
         self,
         *,
-        operations: _abc.Iterable[Global___SessionOperation] | None = ...,
+        operations: collections.abc.Iterable[global___SessionOperation] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations", b"operations"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["operations", b"operations"]) -> None: ...
 
-Global___SessionRequest: _TypeAlias = SessionRequest  # noqa: Y015
+global___SessionRequest = SessionRequest
 
-@_typing.final
-class SessionOperation(_message.Message):
+@typing.final
+class SessionOperation(google.protobuf.message.Message):
     """SessionOperation is one operation on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    OPEN_FIELD_NUMBER: _builtins.int
-    RECEIVE_FIELD_NUMBER: _builtins.int
-    CANCEL_FIELD_NUMBER: _builtins.int
-    SEND_FIELD_NUMBER: _builtins.int
-    GROUP_ADD_FIELD_NUMBER: _builtins.int
-    GROUP_DISCARD_FIELD_NUMBER: _builtins.int
-    GROUP_SEND_FIELD_NUMBER: _builtins.int
-    CLOSE_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def open(self) -> Global___OpenOperation:
+    OPEN_FIELD_NUMBER: builtins.int
+    RECEIVE_FIELD_NUMBER: builtins.int
+    CANCEL_FIELD_NUMBER: builtins.int
+    SEND_FIELD_NUMBER: builtins.int
+    GROUP_ADD_FIELD_NUMBER: builtins.int
+    GROUP_DISCARD_FIELD_NUMBER: builtins.int
+    GROUP_SEND_FIELD_NUMBER: builtins.int
+    CLOSE_FIELD_NUMBER: builtins.int
+    @property
+    def open(self) -> global___OpenOperation:
         """Opens the session. Must be the first operation of the stream, and only the first."""
 
-    @_builtins.property
-    def receive(self) -> Global___ReceiveOperation:
+    @property
+    def receive(self) -> global___ReceiveOperation:
         """Registers demand for messages of a channel."""
 
-    @_builtins.property
-    def cancel(self) -> Global___CancelOperation:
+    @property
+    def cancel(self) -> global___CancelOperation:
         """Withdraws a receive that has not been answered."""
 
-    @_builtins.property
-    def send(self) -> Global___SendOperation:
+    @property
+    def send(self) -> global___SendOperation:
         """Sends a message, as `Send` does; acknowledged with `result`."""
 
-    @_builtins.property
-    def group_add(self) -> Global___GroupAddOperation:
+    @property
+    def group_add(self) -> global___GroupAddOperation:
         """Adds a channel to a group, as `GroupAdd` does; acknowledged with `result`."""
 
-    @_builtins.property
-    def group_discard(self) -> Global___GroupDiscardOperation:
+    @property
+    def group_discard(self) -> global___GroupDiscardOperation:
         """Removes a channel from a group, as `GroupDiscard` does; acknowledged with `result`."""
 
-    @_builtins.property
-    def group_send(self) -> Global___GroupSendOperation:
+    @property
+    def group_send(self) -> global___GroupSendOperation:
         """Sends a message to a group, as `GroupSend` does; acknowledged with `result`."""
 
-    @_builtins.property
-    def close(self) -> Global___CloseOperation:
+    @property
+    def close(self) -> global___CloseOperation:
         """Ends the session now: its specific channels and their memberships are released at
         once instead of after the lease grace period. The server then ends the stream.
         """
@@ -813,54 +729,50 @@ class SessionOperation(_message.Message):
     def __init__(
         self,
         *,
-        open: Global___OpenOperation | None = ...,
-        receive: Global___ReceiveOperation | None = ...,
-        cancel: Global___CancelOperation | None = ...,
-        send: Global___SendOperation | None = ...,
-        group_add: Global___GroupAddOperation | None = ...,
-        group_discard: Global___GroupDiscardOperation | None = ...,
-        group_send: Global___GroupSendOperation | None = ...,
-        close: Global___CloseOperation | None = ...,
+        open: global___OpenOperation | None = ...,
+        receive: global___ReceiveOperation | None = ...,
+        cancel: global___CancelOperation | None = ...,
+        send: global___SendOperation | None = ...,
+        group_add: global___GroupAddOperation | None = ...,
+        group_discard: global___GroupDiscardOperation | None = ...,
+        group_send: global___GroupSendOperation | None = ...,
+        close: global___CloseOperation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close", b"close", "group_add", b"group_add", "group_discard", b"group_discard", "group_send", b"group_send", "open", b"open", "operation", b"operation", "receive", b"receive", "send", b"send"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close", b"close", "group_add", b"group_add", "group_discard", b"group_discard", "group_send", b"group_send", "open", b"open", "operation", b"operation", "receive", b"receive", "send", b"send"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["open", "receive", "cancel", "send", "group_add", "group_discard", "group_send", "close"]  # noqa: Y015
-    _WhichOneofArgType_operation: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_operation) -> _WhichOneofReturnType_operation | None: ...
+    def HasField(self, field_name: typing.Literal["cancel", b"cancel", "close", b"close", "group_add", b"group_add", "group_discard", b"group_discard", "group_send", b"group_send", "open", b"open", "operation", b"operation", "receive", b"receive", "send", b"send"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["cancel", b"cancel", "close", b"close", "group_add", b"group_add", "group_discard", b"group_discard", "group_send", b"group_send", "open", b"open", "operation", b"operation", "receive", b"receive", "send", b"send"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["operation", b"operation"]) -> typing.Literal["open", "receive", "cancel", "send", "group_add", "group_discard", "group_send", "close"] | None: ...
 
-Global___SessionOperation: _TypeAlias = SessionOperation  # noqa: Y015
+global___SessionOperation = SessionOperation
 
-@_typing.final
-class OpenOperation(_message.Message):
+@typing.final
+class OpenOperation(google.protobuf.message.Message):
     """OpenOperation opens or resumes a session."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    CLIENT_PREFIX_FIELD_NUMBER: _builtins.int
-    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
-    CLIENT_NAME_FIELD_NUMBER: _builtins.int
-    SHARED_DELIVERIES_FIELD_NUMBER: _builtins.int
-    namespace: _builtins.str
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    CLIENT_PREFIX_FIELD_NUMBER: builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: builtins.int
+    CLIENT_NAME_FIELD_NUMBER: builtins.int
+    SHARED_DELIVERIES_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
     """The namespace every operation of the session works in."""
-    client_prefix: _builtins.str
+    client_prefix: builtins.str
     """A client prefix the client proposes: 1 to 64 ASCII letters, digits, `-` and `_`.
     Specific channel names of the session are `<anything>.<client_prefix>!<local part>`
     or `<client_prefix>!<local part>`. Refused with ALREADY_EXISTS /
     `CLIENT_PREFIX_IN_USE` when another session of the namespace holds it. Empty lets the
     server choose a random one.
     """
-    resume_token: _builtins.str
+    resume_token: builtins.str
     """The resume token of an earlier stream of this session. When the session still waits
     within its lease grace period, this stream takes it over with its channels and
     memberships. A token the server does not know (expired, or from before a restart)
     opens a new session with the proposed prefix instead: see `SessionOpened.resumed`.
     """
-    client_name: _builtins.str
+    client_name: builtins.str
     """The name and version of the client library, for logs, for example `chanlayer-py/0.1.0`."""
-    shared_deliveries: _builtins.bool
+    shared_deliveries: builtins.bool
     """True when the client understands `SharedDelivery` events. The server then answers the
     receives of this stream that one `GroupSend` reaches together with one such event
     instead of one `Delivery` each. A client that leaves it false only sees `Delivery`.
@@ -868,22 +780,18 @@ class OpenOperation(_message.Message):
     def __init__(
         self,
         *,
-        namespace: _builtins.str = ...,
-        client_prefix: _builtins.str = ...,
-        resume_token: _builtins.str = ...,
-        client_name: _builtins.str = ...,
-        shared_deliveries: _builtins.bool = ...,
+        namespace: builtins.str = ...,
+        client_prefix: builtins.str = ...,
+        resume_token: builtins.str = ...,
+        client_name: builtins.str = ...,
+        shared_deliveries: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_name", b"client_name", "client_prefix", b"client_prefix", "namespace", b"namespace", "resume_token", b"resume_token", "shared_deliveries", b"shared_deliveries"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["client_name", b"client_name", "client_prefix", b"client_prefix", "namespace", b"namespace", "resume_token", b"resume_token", "shared_deliveries", b"shared_deliveries"]) -> None: ...
 
-Global___OpenOperation: _TypeAlias = OpenOperation  # noqa: Y015
+global___OpenOperation = OpenOperation
 
-@_typing.final
-class ReceiveOperation(_message.Message):
+@typing.final
+class ReceiveOperation(google.protobuf.message.Message):
     """ReceiveOperation registers demand for messages of one channel.
 
     The server answers with exactly one `Delivery` carrying between one and
@@ -892,411 +800,362 @@ class ReceiveOperation(_message.Message):
     `SharedDelivery` (one message).
     """
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_ID_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    MAX_MESSAGES_FIELD_NUMBER: _builtins.int
-    receive_id: _builtins.int
+    RECEIVE_ID_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    MAX_MESSAGES_FIELD_NUMBER: builtins.int
+    receive_id: builtins.int
     """The client's identifier of this receive; unique among the session's pending receives."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel to receive from."""
-    max_messages: _builtins.int
+    max_messages: builtins.int
     """The largest number of queued messages to deliver at once. Zero means one. Only
     readers that are alone on a channel (specific channels) should ask for more.
     """
     def __init__(
         self,
         *,
-        receive_id: _builtins.int = ...,
-        channel: _builtins.str = ...,
-        max_messages: _builtins.int = ...,
+        receive_id: builtins.int = ...,
+        channel: builtins.str = ...,
+        max_messages: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "max_messages", b"max_messages", "receive_id", b"receive_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "max_messages", b"max_messages", "receive_id", b"receive_id"]) -> None: ...
 
-Global___ReceiveOperation: _TypeAlias = ReceiveOperation  # noqa: Y015
+global___ReceiveOperation = ReceiveOperation
 
-@_typing.final
-class CancelOperation(_message.Message):
+@typing.final
+class CancelOperation(google.protobuf.message.Message):
     """CancelOperation withdraws a pending receive."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_ID_FIELD_NUMBER: _builtins.int
-    receive_id: _builtins.int
+    RECEIVE_ID_FIELD_NUMBER: builtins.int
+    receive_id: builtins.int
     """The receive to withdraw."""
     def __init__(
         self,
         *,
-        receive_id: _builtins.int = ...,
+        receive_id: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["receive_id", b"receive_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["receive_id", b"receive_id"]) -> None: ...
 
-Global___CancelOperation: _TypeAlias = CancelOperation  # noqa: Y015
+global___CancelOperation = CancelOperation
 
-@_typing.final
-class SendOperation(_message.Message):
+@typing.final
+class SendOperation(google.protobuf.message.Message):
     """SendOperation is `Send` on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    CAPACITY_FIELD_NUMBER: _builtins.int
-    EXPIRY_MS_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    EXPIRY_MS_FIELD_NUMBER: builtins.int
+    request_id: builtins.int
     """The client's identifier of this operation, echoed in its `OperationResult`."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel name."""
-    message: _builtins.bytes
+    message: builtins.bytes
     """The encoded message."""
-    capacity: _builtins.int
+    capacity: builtins.int
     """The capacity of the channel. Zero means the default of 100."""
-    expiry_ms: _builtins.int
+    expiry_ms: builtins.int
     """How long the message may wait unread, in milliseconds. Zero means 60 000."""
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        channel: _builtins.str = ...,
-        message: _builtins.bytes = ...,
-        capacity: _builtins.int = ...,
-        expiry_ms: _builtins.int = ...,
+        request_id: builtins.int = ...,
+        channel: builtins.str = ...,
+        message: builtins.bytes = ...,
+        capacity: builtins.int = ...,
+        expiry_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "channel", b"channel", "expiry_ms", b"expiry_ms", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "channel", b"channel", "expiry_ms", b"expiry_ms", "message", b"message", "request_id", b"request_id"]) -> None: ...
 
-Global___SendOperation: _TypeAlias = SendOperation  # noqa: Y015
+global___SendOperation = SendOperation
 
-@_typing.final
-class GroupAddOperation(_message.Message):
+@typing.final
+class GroupAddOperation(google.protobuf.message.Message):
     """GroupAddOperation is `GroupAdd` on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    GROUP_EXPIRY_SECONDS_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    GROUP_EXPIRY_SECONDS_FIELD_NUMBER: builtins.int
+    request_id: builtins.int
     """The client's identifier of this operation, echoed in its `OperationResult`."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel to add."""
-    group_expiry_seconds: _builtins.int
+    group_expiry_seconds: builtins.int
     """How long the membership lasts, in seconds. Zero means 86 400."""
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        group: _builtins.str = ...,
-        channel: _builtins.str = ...,
-        group_expiry_seconds: _builtins.int = ...,
+        request_id: builtins.int = ...,
+        group: builtins.str = ...,
+        channel: builtins.str = ...,
+        group_expiry_seconds: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "group", b"group", "group_expiry_seconds", b"group_expiry_seconds", "request_id", b"request_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "group", b"group", "group_expiry_seconds", b"group_expiry_seconds", "request_id", b"request_id"]) -> None: ...
 
-Global___GroupAddOperation: _TypeAlias = GroupAddOperation  # noqa: Y015
+global___GroupAddOperation = GroupAddOperation
 
-@_typing.final
-class GroupDiscardOperation(_message.Message):
+@typing.final
+class GroupDiscardOperation(google.protobuf.message.Message):
     """GroupDiscardOperation is `GroupDiscard` on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    request_id: builtins.int
     """The client's identifier of this operation, echoed in its `OperationResult`."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel to remove."""
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        group: _builtins.str = ...,
-        channel: _builtins.str = ...,
+        request_id: builtins.int = ...,
+        group: builtins.str = ...,
+        channel: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "group", b"group", "request_id", b"request_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "group", b"group", "request_id", b"request_id"]) -> None: ...
 
-Global___GroupDiscardOperation: _TypeAlias = GroupDiscardOperation  # noqa: Y015
+global___GroupDiscardOperation = GroupDiscardOperation
 
-@_typing.final
-class GroupSendOperation(_message.Message):
+@typing.final
+class GroupSendOperation(google.protobuf.message.Message):
     """GroupSendOperation is `GroupSend` on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    CAPACITY_FIELD_NUMBER: _builtins.int
-    CHANNEL_CAPACITY_FIELD_NUMBER: _builtins.int
-    EXPIRY_MS_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    CHANNEL_CAPACITY_FIELD_NUMBER: builtins.int
+    EXPIRY_MS_FIELD_NUMBER: builtins.int
+    request_id: builtins.int
     """The client's identifier of this operation, echoed in its `OperationResult`."""
-    group: _builtins.str
+    group: builtins.str
     """The group name."""
-    message: _builtins.bytes
+    message: builtins.bytes
     """The encoded message."""
-    capacity: _builtins.int
+    capacity: builtins.int
     """The capacity of a member channel that no rule matches. Zero means 100."""
-    expiry_ms: _builtins.int
+    expiry_ms: builtins.int
     """How long each copy may wait unread, in milliseconds. Zero means 60 000."""
-    @_builtins.property
-    def channel_capacity(self) -> _containers.RepeatedCompositeFieldContainer[Global___CapacityRule]:
+    @property
+    def channel_capacity(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___CapacityRule]:
         """Per-channel capacities, tried in order; at most 64 rules."""
 
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        group: _builtins.str = ...,
-        message: _builtins.bytes = ...,
-        capacity: _builtins.int = ...,
-        channel_capacity: _abc.Iterable[Global___CapacityRule] | None = ...,
-        expiry_ms: _builtins.int = ...,
+        request_id: builtins.int = ...,
+        group: builtins.str = ...,
+        message: builtins.bytes = ...,
+        capacity: builtins.int = ...,
+        channel_capacity: collections.abc.Iterable[global___CapacityRule] | None = ...,
+        expiry_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "channel_capacity", b"channel_capacity", "expiry_ms", b"expiry_ms", "group", b"group", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "channel_capacity", b"channel_capacity", "expiry_ms", b"expiry_ms", "group", b"group", "message", b"message", "request_id", b"request_id"]) -> None: ...
 
-Global___GroupSendOperation: _TypeAlias = GroupSendOperation  # noqa: Y015
+global___GroupSendOperation = GroupSendOperation
 
-@_typing.final
-class CloseOperation(_message.Message):
+@typing.final
+class CloseOperation(google.protobuf.message.Message):
     """CloseOperation ends a session for good."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     def __init__(
         self,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CloseOperation: _TypeAlias = CloseOperation  # noqa: Y015
+global___CloseOperation = CloseOperation
 
-@_typing.final
-class SessionResponse(_message.Message):
+@typing.final
+class SessionResponse(google.protobuf.message.Message):
     """SessionResponse is one frame from the server: a batch of events."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    EVENTS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionEvent]:
+    EVENTS_FIELD_NUMBER: builtins.int
+    @property
+    def events(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___SessionEvent]:
         """The events of this frame, in the order they happened."""
 
     def __init__(
         self,
         *,
-        events: _abc.Iterable[Global___SessionEvent] | None = ...,
+        events: collections.abc.Iterable[global___SessionEvent] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["events", b"events"]) -> None: ...
 
-Global___SessionResponse: _TypeAlias = SessionResponse  # noqa: Y015
+global___SessionResponse = SessionResponse
 
-@_typing.final
-class SessionEvent(_message.Message):
+@typing.final
+class SessionEvent(google.protobuf.message.Message):
     """SessionEvent is one event on a session stream."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    OPENED_FIELD_NUMBER: _builtins.int
-    DELIVERY_FIELD_NUMBER: _builtins.int
-    RESULT_FIELD_NUMBER: _builtins.int
-    RECEIVE_FAILED_FIELD_NUMBER: _builtins.int
-    CANCELLED_FIELD_NUMBER: _builtins.int
-    CLOSING_FIELD_NUMBER: _builtins.int
-    SHARED_DELIVERY_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def opened(self) -> Global___SessionOpened:
+    OPENED_FIELD_NUMBER: builtins.int
+    DELIVERY_FIELD_NUMBER: builtins.int
+    RESULT_FIELD_NUMBER: builtins.int
+    RECEIVE_FAILED_FIELD_NUMBER: builtins.int
+    CANCELLED_FIELD_NUMBER: builtins.int
+    CLOSING_FIELD_NUMBER: builtins.int
+    SHARED_DELIVERY_FIELD_NUMBER: builtins.int
+    @property
+    def opened(self) -> global___SessionOpened:
         """The answer to `open`."""
 
-    @_builtins.property
-    def delivery(self) -> Global___Delivery:
+    @property
+    def delivery(self) -> global___Delivery:
         """Messages for a receive."""
 
-    @_builtins.property
-    def result(self) -> Global___OperationResult:
+    @property
+    def result(self) -> global___OperationResult:
         """The result of a send or group operation."""
 
-    @_builtins.property
-    def receive_failed(self) -> Global___ReceiveFailed:
+    @property
+    def receive_failed(self) -> global___ReceiveFailed:
         """A receive that was refused or ended without messages."""
 
-    @_builtins.property
-    def cancelled(self) -> Global___ReceiveCancelled:
+    @property
+    def cancelled(self) -> global___ReceiveCancelled:
         """The answer to `cancel`."""
 
-    @_builtins.property
-    def closing(self) -> Global___SessionClosing:
+    @property
+    def closing(self) -> global___SessionClosing:
         """The server is about to end the stream (it is shutting down, or `close` was asked)."""
 
-    @_builtins.property
-    def shared_delivery(self) -> Global___SharedDelivery:
+    @property
+    def shared_delivery(self) -> global___SharedDelivery:
         """One message for several receives: only on streams opened with `shared_deliveries`."""
 
     def __init__(
         self,
         *,
-        opened: Global___SessionOpened | None = ...,
-        delivery: Global___Delivery | None = ...,
-        result: Global___OperationResult | None = ...,
-        receive_failed: Global___ReceiveFailed | None = ...,
-        cancelled: Global___ReceiveCancelled | None = ...,
-        closing: Global___SessionClosing | None = ...,
-        shared_delivery: Global___SharedDelivery | None = ...,
+        opened: global___SessionOpened | None = ...,
+        delivery: global___Delivery | None = ...,
+        result: global___OperationResult | None = ...,
+        receive_failed: global___ReceiveFailed | None = ...,
+        cancelled: global___ReceiveCancelled | None = ...,
+        closing: global___SessionClosing | None = ...,
+        shared_delivery: global___SharedDelivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["opened", "delivery", "result", "receive_failed", "cancelled", "closing", "shared_delivery"]  # noqa: Y015
-    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+    def HasField(self, field_name: typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["cancelled", b"cancelled", "closing", b"closing", "delivery", b"delivery", "event", b"event", "opened", b"opened", "receive_failed", b"receive_failed", "result", b"result", "shared_delivery", b"shared_delivery"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["event", b"event"]) -> typing.Literal["opened", "delivery", "result", "receive_failed", "cancelled", "closing", "shared_delivery"] | None: ...
 
-Global___SessionEvent: _TypeAlias = SessionEvent  # noqa: Y015
+global___SessionEvent = SessionEvent
 
-@_typing.final
-class SessionOpened(_message.Message):
+@typing.final
+class SessionOpened(google.protobuf.message.Message):
     """SessionOpened answers `open`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    CLIENT_PREFIX_FIELD_NUMBER: _builtins.int
-    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
-    RESUMED_FIELD_NUMBER: _builtins.int
-    LEASE_GRACE_MS_FIELD_NUMBER: _builtins.int
-    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
-    MAX_PENDING_RECEIVES_FIELD_NUMBER: _builtins.int
-    client_prefix: _builtins.str
+    CLIENT_PREFIX_FIELD_NUMBER: builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: builtins.int
+    RESUMED_FIELD_NUMBER: builtins.int
+    LEASE_GRACE_MS_FIELD_NUMBER: builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: builtins.int
+    MAX_PENDING_RECEIVES_FIELD_NUMBER: builtins.int
+    client_prefix: builtins.str
     """The session's client prefix, the proposed one or one the server chose."""
-    resume_token: _builtins.str
+    resume_token: builtins.str
     """The token that resumes this session on a new stream within the lease grace period.
     Keep it secret: it grants the session's channels.
     """
-    resumed: _builtins.bool
+    resumed: builtins.bool
     """True when an earlier stream's session was taken over."""
-    lease_grace_ms: _builtins.int
+    lease_grace_ms: builtins.int
     """How long the session survives without a stream, in milliseconds."""
-    max_message_bytes: _builtins.int
+    max_message_bytes: builtins.int
     """The largest message the server accepts, in bytes."""
-    max_pending_receives: _builtins.int
+    max_pending_receives: builtins.int
     """The largest number of pending receives the session may hold."""
     def __init__(
         self,
         *,
-        client_prefix: _builtins.str = ...,
-        resume_token: _builtins.str = ...,
-        resumed: _builtins.bool = ...,
-        lease_grace_ms: _builtins.int = ...,
-        max_message_bytes: _builtins.int = ...,
-        max_pending_receives: _builtins.int = ...,
+        client_prefix: builtins.str = ...,
+        resume_token: builtins.str = ...,
+        resumed: builtins.bool = ...,
+        lease_grace_ms: builtins.int = ...,
+        max_message_bytes: builtins.int = ...,
+        max_pending_receives: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_prefix", b"client_prefix", "lease_grace_ms", b"lease_grace_ms", "max_message_bytes", b"max_message_bytes", "max_pending_receives", b"max_pending_receives", "resume_token", b"resume_token", "resumed", b"resumed"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["client_prefix", b"client_prefix", "lease_grace_ms", b"lease_grace_ms", "max_message_bytes", b"max_message_bytes", "max_pending_receives", b"max_pending_receives", "resume_token", b"resume_token", "resumed", b"resumed"]) -> None: ...
 
-Global___SessionOpened: _TypeAlias = SessionOpened  # noqa: Y015
+global___SessionOpened = SessionOpened
 
-@_typing.final
-class DeliveredMessage(_message.Message):
+@typing.final
+class DeliveredMessage(google.protobuf.message.Message):
     """DeliveredMessage is one message taken from a channel."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    EXPIRES_IN_MS_FIELD_NUMBER: _builtins.int
-    message: _builtins.bytes
+    MESSAGE_FIELD_NUMBER: builtins.int
+    EXPIRES_IN_MS_FIELD_NUMBER: builtins.int
+    message: builtins.bytes
     """The encoded message."""
-    expires_in_ms: _builtins.int
+    expires_in_ms: builtins.int
     """How long until the message expires, in milliseconds. A client that buffers messages
     it received ahead of time must drop them once this has passed.
     """
     def __init__(
         self,
         *,
-        message: _builtins.bytes = ...,
-        expires_in_ms: _builtins.int = ...,
+        message: builtins.bytes = ...,
+        expires_in_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_in_ms", b"expires_in_ms", "message", b"message"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["expires_in_ms", b"expires_in_ms", "message", b"message"]) -> None: ...
 
-Global___DeliveredMessage: _TypeAlias = DeliveredMessage  # noqa: Y015
+global___DeliveredMessage = DeliveredMessage
 
-@_typing.final
-class Delivery(_message.Message):
+@typing.final
+class Delivery(google.protobuf.message.Message):
     """Delivery answers a receive with one or more messages, oldest first."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_ID_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    MESSAGES_FIELD_NUMBER: _builtins.int
-    receive_id: _builtins.int
+    RECEIVE_ID_FIELD_NUMBER: builtins.int
+    CHANNEL_FIELD_NUMBER: builtins.int
+    MESSAGES_FIELD_NUMBER: builtins.int
+    receive_id: builtins.int
     """The receive this answers."""
-    channel: _builtins.str
+    channel: builtins.str
     """The channel the messages come from."""
-    @_builtins.property
-    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveredMessage]:
+    @property
+    def messages(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DeliveredMessage]:
         """The messages, in channel order."""
 
     def __init__(
         self,
         *,
-        receive_id: _builtins.int = ...,
-        channel: _builtins.str = ...,
-        messages: _abc.Iterable[Global___DeliveredMessage] | None = ...,
+        receive_id: builtins.int = ...,
+        channel: builtins.str = ...,
+        messages: collections.abc.Iterable[global___DeliveredMessage] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "messages", b"messages", "receive_id", b"receive_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["channel", b"channel", "messages", b"messages", "receive_id", b"receive_id"]) -> None: ...
 
-Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
+global___Delivery = Delivery
 
-@_typing.final
-class SharedDelivery(_message.Message):
+@typing.final
+class SharedDelivery(google.protobuf.message.Message):
     """SharedDelivery answers several receives with one message each, the same message: what a
     `GroupSend` gives the members of a group whose receives wait on one stream. It stands for
     one `Delivery` per receive id, with one message, in the order of `receive_ids`; the
@@ -1304,90 +1163,82 @@ class SharedDelivery(_message.Message):
     `shared_deliveries`.
     """
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_IDS_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    EXPIRES_IN_MS_FIELD_NUMBER: _builtins.int
-    message: _builtins.bytes
+    RECEIVE_IDS_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    EXPIRES_IN_MS_FIELD_NUMBER: builtins.int
+    message: builtins.bytes
     """The encoded message, delivered once to each receive."""
-    expires_in_ms: _builtins.int
+    expires_in_ms: builtins.int
     """How long until the message expires, in milliseconds, as in `DeliveredMessage`."""
-    @_builtins.property
-    def receive_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+    @property
+    def receive_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]:
         """The receives this answers, in delivery order."""
 
     def __init__(
         self,
         *,
-        receive_ids: _abc.Iterable[_builtins.int] | None = ...,
-        message: _builtins.bytes = ...,
-        expires_in_ms: _builtins.int = ...,
+        receive_ids: collections.abc.Iterable[builtins.int] | None = ...,
+        message: builtins.bytes = ...,
+        expires_in_ms: builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_in_ms", b"expires_in_ms", "message", b"message", "receive_ids", b"receive_ids"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["expires_in_ms", b"expires_in_ms", "message", b"message", "receive_ids", b"receive_ids"]) -> None: ...
 
-Global___SharedDelivery: _TypeAlias = SharedDelivery  # noqa: Y015
+global___SharedDelivery = SharedDelivery
 
-@_typing.final
-class ErrorDetail(_message.Message):
+@typing.final
+class ErrorDetail(google.protobuf.message.Message):
     """ErrorDetail describes why an operation failed."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    CODE_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    code: _builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    code: builtins.int
     """The canonical gRPC status code, as its number (for example 8 for RESOURCE_EXHAUSTED)."""
-    reason: _builtins.str
+    reason: builtins.str
     """The machine-readable reason, for example `CHANNEL_FULL`."""
-    message: _builtins.str
+    message: builtins.str
     """A human-readable explanation."""
     def __init__(
         self,
         *,
-        code: _builtins.int = ...,
-        reason: _builtins.str = ...,
-        message: _builtins.str = ...,
+        code: builtins.int = ...,
+        reason: builtins.str = ...,
+        message: builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]) -> None: ...
 
-Global___ErrorDetail: _TypeAlias = ErrorDetail  # noqa: Y015
+global___ErrorDetail = ErrorDetail
 
-@_typing.final
-class OperationResult(_message.Message):
+@typing.final
+class OperationResult(google.protobuf.message.Message):
     """OperationResult acknowledges a send or group operation."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    ERROR_FIELD_NUMBER: _builtins.int
-    DELIVERED_FIELD_NUMBER: _builtins.int
-    DELIVERED_COUNT_FIELD_NUMBER: _builtins.int
-    DROPPED_COUNT_FIELD_NUMBER: _builtins.int
-    CHANGED_FIELD_NUMBER: _builtins.int
-    QUEUED_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    ERROR_FIELD_NUMBER: builtins.int
+    DELIVERED_FIELD_NUMBER: builtins.int
+    DELIVERED_COUNT_FIELD_NUMBER: builtins.int
+    DROPPED_COUNT_FIELD_NUMBER: builtins.int
+    CHANGED_FIELD_NUMBER: builtins.int
+    QUEUED_FIELD_NUMBER: builtins.int
+    request_id: builtins.int
     """The `request_id` of the operation."""
-    delivered: _builtins.bool
+    delivered: builtins.bool
     """For `send`: true when the message was handed straight to a waiting receive."""
-    delivered_count: _builtins.int
+    delivered_count: builtins.int
     """For `group_send`: how many members got the message."""
-    dropped_count: _builtins.int
+    dropped_count: builtins.int
     """For `group_send`: how many members were full and did not get it."""
-    changed: _builtins.bool
+    changed: builtins.bool
     """For `group_add`: true when the channel was not a member before; for
     `group_discard`: true when it was.
     """
-    queued: _builtins.int
+    queued: builtins.int
     """For a `send` that succeeded: how many messages the channel holds once this
     one is queued, counted against its capacity (0 when the message went
     straight to a waiting receive). A client may use it to tell how far a
@@ -1395,43 +1246,39 @@ class OperationResult(_message.Message):
     channel complete before their results arrive. Absent for other operations,
     for failures, and from servers older than this field.
     """
-    @_builtins.property
-    def error(self) -> Global___ErrorDetail:
+    @property
+    def error(self) -> global___ErrorDetail:
         """Why the operation failed; absent when it succeeded."""
 
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        error: Global___ErrorDetail | None = ...,
-        delivered: _builtins.bool = ...,
-        delivered_count: _builtins.int = ...,
-        dropped_count: _builtins.int = ...,
-        changed: _builtins.bool = ...,
-        queued: _builtins.int | None = ...,
+        request_id: builtins.int = ...,
+        error: global___ErrorDetail | None = ...,
+        delivered: builtins.bool = ...,
+        delivered_count: builtins.int = ...,
+        dropped_count: builtins.int = ...,
+        changed: builtins.bool = ...,
+        queued: builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queued", b"_queued", "error", b"error", "queued", b"queued"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queued", b"_queued", "changed", b"changed", "delivered", b"delivered", "delivered_count", b"delivered_count", "dropped_count", b"dropped_count", "error", b"error", "queued", b"queued", "request_id", b"request_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__queued: _TypeAlias = _typing.Literal["queued"]  # noqa: Y015
-    _WhichOneofArgType__queued: _TypeAlias = _typing.Literal["_queued", b"_queued"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__queued) -> _WhichOneofReturnType__queued | None: ...
+    def HasField(self, field_name: typing.Literal["_queued", b"_queued", "error", b"error", "queued", b"queued"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_queued", b"_queued", "changed", b"changed", "delivered", b"delivered", "delivered_count", b"delivered_count", "dropped_count", b"dropped_count", "error", b"error", "queued", b"queued", "request_id", b"request_id"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_queued", b"_queued"]) -> typing.Literal["queued"] | None: ...
 
-Global___OperationResult: _TypeAlias = OperationResult  # noqa: Y015
+global___OperationResult = OperationResult
 
-@_typing.final
-class ReceiveFailed(_message.Message):
+@typing.final
+class ReceiveFailed(google.protobuf.message.Message):
     """ReceiveFailed ends a receive without messages."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_ID_FIELD_NUMBER: _builtins.int
-    ERROR_FIELD_NUMBER: _builtins.int
-    receive_id: _builtins.int
+    RECEIVE_ID_FIELD_NUMBER: builtins.int
+    ERROR_FIELD_NUMBER: builtins.int
+    receive_id: builtins.int
     """The receive that failed."""
-    @_builtins.property
-    def error(self) -> Global___ErrorDetail:
+    @property
+    def error(self) -> global___ErrorDetail:
         """Why it failed, for example INVALID_ARGUMENT / `INVALID_CHANNEL_NAME` or
         RESOURCE_EXHAUSTED / `TOO_MANY_PENDING_RECEIVES`.
         """
@@ -1439,28 +1286,25 @@ class ReceiveFailed(_message.Message):
     def __init__(
         self,
         *,
-        receive_id: _builtins.int = ...,
-        error: Global___ErrorDetail | None = ...,
+        receive_id: builtins.int = ...,
+        error: global___ErrorDetail | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "receive_id", b"receive_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def HasField(self, field_name: typing.Literal["error", b"error"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["error", b"error", "receive_id", b"receive_id"]) -> None: ...
 
-Global___ReceiveFailed: _TypeAlias = ReceiveFailed  # noqa: Y015
+global___ReceiveFailed = ReceiveFailed
 
-@_typing.final
-class ReceiveCancelled(_message.Message):
+@typing.final
+class ReceiveCancelled(google.protobuf.message.Message):
     """ReceiveCancelled answers `cancel`."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    RECEIVE_ID_FIELD_NUMBER: _builtins.int
-    WAS_PENDING_FIELD_NUMBER: _builtins.int
-    receive_id: _builtins.int
+    RECEIVE_ID_FIELD_NUMBER: builtins.int
+    WAS_PENDING_FIELD_NUMBER: builtins.int
+    receive_id: builtins.int
     """The receive that was to be withdrawn."""
-    was_pending: _builtins.bool
+    was_pending: builtins.bool
     """True when the receive was pending and is now withdrawn, so no `Delivery` will come
     for it. False when it was not pending: it was already answered (its `Delivery` comes
     before this event on the stream) or it never existed.
@@ -1468,35 +1312,27 @@ class ReceiveCancelled(_message.Message):
     def __init__(
         self,
         *,
-        receive_id: _builtins.int = ...,
-        was_pending: _builtins.bool = ...,
+        receive_id: builtins.int = ...,
+        was_pending: builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["receive_id", b"receive_id", "was_pending", b"was_pending"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["receive_id", b"receive_id", "was_pending", b"was_pending"]) -> None: ...
 
-Global___ReceiveCancelled: _TypeAlias = ReceiveCancelled  # noqa: Y015
+global___ReceiveCancelled = ReceiveCancelled
 
-@_typing.final
-class SessionClosing(_message.Message):
+@typing.final
+class SessionClosing(google.protobuf.message.Message):
     """SessionClosing says the server ends the stream after this frame."""
 
-    DESCRIPTOR: _descriptor.Descriptor
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
-    REASON_FIELD_NUMBER: _builtins.int
-    reason: Global___SessionCloseReason.ValueType
+    REASON_FIELD_NUMBER: builtins.int
+    reason: global___SessionCloseReason.ValueType
     """Why the stream ends."""
     def __init__(
         self,
         *,
-        reason: Global___SessionCloseReason.ValueType = ...,
+        reason: global___SessionCloseReason.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    def ClearField(self, field_name: typing.Literal["reason", b"reason"]) -> None: ...
 
-Global___SessionClosing: _TypeAlias = SessionClosing  # noqa: Y015
+global___SessionClosing = SessionClosing

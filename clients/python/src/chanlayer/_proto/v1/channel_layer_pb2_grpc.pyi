@@ -15,28 +15,19 @@ whose `reason` is an UPPER_SNAKE_CASE identifier (for example `CHANNEL_FULL`) an
 `domain` is `chanlayer.dev`. Clients map reasons, never message text.
 """
 
-from chanlayer._proto.v1 import channel_layer_pb2 as _channel_layer_pb2
-from collections import abc as _abc
-from grpc import aio as _aio
-import abc as _abc_1
-import grpc as _grpc
-import sys
-import typing as _typing
+import abc
+import chanlayer._proto.v1.channel_layer_pb2
+import collections.abc
+import grpc
+import grpc.aio
+import typing
 
-if sys.version_info >= (3, 11):
-    from typing import Self as _Self
-else:
-    from typing_extensions import Self as _Self
+_T = typing.TypeVar("_T")
 
-_T = _typing.TypeVar("_T")
+class _MaybeAsyncIterator(collections.abc.AsyncIterator[_T], collections.abc.Iterator[_T], metaclass=abc.ABCMeta): ...
 
-class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
-
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
+class _ServicerContext(grpc.ServicerContext, grpc.aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
-
-GRPC_GENERATED_VERSION: str
-GRPC_VERSION: str
 
 class ChannelLayerServiceStub:
     """ChannelLayerService is the channel layer.
@@ -46,44 +37,80 @@ class ChannelLayerServiceStub:
     process) and, optionally, sends and manages groups with less per-call overhead.
     """
 
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ChannelLayerServiceAsyncStub: ...
-    Send: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.SendRequest, _channel_layer_pb2.SendResponse]
+    def __init__(self, channel: typing.Union[grpc.Channel, grpc.aio.Channel]) -> None: ...
+    Send: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.SendRequest,
+        chanlayer.v1.channel_layer_pb2.SendResponse,
+    ]
     """Send appends one message to a channel.
 
     Fails with RESOURCE_EXHAUSTED / `CHANNEL_FULL` when the channel already holds
     `capacity` unexpired messages. It never waits for a receiver.
     """
-    GroupAdd: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupAddRequest, _channel_layer_pb2.GroupAddResponse]
+
+    GroupAdd: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupAddRequest,
+        chanlayer.v1.channel_layer_pb2.GroupAddResponse,
+    ]
     """GroupAdd adds a channel to a group, or refreshes its membership if it is already a
     member. The membership expires `group_expiry_seconds` after the last GroupAdd.
     """
-    GroupDiscard: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupDiscardRequest, _channel_layer_pb2.GroupDiscardResponse]
+
+    GroupDiscard: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupDiscardRequest,
+        chanlayer.v1.channel_layer_pb2.GroupDiscardResponse,
+    ]
     """GroupDiscard removes a channel from a group. It succeeds if the channel is not a
     member.
     """
-    GroupSend: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupSendRequest, _channel_layer_pb2.GroupSendResponse]
+
+    GroupSend: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupSendRequest,
+        chanlayer.v1.channel_layer_pb2.GroupSendResponse,
+    ]
     """GroupSend sends one message to every member of a group. A member whose channel is
     full does not get the message; the response counts such drops. It never fails
     because a member is full.
     """
-    Flush: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.FlushRequest, _channel_layer_pb2.FlushResponse]
+
+    Flush: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.FlushRequest,
+        chanlayer.v1.channel_layer_pb2.FlushResponse,
+    ]
     """Flush removes every channel, message and group of one namespace. Pending receives
     stay registered and receive messages sent after the flush.
     """
-    GetGroup: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GetGroupRequest, _channel_layer_pb2.GetGroupResponse]
+
+    GetGroup: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetGroupRequest,
+        chanlayer.v1.channel_layer_pb2.GetGroupResponse,
+    ]
     """GetGroup returns the size of a group. A group that does not exist has no members."""
-    ListGroupMembers: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.ListGroupMembersRequest, _channel_layer_pb2.ListGroupMembersResponse]
+
+    ListGroupMembers: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.ListGroupMembersRequest,
+        chanlayer.v1.channel_layer_pb2.ListGroupMembersResponse,
+    ]
     """ListGroupMembers lists the members of a group in name order, one page at a time."""
-    GetChannel: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GetChannelRequest, _channel_layer_pb2.GetChannelResponse]
+
+    GetChannel: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetChannelRequest,
+        chanlayer.v1.channel_layer_pb2.GetChannelResponse,
+    ]
     """GetChannel returns the depth of a channel: its queued messages and waiting receives."""
-    GetServerStats: _grpc.UnaryUnaryMultiCallable[_channel_layer_pb2.GetServerStatsRequest, _channel_layer_pb2.GetServerStatsResponse]
+
+    GetServerStats: grpc.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetServerStatsRequest,
+        chanlayer.v1.channel_layer_pb2.GetServerStatsResponse,
+    ]
     """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
     over every node that answers in time).
     """
-    Session: _grpc.StreamStreamMultiCallable[_channel_layer_pb2.SessionRequest, _channel_layer_pb2.SessionResponse]
+
+    Session: grpc.StreamStreamMultiCallable[
+        chanlayer.v1.channel_layer_pb2.SessionRequest,
+        chanlayer.v1.channel_layer_pb2.SessionResponse,
+    ]
     """Session is the stream a gateway process keeps open for its whole life.
 
     The first operation of the first frame must be `open`. The server answers with
@@ -96,8 +123,7 @@ class ChannelLayerServiceStub:
     grace period, they are removed and their queued messages are dropped.
     """
 
-@_typing.type_check_only
-class ChannelLayerServiceAsyncStub(ChannelLayerServiceStub):
+class ChannelLayerServiceAsyncStub:
     """ChannelLayerService is the channel layer.
 
     The unary calls are simple for any language and for grpcurl. A gateway process opens
@@ -105,41 +131,79 @@ class ChannelLayerServiceAsyncStub(ChannelLayerServiceStub):
     process) and, optionally, sends and manages groups with less per-call overhead.
     """
 
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Send: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.SendRequest, _channel_layer_pb2.SendResponse]  # type: ignore[assignment]
+    Send: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.SendRequest,
+        chanlayer.v1.channel_layer_pb2.SendResponse,
+    ]
     """Send appends one message to a channel.
 
     Fails with RESOURCE_EXHAUSTED / `CHANNEL_FULL` when the channel already holds
     `capacity` unexpired messages. It never waits for a receiver.
     """
-    GroupAdd: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupAddRequest, _channel_layer_pb2.GroupAddResponse]  # type: ignore[assignment]
+
+    GroupAdd: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupAddRequest,
+        chanlayer.v1.channel_layer_pb2.GroupAddResponse,
+    ]
     """GroupAdd adds a channel to a group, or refreshes its membership if it is already a
     member. The membership expires `group_expiry_seconds` after the last GroupAdd.
     """
-    GroupDiscard: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupDiscardRequest, _channel_layer_pb2.GroupDiscardResponse]  # type: ignore[assignment]
+
+    GroupDiscard: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupDiscardRequest,
+        chanlayer.v1.channel_layer_pb2.GroupDiscardResponse,
+    ]
     """GroupDiscard removes a channel from a group. It succeeds if the channel is not a
     member.
     """
-    GroupSend: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GroupSendRequest, _channel_layer_pb2.GroupSendResponse]  # type: ignore[assignment]
+
+    GroupSend: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GroupSendRequest,
+        chanlayer.v1.channel_layer_pb2.GroupSendResponse,
+    ]
     """GroupSend sends one message to every member of a group. A member whose channel is
     full does not get the message; the response counts such drops. It never fails
     because a member is full.
     """
-    Flush: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.FlushRequest, _channel_layer_pb2.FlushResponse]  # type: ignore[assignment]
+
+    Flush: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.FlushRequest,
+        chanlayer.v1.channel_layer_pb2.FlushResponse,
+    ]
     """Flush removes every channel, message and group of one namespace. Pending receives
     stay registered and receive messages sent after the flush.
     """
-    GetGroup: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GetGroupRequest, _channel_layer_pb2.GetGroupResponse]  # type: ignore[assignment]
+
+    GetGroup: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetGroupRequest,
+        chanlayer.v1.channel_layer_pb2.GetGroupResponse,
+    ]
     """GetGroup returns the size of a group. A group that does not exist has no members."""
-    ListGroupMembers: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.ListGroupMembersRequest, _channel_layer_pb2.ListGroupMembersResponse]  # type: ignore[assignment]
+
+    ListGroupMembers: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.ListGroupMembersRequest,
+        chanlayer.v1.channel_layer_pb2.ListGroupMembersResponse,
+    ]
     """ListGroupMembers lists the members of a group in name order, one page at a time."""
-    GetChannel: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GetChannelRequest, _channel_layer_pb2.GetChannelResponse]  # type: ignore[assignment]
+
+    GetChannel: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetChannelRequest,
+        chanlayer.v1.channel_layer_pb2.GetChannelResponse,
+    ]
     """GetChannel returns the depth of a channel: its queued messages and waiting receives."""
-    GetServerStats: _aio.UnaryUnaryMultiCallable[_channel_layer_pb2.GetServerStatsRequest, _channel_layer_pb2.GetServerStatsResponse]  # type: ignore[assignment]
+
+    GetServerStats: grpc.aio.UnaryUnaryMultiCallable[
+        chanlayer.v1.channel_layer_pb2.GetServerStatsRequest,
+        chanlayer.v1.channel_layer_pb2.GetServerStatsResponse,
+    ]
     """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
     over every node that answers in time).
     """
-    Session: _aio.StreamStreamMultiCallable[_channel_layer_pb2.SessionRequest, _channel_layer_pb2.SessionResponse]  # type: ignore[assignment]
+
+    Session: grpc.aio.StreamStreamMultiCallable[
+        chanlayer.v1.channel_layer_pb2.SessionRequest,
+        chanlayer.v1.channel_layer_pb2.SessionResponse,
+    ]
     """Session is the stream a gateway process keeps open for its whole life.
 
     The first operation of the first frame must be `open`. The server answers with
@@ -152,7 +216,7 @@ class ChannelLayerServiceAsyncStub(ChannelLayerServiceStub):
     grace period, they are removed and their queued messages are dropped.
     """
 
-class ChannelLayerServiceServicer(metaclass=_abc_1.ABCMeta):
+class ChannelLayerServiceServicer(metaclass=abc.ABCMeta):
     """ChannelLayerService is the channel layer.
 
     The unary calls are simple for any language and for grpcurl. A gateway process opens
@@ -160,99 +224,99 @@ class ChannelLayerServiceServicer(metaclass=_abc_1.ABCMeta):
     process) and, optionally, sends and manages groups with less per-call overhead.
     """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def Send(
         self,
-        request: _channel_layer_pb2.SendRequest,
+        request: chanlayer.v1.channel_layer_pb2.SendRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.SendResponse, _abc.Awaitable[_channel_layer_pb2.SendResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.SendResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.SendResponse]]:
         """Send appends one message to a channel.
 
         Fails with RESOURCE_EXHAUSTED / `CHANNEL_FULL` when the channel already holds
         `capacity` unexpired messages. It never waits for a receiver.
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GroupAdd(
         self,
-        request: _channel_layer_pb2.GroupAddRequest,
+        request: chanlayer.v1.channel_layer_pb2.GroupAddRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GroupAddResponse, _abc.Awaitable[_channel_layer_pb2.GroupAddResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GroupAddResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GroupAddResponse]]:
         """GroupAdd adds a channel to a group, or refreshes its membership if it is already a
         member. The membership expires `group_expiry_seconds` after the last GroupAdd.
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GroupDiscard(
         self,
-        request: _channel_layer_pb2.GroupDiscardRequest,
+        request: chanlayer.v1.channel_layer_pb2.GroupDiscardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GroupDiscardResponse, _abc.Awaitable[_channel_layer_pb2.GroupDiscardResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GroupDiscardResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GroupDiscardResponse]]:
         """GroupDiscard removes a channel from a group. It succeeds if the channel is not a
         member.
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GroupSend(
         self,
-        request: _channel_layer_pb2.GroupSendRequest,
+        request: chanlayer.v1.channel_layer_pb2.GroupSendRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GroupSendResponse, _abc.Awaitable[_channel_layer_pb2.GroupSendResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GroupSendResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GroupSendResponse]]:
         """GroupSend sends one message to every member of a group. A member whose channel is
         full does not get the message; the response counts such drops. It never fails
         because a member is full.
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def Flush(
         self,
-        request: _channel_layer_pb2.FlushRequest,
+        request: chanlayer.v1.channel_layer_pb2.FlushRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.FlushResponse, _abc.Awaitable[_channel_layer_pb2.FlushResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.FlushResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.FlushResponse]]:
         """Flush removes every channel, message and group of one namespace. Pending receives
         stay registered and receive messages sent after the flush.
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GetGroup(
         self,
-        request: _channel_layer_pb2.GetGroupRequest,
+        request: chanlayer.v1.channel_layer_pb2.GetGroupRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GetGroupResponse, _abc.Awaitable[_channel_layer_pb2.GetGroupResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GetGroupResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GetGroupResponse]]:
         """GetGroup returns the size of a group. A group that does not exist has no members."""
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def ListGroupMembers(
         self,
-        request: _channel_layer_pb2.ListGroupMembersRequest,
+        request: chanlayer.v1.channel_layer_pb2.ListGroupMembersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.ListGroupMembersResponse, _abc.Awaitable[_channel_layer_pb2.ListGroupMembersResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.ListGroupMembersResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.ListGroupMembersResponse]]:
         """ListGroupMembers lists the members of a group in name order, one page at a time."""
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GetChannel(
         self,
-        request: _channel_layer_pb2.GetChannelRequest,
+        request: chanlayer.v1.channel_layer_pb2.GetChannelRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GetChannelResponse, _abc.Awaitable[_channel_layer_pb2.GetChannelResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GetChannelResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GetChannelResponse]]:
         """GetChannel returns the depth of a channel: its queued messages and waiting receives."""
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def GetServerStats(
         self,
-        request: _channel_layer_pb2.GetServerStatsRequest,
+        request: chanlayer.v1.channel_layer_pb2.GetServerStatsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_channel_layer_pb2.GetServerStatsResponse, _abc.Awaitable[_channel_layer_pb2.GetServerStatsResponse]]:
+    ) -> typing.Union[chanlayer.v1.channel_layer_pb2.GetServerStatsResponse, collections.abc.Awaitable[chanlayer.v1.channel_layer_pb2.GetServerStatsResponse]]:
         """GetServerStats returns counters and gauges of the whole server (in cluster mode, summed
         over every node that answers in time).
         """
 
-    @_abc_1.abstractmethod
+    @abc.abstractmethod
     def Session(
         self,
-        request_iterator: _MaybeAsyncIterator[_channel_layer_pb2.SessionRequest],
+        request_iterator: _MaybeAsyncIterator[chanlayer.v1.channel_layer_pb2.SessionRequest],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_channel_layer_pb2.SessionResponse], _abc.AsyncIterator[_channel_layer_pb2.SessionResponse]]:
+    ) -> typing.Union[collections.abc.Iterator[chanlayer.v1.channel_layer_pb2.SessionResponse], collections.abc.AsyncIterator[chanlayer.v1.channel_layer_pb2.SessionResponse]]:
         """Session is the stream a gateway process keeps open for its whole life.
 
         The first operation of the first frame must be `open`. The server answers with
@@ -265,4 +329,4 @@ class ChannelLayerServiceServicer(metaclass=_abc_1.ABCMeta):
         grace period, they are removed and their queued messages are dropped.
         """
 
-def add_ChannelLayerServiceServicer_to_server(servicer: ChannelLayerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_ChannelLayerServiceServicer_to_server(servicer: ChannelLayerServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
