@@ -36,6 +36,18 @@ async fn group_answer(client: &Client, group: &str) -> (u32, u32) {
     (answer.member_count, answer.missing_nodes)
 }
 
+/// The server stats of the node `client` talks to, alone.
+async fn node_stats(client: &Client) -> pb::GetServerStatsResponse {
+    client
+        .grpc()
+        .get_server_stats(pb::GetServerStatsRequest {
+            this_node_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn b(s: String) -> Bytes {
     Bytes::from(s)
 }
@@ -233,14 +245,7 @@ async fn group_sends_from_every_node_reach_each_member_once_in_order() {
         assert_eq!(left.queued_messages, 0, "{channel} got more than once");
     }
     // The memberless node delivered nothing.
-    let c_stats = clients[2]
-        .grpc()
-        .get_server_stats(pb::GetServerStatsRequest {
-            this_node_only: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let c_stats = node_stats(&clients[2]).await;
     assert_eq!(c_stats.messages_delivered_total, 0);
 }
 
@@ -301,14 +306,7 @@ async fn introspection_and_flush_answer_for_the_whole_cluster() {
         (all.memberships, all.queued_messages, all.sessions_open),
         (6, 6, 2)
     );
-    let only_b = on_b
-        .grpc()
-        .get_server_stats(pb::GetServerStatsRequest {
-            this_node_only: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let only_b = node_stats(&on_b).await;
     assert_eq!(
         (only_b.nodes, only_b.memberships, only_b.queued_messages),
         (1, 3, 3)
