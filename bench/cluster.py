@@ -52,7 +52,8 @@ class Nats:
             conf.write_text(
                 f"server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n"
                 f"max_payload: 8MB\n"
-                f'jetstream {{\n  store_dir: "{workdir / f"js{i}"}"\n  max_memory_store: 256MB\n}}\n'
+                f'jetstream {{\n  store_dir: "{workdir / f"js{i}"}"\n'
+                "  max_memory_store: 256MB\n}\n"
                 f"cluster {{\n  name: bench\n  listen: 127.0.0.1:{route}\n"
                 f"  routes: [{routes}]\n}}\n"
             )

@@ -656,7 +656,8 @@ def main() -> int:
                 except Exception as exc:
                     res.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                     failures.append(f"{sc.key} on {backend}: {res.error}")
-                    traceback.print_exc()
+                    if backend in STRICT:
+                        traceback.print_exc()
                 per_backend[backend].append(res)
                 shown = res.error or ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items())
                 print(
@@ -681,11 +682,17 @@ def main() -> int:
         results["scenarios"].append(entry)
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)
-    if failures:
-        print("\nFAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
     # The peers' own failures (for example channels_redis delivering a message twice to
     # competing receivers) are findings of the report; chanlayer's and the harness's are bugs.
     fatal = [f for f in failures if f.split(" on ")[1].split(":")[0] in STRICT]
+    expected = [f for f in failures if f not in fatal]
+    if expected:
+        print(
+            "\nexpected failures of peers (findings of the report, not errors):\n  "
+            + "\n  ".join(expected)
+        )
+    if fatal:
+        print("\nFAILED:\n  " + "\n  ".join(fatal), file=sys.stderr)
     if fatal or (args.strict and failures):
         return 1
     print(f"all scenarios verified; results in {args.out}")
