@@ -167,9 +167,8 @@ def run_once(
         )
         line = next((x for x in out.stdout.splitlines() if x.strip().startswith("json ")), None)
         if out.returncode != 0 or line is None:
-            raise SystemExit(
-                f"loadgen failed ({scenario}, {topology}, {nodes}):\n{out.stdout}{out.stderr}"
-            )
+            print(f"loadgen failed ({scenario}, {topology}, {nodes}):\n{out.stdout}{out.stderr}")
+            return {"scenario": scenario, "topology": topology, "nodes": nodes, "failed": True}
         result = json.loads(line.strip()[len("json ") :])
         result["scenario"] = scenario
         result["topology"] = topology
@@ -236,6 +235,13 @@ def main() -> None:
             if sc != scenario:
                 continue
 
+            failed = sum(1 for r in rs if r.get("failed"))
+            rs = [r for r in rs if not r.get("failed")]
+            if not rs:
+                print(f"| {topology} | {nodes} | every run failed |")
+                continue
+            note = f" ({failed} failed runs)" if failed else ""
+
             def med(key: str, rs: list[dict] = rs) -> float:
                 return statistics.median(r[key] for r in rs)
 
@@ -246,7 +252,7 @@ def main() -> None:
             )
             print(
                 f"| {topology} | {nodes} | {med('deliveries_per_s'):.0f} | "
-                f"{med('local_p50_us'):.0f} us | {med('local_p99_us'):.0f} us | {remote} |"
+                f"{med('local_p50_us'):.0f} us | {med('local_p99_us'):.0f} us | {remote} |{note}"
             )
 
 

@@ -204,13 +204,17 @@ pub(super) async fn queue(args: &LoadgenArgs) -> Result<(), LoadgenError> {
     }
     let send_period = epoch.elapsed() - start;
     let sent: u64 = sent_by.iter().sum();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Wait for the rest while it keeps coming (a backlog drains at the delivery rate).
+    let (mut before, mut progress) = (0u64, Instant::now());
     loop {
         let got = {
             let s = seen.lock();
             (s.local.len() + s.remote.len()) as u64
         };
-        if got >= sent || Instant::now() > deadline {
+        if got > before {
+            (before, progress) = (got, Instant::now());
+        }
+        if got >= sent || progress.elapsed() > Duration::from_secs(5) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
