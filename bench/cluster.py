@@ -1,17 +1,30 @@
 #!/usr/bin/env python3
-"""Cluster mode side by side: group sends on one node without NATS, and on 1, 2 and 3 nodes.
+"""Cluster mode side by side: one node without NATS, and 1, 2 and 3 nodes.
 
-Starts a three-server NATS cluster (routes on loopback; each node on its own server) and
-chanlayer nodes as processes, drives them with ``chanlayer-loadgen --scenario fanout``
-(``--groups`` groups of ``--group-members`` members spread over the nodes, one sender per
-node, ``--rate`` group sends per second in all), and prints the medians of ``--runs`` runs per
-topology: deliveries per second and send-to-delivery p50/p99 for members on the sender's node
-(local) and on another node (remote). Every run checks that each member got every message
-exactly once. Results go to ``--out`` as JSON lines.
+Starts a three-server NATS cluster (routes on loopback, JetStream on; each node on its own
+server) and chanlayer nodes as processes, and drives them with ``chanlayer-loadgen``:
+
+- ``fanout``: ``--groups`` groups of ``--group-members`` members spread over the nodes, one
+  sender per node, ``--rate`` group sends per second in all;
+- ``direct``: ``--receivers`` process-specific channels spread over the nodes, one sender
+  session per node sending to all of them on its stream, ``--rate`` messages per second in
+  all (0: as fast as a ``--window`` of unacknowledged sends allows);
+- ``queue``: ``--channels`` normal channels with a worker per channel on every node, one
+  sender per node (on its stream, or unary calls with ``--unary``), ``--rate`` messages per
+  second in all (0: as fast as possible). On ``single`` they are the node's own channels; in
+  a cluster they are shared through the JetStream work-queue stream.
+
+``--scenario`` takes a comma-separated list; ``--rate-for direct=5000`` sets one scenario's
+rate. Each run starts every (scenario, topology) afresh, in turn, and the script prints the
+medians of ``--runs`` runs: deliveries per second and send-to-delivery p50/p99 for receivers
+on the sender's node (local) and on another node (remote). Every run checks exactly-once
+delivery (and order per sender, for fanout and direct). Results go to ``--out`` as JSON
+lines.
 
 Usage::
 
     bench/cluster.py --runs 3 --rate 2000   # release binaries of target/release
+    bench/cluster.py --scenario direct,queue --rate 5000
 """
 
 from __future__ import annotations
@@ -53,7 +66,7 @@ class Nats:
                 f"server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n"
                 f"max_payload: 8MB\n"
                 f'jetstream {{\n  store_dir: "{workdir / f"js{i}"}"\n'
-                "  max_memory_store: 256MB\n}\n"
+                f"  max_memory_store: 256MB\n}}\n"
                 f"cluster {{\n  name: bench\n  listen: 127.0.0.1:{route}\n"
                 f"  routes: [{routes}]\n}}\n"
             )
@@ -94,28 +107,49 @@ class Nats:
 
 
 def start_node(
-    binary: str, nats: Nats | None, index: int, log: Path
+    binary: str, nats: Nats | None, index: int, log: Path, extra: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A chanlayer node on a free port, joined to NATS server ``index`` when ``nats``."""
-    port = free_port()
-    args = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off"]
+    port, metrics = free_port(), free_port()
+    args = [binary, "serve", "--listen", f"127.0.0.1:{port}"]
+    args += ["--metrics-listen", f"127.0.0.1:{metrics}"]
     if nats is not None:
         args += ["--cluster-nats-url", nats.urls_from(index), "--cluster-node-name", f"n{index}"]
+        # The capacity the loadgen asks of a single node's normal channels.
+        args += ["--cluster-normal-capacity", "10000"]
+        args += extra or []
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=out)
-    deadline = time.monotonic() + 10
+    # Ready: serving, and in cluster mode connected to NATS with the normal channels' stream.
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                # In cluster mode the node also needs its NATS connection and subscriptions.
-                time.sleep(0.3 if nats else 0.05)
-                return proc, f"http://127.0.0.1:{port}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            pass
         time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"chanlayer did not listen; see {log}")
+    raise SystemExit(f"chanlayer did not become ready; see {log}")
 
 
-def run_once(args: argparse.Namespace, topology: str, nodes: int, workdir: Path) -> dict:
+def scenario_args(args: argparse.Namespace, scenario: str) -> list[str]:
+    """The loadgen arguments of ``scenario``."""
+    rate = args.rates.get(scenario, args.rate)
+    common = ["--scenario", scenario, "--rate", str(rate), "--seconds", str(args.seconds)]
+    common += ["--size", str(args.size)]
+    if scenario == "fanout":
+        return [*common, "--groups", str(args.groups), "--group-members", str(args.group_members)]
+    if scenario == "direct":
+        return [*common, "--receivers", str(args.receivers), "--window", str(args.window)]
+    extra = ["--unary"] if args.unary else []
+    return [*common, "--channels", str(args.channels), "--window", str(args.window), *extra]
+
+
+def run_once(
+    args: argparse.Namespace, scenario: str, topology: str, nodes: int, workdir: Path
+) -> dict:
     """One loadgen run on a fresh topology."""
     nats = Nats(args.nats_server, workdir) if topology == "cluster" else None
     procs = []
@@ -126,31 +160,17 @@ def run_once(args: argparse.Namespace, topology: str, nodes: int, workdir: Path)
             procs.append(proc)
             targets.append(target)
         out = subprocess.run(
-            [
-                args.loadgen,
-                "--scenario",
-                "fanout",
-                "--targets",
-                ",".join(targets),
-                "--groups",
-                str(args.groups),
-                "--group-members",
-                str(args.group_members),
-                "--rate",
-                str(args.rate),
-                "--seconds",
-                str(args.seconds),
-                "--size",
-                str(args.size),
-            ],
+            [args.loadgen, "--targets", ",".join(targets), *scenario_args(args, scenario)],
             capture_output=True,
             text=True,
             check=False,
         )
         line = next((x for x in out.stdout.splitlines() if x.strip().startswith("json ")), None)
         if out.returncode != 0 or line is None:
-            raise SystemExit(f"loadgen failed ({topology}, {nodes}):\n{out.stdout}{out.stderr}")
+            print(f"loadgen failed ({scenario}, {topology}, {nodes}):\n{out.stdout}{out.stderr}")
+            return {"scenario": scenario, "topology": topology, "nodes": nodes, "failed": True}
         result = json.loads(line.strip()[len("json ") :])
+        result["scenario"] = scenario
         result["topology"] = topology
         return result
     finally:
@@ -162,55 +182,78 @@ def run_once(args: argparse.Namespace, topology: str, nodes: int, workdir: Path)
 
 
 def main() -> None:
-    """Runs every topology ``--runs`` times, interleaved, and prints the medians."""
+    """Runs every (scenario, topology) ``--runs`` times, interleaved, and prints the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default=str(ROOT / "target/release/chanlayer"))
     parser.add_argument("--loadgen", default=str(ROOT / "target/release/chanlayer-loadgen"))
     parser.add_argument("--nats-server", default=shutil.which("nats-server") or "nats-server")
+    parser.add_argument("--scenario", default="fanout", help="fanout, direct, queue; a list")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument(
+        "--rate-for", action="append", default=[], help="SCENARIO=RATE, overrides --rate"
+    )
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--group-members", type=int, default=30)
+    parser.add_argument("--receivers", type=int, default=30)
+    parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--unary", action="store_true")
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--out", default=str(ROOT / "docs/benchmarks/cluster.jsonl"))
     args = parser.parse_args()
+    args.rates = {k: int(v) for k, v in (x.split("=", 1) for x in args.rate_for)}
+    scenarios = [x.strip() for x in args.scenario.split(",") if x.strip()]
     topologies = [("single", 1), ("cluster", 1), ("cluster", 2), ("cluster", 3)]
-    results: dict[tuple[str, int], list[dict]] = {t: [] for t in topologies}
+    keys = [(sc, t, n) for sc in scenarios for (t, n) in topologies]
+    results: dict[tuple[str, str, int], list[dict]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            for topology, nodes in topologies:
-                r = run_once(args, topology, nodes, Path(tmp))
+            for scenario, topology, nodes in keys:
+                r = run_once(args, scenario, topology, nodes, Path(tmp))
                 r["run"] = run
-                results[(topology, nodes)].append(r)
+                r["load"] = os.getloadavg()[0]
+                results[(scenario, topology, nodes)].append(r)
                 print(json.dumps(r), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a", encoding="utf-8") as f:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        load = os.getloadavg()[0]
         for rs in results.values():
             for r in rs:
-                f.write(json.dumps({**r, "at": stamp, "load": load}) + "\n")
-    print(
-        f"\nmedians of {args.runs} runs, {args.rate} group sends/s, "
-        f"{args.groups} groups x {args.group_members} members"
-    )
-    print("| topology | nodes | deliveries/s | local p50 | local p99 | remote p50 | remote p99 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for (topology, nodes), rs in results.items():
-
-        def med(key: str, rs: list[dict] = rs) -> float:
-            return statistics.median(r[key] for r in rs)
-
-        remote = (
-            f"{med('remote_p50_us'):.0f} us | {med('remote_p99_us'):.0f} us"
-            if nodes > 1
-            else "- | -"
-        )
+                f.write(json.dumps({**r, "at": stamp}) + "\n")
+    loads = [r["load"] for rs in results.values() for r in rs]
+    print(f"\nload average (1 min) during the runs: {min(loads):.2f} to {max(loads):.2f}")
+    for scenario in scenarios:
+        rate = args.rates.get(scenario, args.rate)
+        print(f"\n{scenario}: medians of {args.runs} runs, rate {rate or 'unlimited'}")
         print(
-            f"| {topology} | {nodes} | {med('deliveries_per_s'):.0f} | "
-            f"{med('local_p50_us'):.0f} us | {med('local_p99_us'):.0f} us | {remote} |"
+            "| topology | nodes | deliveries/s | local p50 | local p99 | remote p50 | remote p99 |"
         )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for (sc, topology, nodes), rs in results.items():
+            if sc != scenario:
+                continue
+
+            failed = sum(1 for r in rs if r.get("failed"))
+            rs = [r for r in rs if not r.get("failed")]
+            if not rs:
+                print(f"| {topology} | {nodes} | every run failed |")
+                continue
+            note = f" ({failed} failed runs)" if failed else ""
+
+            def med(key: str, rs: list[dict] = rs) -> float:
+                return statistics.median(r[key] for r in rs)
+
+            remote = (
+                f"{med('remote_p50_us'):.0f} us | {med('remote_p99_us'):.0f} us"
+                if nodes > 1
+                else "- | -"
+            )
+            print(
+                f"| {topology} | {nodes} | {med('deliveries_per_s'):.0f} | "
+                f"{med('local_p50_us'):.0f} us | {med('local_p99_us'):.0f} us | {remote} |{note}"
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@
 //!   to every member) over `--rounds` rounds.
 //! - `fanout`: group sends across the nodes of a cluster (`--targets`), with local and
 //!   remote delivery latency (see `fanout.rs`).
+//! - `direct`: process-specific channel sends across the nodes of a cluster, local and
+//!   remote (see `direct.rs`).
+//! - `queue`: normal channels with workers on every node (see `queue.rs`).
+//! - `failover`: steady traffic from one node to another while a NATS server or a node is
+//!   killed; counts what was lost (see `failover.rs`).
 //! - `memory`: holds `--pending` receives on one session and fills `--channels` channels
 //!   with `--depth` messages each, then reports the server's resident memory
 //!   (`--server-pid`, read from /proc).
@@ -30,7 +35,10 @@ use futures_util::{StreamExt, stream::FuturesUnordered};
 
 use chanlayer_client::{Client, ClientError, ConnectOptions, SendOptions, Session};
 
+mod direct;
+mod failover;
 mod fanout;
+mod queue;
 
 /// The scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,6 +51,12 @@ pub enum Scenario {
     Memory,
     /// Group sends across the nodes of a cluster.
     Fanout,
+    /// Process-specific channel sends across the nodes of a cluster.
+    Direct,
+    /// Normal channels with workers on every node.
+    Queue,
+    /// Traffic from one node to another while something fails.
+    Failover,
 }
 
 /// How a rate is kept.
@@ -97,9 +111,15 @@ pub struct LoadgenArgs {
     /// Pending receives to hold (`memory`).
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
-    /// Channels to fill (`memory`).
-    #[arg(long, default_value_t = 100_000)]
-    pub channels: usize,
+    /// Channels to fill (`memory`, default 100 000); normal channels (`queue`, default 4).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Process-specific receiver channels, spread over the nodes (`direct`, `failover`).
+    #[arg(long, default_value_t = 30)]
+    pub receivers: usize,
+    /// Send with unary calls instead of on a session stream (`queue`).
+    #[arg(long)]
+    pub unary: bool,
     /// Messages per filled channel (`memory`).
     #[arg(long, default_value_t = 10)]
     pub depth: usize,
@@ -109,7 +129,8 @@ pub struct LoadgenArgs {
     /// The namespace the benchmark works in (flushed first).
     #[arg(long, default_value = "bench")]
     pub namespace: String,
-    /// `fanout`: the nodes to drive, comma-separated (default: `--target` alone).
+    /// `fanout`, `direct`, `queue`, `failover`: the nodes to drive, comma-separated
+    /// (default: `--target` alone).
     #[arg(long)]
     pub targets: Option<String>,
     /// `fanout`: how many groups.
@@ -118,7 +139,7 @@ pub struct LoadgenArgs {
     /// `fanout`: members per group, spread over the nodes.
     #[arg(long, default_value_t = 30)]
     pub group_members: usize,
-    /// `fanout`: how long the senders send, in seconds.
+    /// `fanout`, `direct`, `queue`, `failover`: how long the senders send, in seconds.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// The bearer token of a server started with an auth token.
@@ -158,6 +179,25 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     )
 }
 
+/// The `q` quantile of a sample in microseconds (0 for no samples).
+fn percentile_us(samples: &[Duration], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    if s.is_empty() {
+        return 0.0;
+    }
+    let index = ((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1;
+    s[index].as_secs_f64() * 1e6
+}
+
+/// The nodes of `--targets`, or `--target` alone.
+fn targets(args: &LoadgenArgs) -> Vec<String> {
+    match &args.targets {
+        Some(list) => list.split(',').map(|t| t.trim().to_owned()).collect(),
+        None => vec![args.target.clone()],
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(LoadgenArgs::parse()).await {
@@ -171,9 +211,13 @@ async fn main() -> ExitCode {
 
 /// Runs the scenario and prints its report.
 async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
-    if args.scenario == Scenario::Fanout {
-        // Drives `--targets`; flushes each of them itself.
-        return fanout::fanout(&args).await;
+    // These drive `--targets` and flush them themselves.
+    match args.scenario {
+        Scenario::Fanout => return fanout::fanout(&args).await,
+        Scenario::Direct => return direct::direct(&args).await,
+        Scenario::Queue => return queue::queue(&args).await,
+        Scenario::Failover => return failover::failover(&args).await,
+        _ => {}
     }
     let client = connect(&args).await?;
     client.flush().await?;
@@ -181,7 +225,9 @@ async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
         Scenario::Stream => stream(&args).await,
         Scenario::Group => group(&client, &args).await,
         Scenario::Memory => memory(&client, &args).await,
-        Scenario::Fanout => unreachable!("run above"),
+        Scenario::Fanout | Scenario::Direct | Scenario::Queue | Scenario::Failover => {
+            unreachable!("run above")
+        }
     }
 }
 
@@ -451,6 +497,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError> {
     let before = args.server_pid.and_then(rss_mib);
+    let channels = args.channels.unwrap_or(100_000);
     let session = Arc::new(client.session().await?);
     let pending: Vec<_> = (0..args.pending)
         .map(|i| {
@@ -464,7 +511,7 @@ async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError>
         expiry: None,
     };
     let mut in_flight = FuturesUnordered::new();
-    for c in 0..args.channels {
+    for c in 0..channels {
         for _ in 0..args.depth {
             while in_flight.len() >= 4096 {
                 if let Some(r) = in_flight.next().await {
@@ -479,7 +526,7 @@ async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError>
     }
     let stats = client.stats().await?;
     if stats.pending_receives != args.pending as u64
-        || stats.queued_messages != (args.channels * args.depth) as u64
+        || stats.queued_messages != (channels * args.depth) as u64
     {
         return Err(LoadgenError::Verification(format!(
             "server holds {} pending receives and {} messages",
@@ -488,7 +535,7 @@ async fn memory(client: &Client, args: &LoadgenArgs) -> Result<(), LoadgenError>
     }
     println!(
         "scenario memory: {} pending receives, {} channels x {} messages of {} bytes",
-        args.pending, args.channels, args.depth, args.size
+        args.pending, channels, args.depth, args.size
     );
     match (before, args.server_pid.and_then(rss_mib)) {
         (Some(b), Some(a)) => println!("  server RSS: {a:.1} MiB (was {b:.1} MiB before)"),
