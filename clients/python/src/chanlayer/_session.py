@@ -11,10 +11,12 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
   (:class:`~chanlayer._state.LayerState`), and waiters take messages
   from that buffer. So a receive cancelled at any await point loses nothing: a message that was
   already on its way (``ReceiveCancelled.was_pending`` false) sits in the buffer for the next
-  ``receive()`` of that channel. Specific channels prefetch (``max_messages`` > 1) since they
-  have a single reader; buffered messages past their deadline are dropped. While a specific
-  channel's reader keeps up with a backlog, the next batches are asked for before it has
-  taken the last one (see ``Session._reconcile``).
+  ``receive()`` of that channel. The stream is opened with ``shared_deliveries``: a group
+  message reaching many receives of this session comes once, with their receive ids.
+  Specific channels prefetch (``max_messages`` > 1) since they have a single reader;
+  buffered messages past their deadline are dropped. While a specific channel's reader
+  keeps up with a backlog, the next batches are asked for before it has taken the last one
+  (see ``Session._reconcile``).
 * **Sends** may return before their result while the channel is known to be far from full
   (the send window, :mod:`chanlayer._window`); their results still come back in order, and
   :meth:`Session.drain` waits for them before a flush, a unary call and a close.
@@ -261,8 +263,12 @@ class Session(ReconnectingSession):
                 with contextlib.suppress(ValueError):
                     waiters.remove(waiter)
             if "!" in channel:
+                # Take the message first: the standing receive is then asked for at once.
                 self._keep_standing(channel, state)
+                payload = self._state.pop_buffered(channel)
                 self._reconcile(channel, state)
+                if payload is not None:
+                    return payload
             else:
                 self._reconcile(channel, state)
                 self._forget_if_idle(channel, state)
@@ -326,14 +332,19 @@ class Session(ReconnectingSession):
         self._reconcile(channel, state)
         self._forget_if_idle(channel, state)
 
-    def _wake_waiters(self, channel: str, state: _Channel) -> None:
-        available = self._state.buffered_count(channel)
+    def _wake_waiters(self, channel: str, state: _Channel) -> bool:
+        """Wake as many waiters as messages are buffered; True when one was woken."""
+        buffer = self._state.buffers.get(channel)
+        available = len(buffer) if buffer else 0
+        woken = False
         for waiter in state.waiters:
             if available <= 0:
                 break
             if not waiter.done():
                 waiter.set_result(None)
                 available -= 1
+                woken = True
+        return woken
 
     def _reconcile(self, channel: str, state: _Channel) -> None:
         """Make the server-side demand of ``channel`` match its local waiters.
@@ -353,8 +364,13 @@ class Session(ReconnectingSession):
         for waiter in state.waiters:
             if not waiter.done():
                 waiting += 1
-        want = keep = waiting
         active = state.active
+        if waiting and len(active) == waiting and not state.backlog:
+            # The common case: each waiter has its receive, and a standing one is not due.
+            if self._outbox:
+                self._wake.set()
+            return
+        want = keep = waiting
         backlog = False
         if state.standing_until and state.standing_until > time.monotonic():
             prefetch = self._state.prefetch
@@ -373,19 +389,21 @@ class Session(ReconnectingSession):
                 self._wake.set()
             return
         urgent = waiting > 0 or backlog
-        while len(active) < want:
-            receive_id = self._new_id()
-            active.add(receive_id)
-            self._receives[receive_id] = channel
-            self._outbox.append(
-                pb.SessionOperation(
-                    receive=pb.ReceiveOperation(
-                        receive_id=receive_id,
-                        channel=channel,
-                        max_messages=self._state.max_messages(channel),
+        if len(active) < want:
+            max_messages = self._state.max_messages(channel)
+            outbox = self._outbox
+            while len(active) < want:
+                receive_id = self._next_id
+                self._next_id = receive_id + 1
+                active.add(receive_id)
+                self._receives[receive_id] = channel
+                outbox.append(
+                    pb.SessionOperation(
+                        receive=pb.ReceiveOperation(
+                            receive_id=receive_id, channel=channel, max_messages=max_messages
+                        )
                     )
                 )
-            )
         while len(active) > keep:
             receive_id = max(active)
             active.discard(receive_id)
@@ -412,6 +430,7 @@ class Session(ReconnectingSession):
             client_prefix=prefix,
             resume_token=resume_token,
             client_name=self._state.client_name,
+            shared_deliveries=True,
         )
         await stream.write(pb.SessionRequest(operations=[pb.SessionOperation(open=open_op)]))
         frame = await stream.read()
@@ -510,6 +529,8 @@ class Session(ReconnectingSession):
                 self._on_result(event.result)
             elif kind == "delivery":
                 self._on_delivery(event.delivery)
+            elif kind == "shared_delivery":
+                self._on_shared_delivery(event.shared_delivery)
             elif kind == "cancelled":
                 self._cancelling.discard(event.cancelled.receive_id)
                 self._receives.pop(event.cancelled.receive_id, None)
@@ -551,6 +572,26 @@ class Session(ReconnectingSession):
             state.backlog = "!" in channel and 1 < len(messages) >= self._state.prefetch
             self._wake_waiters(channel, state)
             self._reconcile(channel, state)
+
+    def _on_shared_delivery(self, shared: pb.SharedDelivery) -> None:
+        """One message for several receives (a group_send reaching channels of this session)."""
+        payload = shared.message
+        deadline = time.monotonic() + shared.expires_in_ms / 1000.0
+        receives, cancelling, channels = self._receives, self._cancelling, self._channels
+        buffer_message = self._state.buffer_message
+        for receive_id in shared.receive_ids:
+            channel = receives.pop(receive_id, None)
+            if channel is None:
+                continue
+            cancelling.discard(receive_id)
+            buffer_message(channel, deadline, payload)
+            state = channels.get(channel)
+            if state is not None:
+                state.active.discard(receive_id)
+                state.backlog = False
+                if not self._wake_waiters(channel, state):
+                    # A woken receive() asks for what its channel needs next itself.
+                    self._reconcile(channel, state)
 
     def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
         channel = self._receives.pop(failed.receive_id, None)
