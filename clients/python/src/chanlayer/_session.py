@@ -575,23 +575,30 @@ class Session(ReconnectingSession):
 
     def _on_shared_delivery(self, shared: pb.SharedDelivery) -> None:
         """One message for several receives (a group_send reaching channels of this session)."""
-        payload = shared.message
-        deadline = time.monotonic() + shared.expires_in_ms / 1000.0
+        item = (time.monotonic() + shared.expires_in_ms / 1000.0, shared.message)
         receives, cancelling, channels = self._receives, self._cancelling, self._channels
-        buffer_message = self._state.buffer_message
+        buffers = self._state.buffers
         for receive_id in shared.receive_ids:
             channel = receives.pop(receive_id, None)
             if channel is None:
                 continue
             cancelling.discard(receive_id)
-            buffer_message(channel, deadline, payload)
+            buffer = buffers.get(channel)
+            if buffer is None:
+                buffer = buffers[channel] = deque()
+            buffer.append(item)
             state = channels.get(channel)
-            if state is not None:
-                state.active.discard(receive_id)
-                state.backlog = False
-                if not self._wake_waiters(channel, state):
-                    # A woken receive() asks for what its channel needs next itself.
-                    self._reconcile(channel, state)
+            if state is None:
+                continue
+            state.active.discard(receive_id)
+            state.backlog = False
+            for waiter in state.waiters:
+                if not waiter.done():
+                    # Woken, its receive() asks for what the channel needs next itself.
+                    waiter.set_result(None)
+                    break
+            else:
+                self._reconcile(channel, state)
 
     def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
         channel = self._receives.pop(failed.receive_id, None)

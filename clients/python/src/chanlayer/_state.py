@@ -165,13 +165,6 @@ class LayerState:
         if now - self._last_sweep > _SWEEP_INTERVAL:
             self._sweep(now)
 
-    def buffer_message(self, channel: str, deadline: float, payload: bytes) -> None:
-        """Queue one delivered message (monotonic ``deadline``) for ``channel``."""
-        buffer = self.buffers.get(channel)
-        if buffer is None:
-            buffer = self.buffers[channel] = deque()
-        buffer.append((deadline, payload))
-
     def keep_buffered(self, channel: str, messages: list[tuple[float, bytes]]) -> None:
         """Put messages a closed session had fetched ahead (deadline, payload) first."""
         buffer = self.buffers.get(channel)
