@@ -10,7 +10,7 @@ was sent (count, content, and order where the contract promises it) and raises
 Usage (``bench/run.sh`` starts the servers and passes their addresses)::
 
     python bench/layerbench.py --chanlayer 127.0.0.1:P --redis 127.0.0.1:P \
-        --nats nats://127.0.0.1:P --out results.json [--quick] [--runs 3]
+        --nats nats://127.0.0.1:P --out results.json [--quick] [--runs 3] [--scale 4]
 """
 
 from __future__ import annotations
@@ -147,6 +147,26 @@ QUICK = Params(
     mp_group_rounds=2,
     runs=1,
 )
+
+
+def scaled(p: Params, factor: float) -> Params:
+    """``p`` with every message count and group round count multiplied by ``factor``."""
+
+    def n(value: int) -> int:
+        return max(1, round(value * factor))
+
+    return Params(
+        sequential=n(p.sequential),
+        concurrent=n(p.concurrent),
+        channels=p.channels,
+        per_channel=n(p.per_channel),
+        group_rounds={m: n(r) for m, r in p.group_rounds.items()},
+        payloads={size: n(c) for size, c in p.payloads.items()},
+        mp_messages=n(p.mp_messages),
+        mp_group_members=p.mp_group_members,
+        mp_group_rounds=n(p.mp_group_rounds),
+        runs=p.runs,
+    )
 
 
 @dataclass
@@ -621,6 +641,12 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true", help="small counts, one run")
     parser.add_argument("--runs", type=int, default=0)
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the message counts and group rounds (longer runs on a noisy machine)",
+    )
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--only", default="", help="comma-separated scenario keys")
     parser.add_argument("--strict", action="store_true", help="fail on the peers' failures too")
@@ -628,6 +654,8 @@ def main() -> int:
     params = QUICK if args.quick else FULL
     if args.runs:
         params.runs = args.runs
+    if args.scale != 1.0:
+        params = scaled(params, args.scale)
     addr = Addresses(args.chanlayer, args.redis, args.nats)
     backends = args.backends.split(",")
     chosen = scenarios(params)

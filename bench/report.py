@@ -290,7 +290,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     made = plots(results, out)
-    server = Path(args.server).read_text() if args.server else ""
+    # A run of some parts only (BENCH_PARTS) has no server-side figures.
+    server = Path(args.server).read_text() if args.server and Path(args.server).is_file() else ""
     text = (
         f"## Results ({results['mode']} mode, median of {results['runs']} runs)\n\n"
         f"Machine: {machine()}.\n\nVersions: {versions()}.\n\n"
@@ -303,7 +304,11 @@ def main() -> None:
         + "\n"
         + "".join(f"![{n}]({n})\n\n" for n in made)
         + websocket_table(args.websocket)
-        + ("### Server-side load generator (`chanlayer-loadgen`)\n\n```\n" + server + "```\n")
+        + (
+            "### Server-side load generator (`chanlayer-loadgen`)\n\n```\n" + server + "```\n"
+            if server
+            else ""
+        )
     )
     (out / "results.md").write_text(text)
     print(f"report: {out / 'results.md'}")

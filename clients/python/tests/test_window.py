@@ -1,4 +1,4 @@
-"""Sends that complete before their result (the native transport's send window), and
+"""Sends that complete before their result (the send window), and
 receives on normal channels that fetch what is already queued (``normal_prefetch``)."""
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ async def test_a_late_refusal_is_logged_and_raised_by_the_next_send(
     make_layer: type[ChannelLayer], caplog: pytest.LogCaptureFixture
 ) -> None:
     layer = make_layer(capacity=10)
-    if layer.transport != "native":
-        pytest.skip("only the native transport lets sends complete before their result")
     other = make_layer(capacity=10)
     await _open_session(layer)
     await layer.send("window.race", {"type": "first"})  # acknowledged: 9 places free

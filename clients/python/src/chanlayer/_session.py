@@ -11,8 +11,15 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
   (:class:`~chanlayer._state.LayerState`), and waiters take messages
   from that buffer. So a receive cancelled at any await point loses nothing: a message that was
   already on its way (``ReceiveCancelled.was_pending`` false) sits in the buffer for the next
-  ``receive()`` of that channel. Specific channels prefetch (``max_messages`` > 1) since they
-  have a single reader; buffered messages past their deadline are dropped.
+  ``receive()`` of that channel. The stream is opened with ``shared_deliveries``: a group
+  message reaching many receives of this session comes once, with their receive ids.
+  Specific channels prefetch (``max_messages`` > 1) since they have a single reader;
+  buffered messages past their deadline are dropped. While a specific channel's reader
+  keeps up with a backlog, the next batches are asked for before it has taken the last one
+  (see ``Session._reconcile``).
+* **Sends** may return before their result while the channel is known to be far from full
+  (the send window, :mod:`chanlayer._window`); their results still come back in order, and
+  :meth:`Session.drain` waits for them before a flush, a unary call and a close.
 * **Reconnection.** When the stream fails or the server says it is shutting down, the session
   reconnects with exponential backoff and resumes with its resume token; pending receives are
   registered again. Operations written but not acknowledged when the stream broke fail with
@@ -30,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,31 +44,26 @@ from typing import TYPE_CHECKING, Any
 
 from chanlayer._frames import split_frames
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._reconnect import ReconnectingSession
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
 from chanlayer._transport import RemoteError, SessionStream, StreamTransport
+from chanlayer._window import SendWindow
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
+
+__all__ = ["ReconnectingSession", "Session"]
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 logger = logging.getLogger("chanlayer")
 
-_INITIAL_BACKOFF = 0.05
-_MAX_BACKOFF = 2.0
-_CLOSE_WAIT = 2.0
 #: How long a specific channel keeps one receive pending after a receive() returned, so that
 #: the next message rides back with the ack of the send that caused it (one round trip).
 _STANDING_DEMAND = 1.0
-#: Status codes after which reconnecting cannot help.
-_PERMANENT_CODES = {
-    StatusCode.INVALID_ARGUMENT,
-    StatusCode.UNAUTHENTICATED,
-    StatusCode.PERMISSION_DENIED,
-    StatusCode.ALREADY_EXISTS,
-    StatusCode.UNIMPLEMENTED,
-    StatusCode.FAILED_PRECONDITION,
-}
+#: Most batches of ``prefetch`` a specific channel with a backlog holds and asks for at once
+#: (see ``Session._reconcile``).
+_BACKLOG_BATCHES = 4
 
 
 @dataclass
@@ -70,9 +71,12 @@ class _Op:
     """A send or group operation waiting for its ``OperationResult``."""
 
     operation: pb.SessionOperation
-    future: asyncio.Future[pb.OperationResult]
+    #: None for a send in the window (its caller already returned).
+    future: asyncio.Future[pb.OperationResult] | None
     channel: str | None
     written: bool = False
+    #: The capacity a send is tracked with by the send window (0: untracked).
+    capacity: int = 0
 
 
 @dataclass
@@ -87,149 +91,8 @@ class _Channel:
     standing_until: float = 0.0
     #: The timer that withdraws the standing receive.
     standing_timer: asyncio.TimerHandle | None = None
-
-
-class ReconnectingSession:
-    """The reconnection loop both transports' sessions share.
-
-    The stream is served again after it ends, with jittered exponential back-off, until the
-    session is closed, refused for good, or the server has been unreachable for the layer's
-    ``connect_timeout`` (then what waits fails with ``ServerUnavailable``, and the loop
-    keeps trying for later calls). What the sessions of one layer share (settings, resume
-    token, spare sessions, memberships, buffers) is the :class:`LayerState` they are given.
-
-    Subclasses provide ``_serve_once`` (one stream, from open to end), ``_teardown_stream``,
-    ``_fail_waiters`` and ``_finish``.
-    """
-
-    _task: asyncio.Task[None]
-
-    def __init__(
-        self, state: LayerState, loop: asyncio.AbstractEventLoop, *, primary: bool
-    ) -> None:
-        self._state = state
-        self._loop = loop
-        #: True when this session holds the layer's client prefix (its specific channels).
-        self.primary = primary
-        self.client_prefix = ""
-        #: The resume token of a session that does not hold the layer's prefix.
-        self._own_token = ""
-        if not primary:
-            spare = state.take_spare_session()
-            if spare is not None:
-                self.client_prefix, self._own_token = spare
-        self.max_message_bytes: int | None = None
-        #: True when the last stream resumed an earlier stream's session.
-        self.resumed = False
-        #: True when the current stream proposed a resume token (an earlier session existed).
-        self._had_session = False
-        self._connected = False
-        self._closing = False
-        self._closed = asyncio.Event()
-        self._failure: BaseException | None = None
-        self._down_since = time.monotonic()
-
-    @property
-    def usable(self) -> bool:
-        """False once the session has been closed or failed for good."""
-        return not self._closing and self._failure is None and not self._task.done()
-
-    @property
-    def connected(self) -> bool:
-        """True while a stream is open."""
-        return self._connected
-
-    async def close(self, *, release: bool) -> None:
-        """End the session.
-
-        Args:
-            release: Send ``close`` so the server releases the session's specific channels
-                and memberships at once; otherwise just end the stream (the session stays
-                resumable within the lease grace period).
-        """
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        if self._connected:
-            await self.drain(_CLOSE_WAIT)
-        if release and self._connected:
-            with contextlib.suppress(Exception):
-                if await self._send_close():
-                    await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
-        self._finish(ServerUnavailable("the channel layer session was closed"))
-        if not release and not self.primary and self._own_token:
-            self._state.keep_spare_session(self.client_prefix, self._own_token)
-
-    async def _send_close(self) -> bool:
-        """Write the ``close`` operation; False when there is no stream to write it on."""
-        raise NotImplementedError
-
-    async def drain(self, timeout: float) -> None:
-        """Wait, at most ``timeout`` seconds, until sends that returned early have a result.
-
-        Only the native transport lets a send return before its result; here every send
-        waits for it, so there is nothing to wait for.
-        """
-
-    async def _serve_once(self) -> None:
-        raise NotImplementedError
-
-    def _teardown_stream(self) -> None:
-        raise NotImplementedError
-
-    def _fail_waiters(self, exc: BaseException) -> None:
-        raise NotImplementedError
-
-    def _finish(self, exc: BaseException) -> None:
-        raise NotImplementedError
-
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closing:
-            raise ServerUnavailable("the channel layer session was closed")
-
-    async def _run(self) -> None:
-        backoff = _INITIAL_BACKOFF
-        while not self._closing:
-            try:
-                await self._serve_once()
-                backoff = _INITIAL_BACKOFF
-            except RemoteError as err:
-                if err.code in _PERMANENT_CODES:
-                    exc = error_from_reason(err.code, err.reason, err.message)
-                    logger.error("chanlayer session refused: %s", err)
-                    self._finish(exc)
-                    return
-                logger.warning("chanlayer session stream failed: %s", err)
-            except ServerUnavailable as err:
-                logger.warning("%s", err)
-            except asyncio.CancelledError:
-                if not self._closing:
-                    # The loop is shutting down (asyncio.run cancels every task): let sends
-                    # that already returned reach the server before the stream goes.
-                    with contextlib.suppress(BaseException):
-                        await self.drain(_CLOSE_WAIT)
-                raise
-            except Exception:
-                logger.exception("chanlayer session stream failed")
-            finally:
-                self._teardown_stream()
-            if self._closing:
-                break
-            if time.monotonic() - self._down_since >= self._state.connect_timeout:
-                self._fail_waiters(
-                    ServerUnavailable(
-                        f"the chanlayer server at {self._state.target} is unreachable "
-                        f"(no session within {self._state.connect_timeout:g} s)"
-                    )
-                )
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+    #: True while the channel's last delivery was full (more is likely queued).
+    backlog: bool = False
 
 
 class Session(ReconnectingSession):
@@ -255,6 +118,7 @@ class Session(ReconnectingSession):
         self._replaying: set[int] = set()
         self._wake = asyncio.Event()
         self._stream: SessionStream | None = None
+        self._window = SendWindow()
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
@@ -283,13 +147,33 @@ class Session(ReconnectingSession):
         return result
 
     async def send(self, channel: str, payload: bytes, capacity: int, expiry_ms: int) -> None:
-        """Send a message on the stream."""
+        """Send a message on the stream; it may return before its result (the send window)."""
+        self._raise_if_failed()
+        tracked, windowed = self._window.admit(channel, capacity, self._connected)
+        request_id = self._new_id()
         op = pb.SessionOperation(
             send=pb.SendOperation(
-                channel=channel, message=payload, capacity=capacity, expiry_ms=expiry_ms
+                request_id=request_id,
+                channel=channel,
+                message=payload,
+                capacity=capacity,
+                expiry_ms=expiry_ms,
             )
         )
-        await self.request(op, channel)
+        if windowed:
+            self._ops[request_id] = _Op(op, None, channel, capacity=tracked)
+            self._outbox.append(op)
+            self._wake.set()
+            return
+        future: asyncio.Future[pb.OperationResult] = self._loop.create_future()
+        self._ops[request_id] = _Op(op, future, channel, capacity=tracked)
+        self._outbox.append(op)
+        if self._connected:
+            self._wake.set()
+        result = await future
+        if result.HasField("error"):
+            err = result.error
+            raise error_from_reason(err.code, err.reason, err.message, channel=channel)
 
     async def group_add(self, group: str, channel: str, expiry_s: int) -> None:
         """Add ``channel`` to ``group`` on the stream."""
@@ -332,6 +216,17 @@ class Session(ReconnectingSession):
         A caller that stops awaiting calls :meth:`abandon_receive`. Here the awaitable is
         the ``receive()`` coroutine, which cleans up after itself.
         """
+        if self._state.buffers:
+            payload = self._state.pop_buffered(channel)
+            if payload is not None:
+                state = self._channels.get(channel)
+                if (
+                    state is not None
+                    and state.backlog
+                    and self._state.buffered_count(channel) <= self._state.prefetch >> 1
+                ):
+                    self._reconcile(channel, state)
+                return payload
         return self.receive(channel)
 
     def abandon_receive(self, channel: str, waiter: Awaitable[bytes], cancelled: bool) -> None:
@@ -368,11 +263,19 @@ class Session(ReconnectingSession):
                 with contextlib.suppress(ValueError):
                     waiters.remove(waiter)
             if "!" in channel:
+                # Take the message first: the standing receive is then asked for at once.
                 self._keep_standing(channel, state)
+                payload = self._state.pop_buffered(channel)
                 self._reconcile(channel, state)
+                if payload is not None:
+                    return payload
             else:
                 self._reconcile(channel, state)
                 self._forget_if_idle(channel, state)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until the send window is empty."""
+        await self._window.drain(timeout)
 
     async def _send_close(self) -> bool:
         if self._stream is None:
@@ -429,20 +332,31 @@ class Session(ReconnectingSession):
         self._reconcile(channel, state)
         self._forget_if_idle(channel, state)
 
-    def _wake_waiters(self, channel: str, state: _Channel) -> None:
-        available = self._state.buffered_count(channel)
+    def _wake_waiters(self, channel: str, state: _Channel) -> bool:
+        """Wake as many waiters as messages are buffered; True when one was woken."""
+        buffer = self._state.buffers.get(channel)
+        available = len(buffer) if buffer else 0
+        woken = False
         for waiter in state.waiters:
             if available <= 0:
                 break
             if not waiter.done():
                 waiter.set_result(None)
                 available -= 1
+                woken = True
+        return woken
 
     def _reconcile(self, channel: str, state: _Channel) -> None:
         """Make the server-side demand of ``channel`` match its local waiters.
 
         A standing receive (no waiter yet) is not urgent: it waits in the outbox for the next
         frame written for another reason, typically the send whose message it will catch.
+        While a specific channel has a backlog (its last delivery was full), receives go out
+        at once when the reader has taken all but half a batch of what is buffered, enough to
+        bring what is buffered and asked for to :data:`_BACKLOG_BATCHES` batches of
+        ``prefetch``: the next batches are on their way while the reader takes the rest, and
+        a reader that stops reading holds at most that many. Standing receives are not
+        cancelled while the demand stands.
         """
         if not self._connected:
             return
@@ -450,29 +364,47 @@ class Session(ReconnectingSession):
         for waiter in state.waiters:
             if not waiter.done():
                 waiting += 1
-        want = waiting
-        if want == 0 and state.standing_until and state.standing_until > time.monotonic():
-            want = 1
         active = state.active
-        if len(active) == want:  # the common case: nothing to change
+        if waiting and len(active) == waiting and not state.backlog:
+            # The common case: each waiter has its receive, and a standing one is not due.
+            if self._outbox:
+                self._wake.set()
+            return
+        want = keep = waiting
+        backlog = False
+        if state.standing_until and state.standing_until > time.monotonic():
+            prefetch = self._state.prefetch
+            buffered = self._state.buffered_count(channel)
+            if state.backlog:
+                keep = max(waiting, _BACKLOG_BATCHES)
+                if buffered <= prefetch >> 1:
+                    backlog = True
+                    want = max(waiting, _BACKLOG_BATCHES - (buffered + prefetch - 1) // prefetch)
+            else:
+                if waiting == 0 and buffered <= prefetch:
+                    want = 1
+                keep = max(waiting, 1)
+        if want <= len(active) <= keep:  # the common case: nothing to change
             if waiting and self._outbox:
                 self._wake.set()
             return
-        urgent = waiting > 0
-        while len(active) < want:
-            receive_id = self._new_id()
-            active.add(receive_id)
-            self._receives[receive_id] = channel
-            self._outbox.append(
-                pb.SessionOperation(
-                    receive=pb.ReceiveOperation(
-                        receive_id=receive_id,
-                        channel=channel,
-                        max_messages=self._state.max_messages(channel),
+        urgent = waiting > 0 or backlog
+        if len(active) < want:
+            max_messages = self._state.max_messages(channel)
+            outbox = self._outbox
+            while len(active) < want:
+                receive_id = self._next_id
+                self._next_id = receive_id + 1
+                active.add(receive_id)
+                self._receives[receive_id] = channel
+                outbox.append(
+                    pb.SessionOperation(
+                        receive=pb.ReceiveOperation(
+                            receive_id=receive_id, channel=channel, max_messages=max_messages
+                        )
                     )
                 )
-            )
-        while len(active) > want:
+        while len(active) > keep:
             receive_id = max(active)
             active.discard(receive_id)
             self._cancelling.add(receive_id)
@@ -498,6 +430,7 @@ class Session(ReconnectingSession):
             client_prefix=prefix,
             resume_token=resume_token,
             client_name=self._state.client_name,
+            shared_deliveries=True,
         )
         await stream.write(pb.SessionRequest(operations=[pb.SessionOperation(open=open_op)]))
         frame = await stream.read()
@@ -596,6 +529,8 @@ class Session(ReconnectingSession):
                 self._on_result(event.result)
             elif kind == "delivery":
                 self._on_delivery(event.delivery)
+            elif kind == "shared_delivery":
+                self._on_shared_delivery(event.shared_delivery)
             elif kind == "cancelled":
                 self._cancelling.discard(event.cancelled.receive_id)
                 self._receives.pop(event.cancelled.receive_id, None)
@@ -617,19 +552,53 @@ class Session(ReconnectingSession):
                 logger.warning("chanlayer: restoring a membership failed: %s", result.error)
             return
         op = self._ops.pop(result.request_id, None)
-        if op is not None and not op.future.done():
-            op.future.set_result(result)
+        if op is None:
+            return
+        future = op.future
+        if op.capacity:
+            self._window.on_result(op.channel or "", op.capacity, result, future is None)
+        if future is not None and not future.done():
+            future.set_result(result)
 
     def _on_delivery(self, delivery: pb.Delivery) -> None:
         channel = delivery.channel or self._receives.get(delivery.receive_id, "")
         self._receives.pop(delivery.receive_id, None)
         self._cancelling.discard(delivery.receive_id)
-        self._state.buffer_messages(channel, delivery.messages)
+        messages = delivery.messages
+        self._state.buffer_messages(channel, messages)
         state = self._channels.get(channel)
         if state is not None:
             state.active.discard(delivery.receive_id)
+            state.backlog = "!" in channel and 1 < len(messages) >= self._state.prefetch
             self._wake_waiters(channel, state)
             self._reconcile(channel, state)
+
+    def _on_shared_delivery(self, shared: pb.SharedDelivery) -> None:
+        """One message for several receives (a group_send reaching channels of this session)."""
+        item = (time.monotonic() + shared.expires_in_ms / 1000.0, shared.message)
+        receives, cancelling, channels = self._receives, self._cancelling, self._channels
+        buffers = self._state.buffers
+        for receive_id in shared.receive_ids:
+            channel = receives.pop(receive_id, None)
+            if channel is None:
+                continue
+            cancelling.discard(receive_id)
+            buffer = buffers.get(channel)
+            if buffer is None:
+                buffer = buffers[channel] = deque()
+            buffer.append(item)
+            state = channels.get(channel)
+            if state is None:
+                continue
+            state.active.discard(receive_id)
+            state.backlog = False
+            for waiter in state.waiters:
+                if not waiter.done():
+                    # Woken, its receive() asks for what the channel needs next itself.
+                    waiter.set_result(None)
+                    break
+            else:
+                self._reconcile(channel, state)
 
     def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
         channel = self._receives.pop(failed.receive_id, None)
@@ -669,8 +638,11 @@ class Session(ReconnectingSession):
         for request_id, op in list(self._ops.items()):
             if op.written:
                 del self._ops[request_id]
-                if not op.future.done():
+                if op.capacity:
+                    self._window.lost(op.channel or "", windowed=op.future is None, written=True)
+                if op.future is not None and not op.future.done():
                     op.future.set_exception(lost)
+        self._window.log_lost()
         # Only unwritten send and group operations survive; receives are re-registered.
         self._outbox = [
             o
@@ -689,9 +661,12 @@ class Session(ReconnectingSession):
                     waiter.set_exception(exc)
         for request_id, op in list(self._ops.items()):
             del self._ops[request_id]
-            if not op.future.done():
+            if op.capacity:
+                self._window.lost(op.channel or "", windowed=op.future is None, written=op.written)
+            if op.future is not None and not op.future.done():
                 op.future.set_exception(exc)
         self._outbox.clear()
+        self._window.log_lost()
 
     def _finish(self, exc: BaseException) -> None:
         """Fail everything for good: the session is unusable from now on."""

@@ -445,7 +445,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         """Wait until this loop's sends that returned early have the server's answer.
 
         channels_redis' coroutine of the same name waits for its background clean-up tasks;
-        here the only background work is the native transport's send window.
+        here the only background work is the send window (sends that returned early).
         """
         state = self._states.get(asyncio.get_running_loop())
         if state is not None and state.session is not None:
