@@ -16,6 +16,10 @@ tag 4.3.0), under the BSD 3-clause license reproduced below. Changes from the or
   upstream: its last receive expects a message sent a little over ``expiry`` (3 s) earlier,
   which chanlayer has dropped (it enforces expiry exactly, where Redis rounds it to whole
   seconds and checks it only on the next send).
+* The two capacity tests read the log records of the layer (loggers ``chanlayer`` and
+  ``channels``), not every record: on the grpc.aio transport, grpcio's poller thread may log an
+  ``asyncio`` error for a call of a previous test's event loop that completed after that loop
+  closed, which is not what these tests are about.
 * Formatted by ruff; the test bodies are otherwise unchanged.
 
 Copyright (c) Django Software Foundation and individual contributors.
@@ -58,6 +62,12 @@ from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 
 from chanlayer import ChannelLayer
+
+
+def layer_records(caplog):
+    """The records the layer logged (the upstream tests run with no other logger active)."""
+    return [r for r in caplog.records if r.name.split(".")[0] in ("chanlayer", "channels")]
+
 
 _server_target = ""
 _namespace = ""
@@ -410,7 +420,7 @@ async def test_group_send_capacity(channel_layer, caplog):
             await channel_layer.receive(channel)
 
     # Make sure number of channels over capacity are logged
-    for record in caplog.records:
+    for record in layer_records(caplog):
         assert record.levelname == "INFO"
         assert record.getMessage() == "1 of 1 channels over capacity in group test-group"
 
@@ -450,7 +460,7 @@ async def test_group_send_capacity_multiple_channels(channel_layer, caplog):
             await channel_layer.receive(channel_2)
 
     # Make sure number of channels over capacity are logged
-    for record in caplog.records:
+    for record in layer_records(caplog):
         assert record.levelname == "INFO"
         assert record.getMessage() == "1 of 2 channels over capacity in group test-group"
 
