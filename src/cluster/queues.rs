@@ -43,7 +43,7 @@ use async_nats::{
         stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
     },
 };
-use futures_util::stream::{self, SelectAll};
+use futures_util::stream::{self, FuturesOrdered, SelectAll};
 use tokio::sync::Notify;
 
 use super::{config::NormalStorage, *};
@@ -291,11 +291,14 @@ impl Cluster {
         let mut outstanding = 0usize;
         let mut asked: HashMap<u64, usize> = HashMap::new();
         let mut next_batch = 0u64;
+        // Fetched messages whose acknowledgement is on its way, delivered in fetch order as
+        // it is confirmed: several acknowledgements are in flight at once.
+        let mut acking = FuturesOrdered::new();
         let mut delay = Duration::from_millis(50);
         loop {
             let Some(hub) = self.hub() else { return };
             let waiting = hub.waiting_receives(namespace, channel);
-            if waiting == 0 && batches.is_empty() {
+            if waiting == 0 && batches.is_empty() && acking.is_empty() {
                 // Checked again under the lock that `want` takes after a receive
                 // registers, so that no receive is left without a puller.
                 let mut pulling = queues.pulling.lock();
@@ -305,11 +308,12 @@ impl Cluster {
                 }
                 continue;
             }
-            if waiting > outstanding && *self.connected.borrow() {
+            let coming = outstanding + acking.len();
+            if waiting > coming && *self.connected.borrow() {
                 if consumer.is_none() {
                     consumer = self.consumer(queues, &subject).await;
                 }
-                let wanted = (waiting - outstanding).min(PULL_MAX);
+                let wanted = (waiting - coming).min(PULL_MAX);
                 let batch = match &consumer {
                     Some(c) => c
                         .batch()
@@ -345,7 +349,10 @@ impl Cluster {
             }
             tokio::select! {
                 () = more.notified() => {}
-                () = tokio::time::sleep(PULL_EXPIRES), if batches.is_empty() => {}
+                () = tokio::time::sleep(PULL_EXPIRES), if batches.is_empty() && acking.is_empty() => {}
+                Some(message) = acking.next(), if !acking.is_empty() => {
+                    self.take(&hub, namespace, channel, message);
+                }
                 item = batches.next(), if !batches.is_empty() => match item {
                     Some((id, Some(Ok(message)))) => {
                         if let Some(left) = asked.get_mut(&id)
@@ -354,7 +361,7 @@ impl Cluster {
                             *left -= 1;
                             outstanding -= 1;
                         }
-                        self.take(&hub, namespace, channel, message).await;
+                        acking.push_back(self.acknowledge(message));
                     }
                     Some((_, Some(Err(error)))) => {
                         tracing::debug!(%error, channel, "a pull request of a normal channel ended");
@@ -395,19 +402,24 @@ impl Cluster {
         }
     }
 
-    /// Acknowledges a fetched message and gives it to this node's core, unless expired.
-    /// The acknowledgement is confirmed before the message is delivered: by the time a
-    /// receive has it, its place in the channel is free again, as on a single node.
-    async fn take(&self, hub: &Hub, namespace: &str, channel: &str, message: jetstream::Message) {
-        if let Some(reply) = message.message.reply.clone() {
-            let acked = self
-                .client
-                .request(reply, Bytes::from_static(b"+ACK"))
-                .await;
-            if let Err(error) = acked {
-                tracing::debug!(%error, channel, "acknowledging a normal channel's message failed");
+    /// Acknowledges a fetched message, and gives it back once the stream confirmed: by the
+    /// time a receive has it, its place in the channel is free again, as on a single node.
+    fn acknowledge(&self, message: jetstream::Message) -> BoxFuture<'static, jetstream::Message> {
+        let client = self.client.clone();
+        async move {
+            if let Some(reply) = message.message.reply.clone() {
+                let acked = client.request(reply, Bytes::from_static(b"+ACK")).await;
+                if let Err(error) = acked {
+                    tracing::debug!(%error, "acknowledging a normal channel's message failed");
+                }
             }
+            message
         }
+        .boxed()
+    }
+
+    /// Gives a fetched and acknowledged message to this node's core, unless expired.
+    fn take(&self, hub: &Hub, namespace: &str, channel: &str, message: jetstream::Message) {
         self.stats.normal_fetched.fetch_add(1, Ordering::Relaxed);
         let deadline = message
             .headers
