@@ -13,6 +13,7 @@
 #       native transport was expected on this platform;
 #   (d) a venv pinned to the floors of grpcio and protobuf (pyproject.toml) passes the smoke
 #       test on both transports.
+#   (e) the chat example runs on the layer installed in (b), in Chromium.
 # The layer's other dependencies come from PyPI; chanlayer's own packages only from dist/.
 #
 # Environment: CARGO_TARGET_DIR (shared with the suite's builds); CHANLAYER_INSTALL_DIST, a
@@ -148,5 +149,14 @@ pip_in floor $(python3 clients/python/scripts/pure_requirements.py) \
 pip_in floor --no-index --find-links "$dist" chanlayer
 (cd "$work" && in_venv "$work/floor" python "$smoke" "$target" native)
 (cd "$work" && CHANLAYER_TRANSPORT=grpc in_venv "$work/floor" python "$smoke" "$target" grpc)
+
+step "(e) the chat example on the installed wheels: two daphne processes, pages in Chromium"
+# The venv of (b), which has the layer and its native transport from dist/ alone; the example's
+# test requirements come from PyPI. CHANLAYER_TRANSPORT=native makes any layer that cannot use
+# the native transport fail instead of falling back.
+pip_in native -r "$root/clients/python/examples/chat/requirements-test.txt"
+(cd "$root/clients/python/examples/chat" &&
+    CHANLAYER_TRANSPORT=native CHAT_ARTIFACTS="$root/test-artifacts/chat-installed" \
+        in_venv "$work/native" python -m pytest -q -p no:cacheprovider tests/test_chat_e2e.py)
 
 echo "install tests passed in $((SECONDS - started)) s"
