@@ -154,8 +154,13 @@ class NativeTransport:
         backoff = 0.1
         while True:
             if self._unix_path is not None:
-                # No name to resolve: one non-blocking connect to the socket's path.
+                # No name to resolve: one non-blocking connect to the socket's path. A Unix
+                # socket connects within the call, so this yields to the loop once first, as
+                # the TCP path does while it resolves the host: without it, a loop that
+                # asyncio.run closes right after a receive left the session task waiting
+                # forever on its stream's end (tests/test_loops.py over a Unix socket).
                 with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.sleep(0)
                     connected = self.connection.connect_unix(self._unix_path)
                     if await asyncio.wait_for(connected, max(deadline - loop.time(), 0.001)):
                         return True
