@@ -381,7 +381,7 @@ def unix_path(address: str) -> str | None:
     if not address.startswith("unix:"):
         return None
     path = address[len("unix:"):]
-    return path[2:] if path.startswith("//") else path
+    return path.removeprefix("//")
 
 
 def mount_of(container: dict, path: str) -> tuple[str, str] | None:

@@ -94,7 +94,7 @@ async def test_the_django_setting_names_the_socket(unix_server: Server) -> None:
 
 async def test_the_token_applies_over_the_socket(unix_server: Server) -> None:
     layer = _layer(unix_server, token="wrong")
-    with pytest.raises(Exception, match="(?i)token"):
+    with pytest.raises(Exception, match=r"(?i)token"):
         await layer.send("c", {"type": "m"})
     await layer.close()
 
@@ -117,12 +117,14 @@ async def test_a_killed_server_comes_back_on_the_same_socket() -> None:
         await layer.send(channel, {"type": "before"})
         assert (await layer.receive(channel))["type"] == "before"
         await asyncio.to_thread(server.stop, kill=True)
-        assert server.socket_path is not None and os.path.exists(server.socket_path)
+        assert server.socket_path is not None
+        assert await asyncio.to_thread(os.path.exists, server.socket_path), "left by SIGKILL"
         await asyncio.to_thread(server.start)
         await layer.send("after-restart", {"type": "after"})
         assert (await layer.receive("after-restart"))["type"] == "after"
         await layer.close()
         await asyncio.to_thread(server.stop)
-        assert not os.path.exists(server.socket_path), "removed at a clean shutdown"
+        removed = not await asyncio.to_thread(os.path.exists, server.socket_path)
+        assert removed, "removed at a clean shutdown"
     finally:
         server.stop()
