@@ -14,7 +14,9 @@
 #      and round-trip p50/p99).
 #
 # Environment: CHANLAYER_BIN and LOADGEN_BIN (default target/release/...), PYTHON (a venv
-# with chanlayer and chanlayer-native installed; default .venv/bin/python), ROUNDS (5).
+# with chanlayer and chanlayer-native installed; default .venv/bin/python), ROUNDS (5),
+# MEASUREMENTS (default "throughput latency sequential": a subset runs only those), SCALE
+# (layerbench's --scale for the sequential runs, default 1: 2 000 round trips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,6 +24,8 @@ BIN=${CHANLAYER_BIN:-$root/target/release/chanlayer}
 LOADGEN=${LOADGEN_BIN:-$root/target/release/chanlayer-loadgen}
 PY=${PYTHON:-$root/.venv/bin/python}
 ROUNDS=${ROUNDS:-5}
+MEASUREMENTS=${MEASUREMENTS:-throughput latency sequential}
+SCALE=${SCALE:-1}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chanlayer-uds-bench.XXXXXX")
 pids=()
@@ -64,7 +68,7 @@ run_one() { # kind measurement
         ;;
     sequential)
         CHANLAYER_TRANSPORT=native "$PY" bench/layerbench.py --chanlayer "${layer_target[$kind]}" \
-            --redis unused --nats unused --backends chanlayer --only sequential --runs 1 \
+            --redis unused --nats unused --backends chanlayer --only sequential --runs 1 --scale "$SCALE" \
             --out "$work/seq-$kind.json" >/dev/null
         "$PY" - "$work/seq-$kind.json" "$kind" <<'EOF'
 import json, sys
@@ -80,7 +84,7 @@ EOF
 
 results="$work/results.txt"
 : >"$results"
-for what in throughput latency sequential; do
+for what in $MEASUREMENTS; do
     for round in $(seq "$ROUNDS"); do
         if [ $((round % 2)) -eq 1 ]; then order="tcp unix"; else order="unix tcp"; fi
         for kind in $order; do
