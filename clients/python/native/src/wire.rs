@@ -719,8 +719,11 @@ fn session_frame(operations: Vec<pb::SessionOperation>) -> Bytes {
 fn start_connect(peer: &Peer) -> io::Result<Socket> {
     let (socket, address) = match peer {
         Peer::Tcp(addr) => {
-            let socket =
-                Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
             socket.set_tcp_nodelay(true)?;
             let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(30));
             let _ = socket.set_tcp_keepalive(&keepalive);
