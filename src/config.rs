@@ -81,6 +81,101 @@ impl fmt::Display for OptionalAddr {
     }
 }
 
+/// Where the gRPC API listens: a TCP socket address, or a Unix domain socket (`unix:PATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address, such as `127.0.0.1:50051`.
+    Tcp(SocketAddr),
+    /// The path of a Unix domain socket, from `unix:/run/chanlayer/chanlayer.sock` (or
+    /// `unix:///run/...`, or a path relative to the working directory, `unix:chanlayer.sock`).
+    Unix(PathBuf),
+}
+
+/// The longest path a Unix socket address holds (`sun_path` less its terminating NUL;
+/// 103 on macOS, 107 on Linux): a longer one is refused with a clear message at start-up.
+#[cfg(target_os = "linux")]
+pub const MAX_UNIX_PATH_BYTES: usize = 107;
+/// The longest path a Unix socket address holds (`sun_path` less its terminating NUL).
+#[cfg(not(target_os = "linux"))]
+pub const MAX_UNIX_PATH_BYTES: usize = 103;
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("unix:") {
+            // gRPC's naming: `unix:path` or `unix:///absolute/path`.
+            let path = match rest.strip_prefix("//") {
+                Some(absolute) if absolute.starts_with('/') => absolute,
+                Some(_) => {
+                    return Err(format!(
+                        "{s:?}: a Unix socket is `unix:/absolute/path`, `unix:///absolute/path` \
+                         or `unix:relative/path`"
+                    ));
+                }
+                None => rest,
+            };
+            if path.is_empty() {
+                return Err(format!(
+                    "{s:?} names no socket path (use unix:/path/to/chanlayer.sock)"
+                ));
+            }
+            if path.len() > MAX_UNIX_PATH_BYTES {
+                return Err(format!(
+                    "the Unix socket path {path:?} has {} bytes; a socket address holds at most \
+                     {MAX_UNIX_PATH_BYTES}: use a shorter path",
+                    path.len()
+                ));
+            }
+            if path.contains('\0') {
+                return Err(format!("the Unix socket path {path:?} contains a NUL byte"));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(Self::Tcp).map_err(|_| {
+            format!(
+                "{s:?} is neither a socket address (such as 127.0.0.1:50051) nor a Unix socket \
+                 (such as unix:/run/chanlayer/chanlayer.sock)"
+            )
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => addr.fmt(f),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Permission bits of a Unix socket file, written in octal (`0660`, `660` or `0o660`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl FromStr for FileMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.trim();
+        let digits = digits.strip_prefix("0o").unwrap_or(digits);
+        match u32::from_str_radix(digits, 8) {
+            Ok(mode) if !digits.is_empty() && mode <= 0o777 => Ok(Self(mode)),
+            _ => Err(format!(
+                "{s:?} is not a file mode: give octal permission bits such as 0660 (at most 0777)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
 /// Flags of `chanlayer serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -89,10 +184,22 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANLAYER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Address the gRPC API listens on. The default only accepts local clients, as a
-    /// sidecar wants; use 0.0.0.0:50051 to serve other pods.
-    #[arg(long, env = "CHANLAYER_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    /// Address the gRPC API listens on: HOST:PORT, or unix:PATH for a Unix domain socket
+    /// (a sidecar sharing its pod's volume with the gateway). The default only accepts
+    /// local clients, as a sidecar wants; use 0.0.0.0:50051 to serve other pods. A socket
+    /// file left by a previous run is replaced only when nothing listens on it; the file
+    /// is removed at a clean shutdown. TLS flags are refused with a Unix socket.
+    #[arg(long, env = "CHANLAYER_LISTEN", default_value = "127.0.0.1:50051",
+          value_name = "ADDR", value_parser = clap::value_parser!(ListenAddr))]
+    pub listen: ListenAddr,
+
+    /// Permissions of the Unix socket file of `--listen unix:PATH`, in octal: connecting
+    /// needs write permission, so 0660 admits the server's user and group (in Kubernetes,
+    /// the pod's fsGroup), 0600 the user alone, 0666 every local user. Set with chmod
+    /// right after the socket is created (under the process's umask).
+    #[arg(long, env = "CHANLAYER_LISTEN_MODE", default_value = "0660", value_name = "OCTAL",
+          value_parser = clap::value_parser!(FileMode))]
+    pub listen_mode: FileMode,
 
     /// Address of the HTTP endpoint with `/metrics` (Prometheus), `/healthz` and `/readyz`,
     /// or `off` to record no metrics at all.
@@ -506,6 +613,37 @@ mod tests {
             .expect_err("bad value");
         assert!(error.to_string().contains("`max-message-bytes`"), "{error}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unix_sockets_are_listen_addresses() {
+        let parse = |s: &str| s.parse::<ListenAddr>();
+        assert_eq!(
+            parse("unix:/run/c.sock"),
+            Ok(ListenAddr::Unix("/run/c.sock".into()))
+        );
+        assert_eq!(
+            parse("unix:///run/c.sock"),
+            Ok(ListenAddr::Unix("/run/c.sock".into()))
+        );
+        assert_eq!(parse("unix:c.sock"), Ok(ListenAddr::Unix("c.sock".into())));
+        assert!(parse("unix:").is_err());
+        assert!(parse("unix://host/c.sock").is_err());
+        let long = format!("unix:/{}", "x".repeat(200));
+        assert!(parse(&long).unwrap_err().contains("at most"));
+        assert_eq!(
+            parse("unix:/run/c.sock").unwrap().to_string(),
+            "unix:/run/c.sock"
+        );
+        let args = Cli::parse_from(["chanlayer", "--listen", "unix:/tmp/c.sock"]).serve_args();
+        assert_eq!(args.listen, ListenAddr::Unix("/tmp/c.sock".into()));
+        assert_eq!(args.listen_mode, FileMode(0o660));
+        let args = Cli::parse_from(["chanlayer", "--listen-mode", "600"]).serve_args();
+        assert_eq!(args.listen_mode, FileMode(0o600));
+        assert_eq!(args.listen_mode.to_string(), "0600");
+        assert!(Cli::try_parse_from(["chanlayer", "--listen-mode", "0888"]).is_err());
+        assert!(Cli::try_parse_from(["chanlayer", "--listen-mode", "01777"]).is_err());
+        assert!(Cli::try_parse_from(["chanlayer", "--listen-mode", ""]).is_err());
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!   is set (the hub sees it only as a `Backplane`).
 //! - [`server`]: assembly (service, health, reflection, TLS, auth, metrics, sweeper) and
 //!   the shutdown sequence; [`config`] its settings, `auth` the bearer-token check,
-//!   `listener` the connection limit and handshake deadline, [`shutdown`] the signal.
+//!   `listener` the connection limit and handshake deadline, `unix_socket` the Unix
+//!   domain socket listener's file, [`shutdown`] the signal.
 //! - [`cli`]: the operator's commands of the binary (`chanlayer status`, `group`,
 //!   `channel`, `send`, `flush`), clients of a running server through `chanlayer-client`.
 //! - [`proto`]: the generated types, re-exported from the `chanlayer-proto` crate, which
@@ -41,3 +42,4 @@ pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod shutdown;
+pub(crate) mod unix_socket;

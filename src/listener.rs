@@ -8,6 +8,10 @@
 //! The deadline counts the first bytes of the connection, which on a plaintext
 //! connection are the preface itself. Over TLS those bytes are the TLS handshake, which
 //! tonic's own TLS handshake timeout bounds (set to the same value).
+//!
+//! [`Connections`] is generic over the accepted stream: TCP connections (`--listen
+//! HOST:PORT`) and Unix domain socket connections (`--listen unix:PATH`) get the same limit
+//! and the same deadline.
 
 use std::{
     future::Future,
@@ -21,32 +25,59 @@ use std::{
 use futures_util::Stream;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
+    net::{TcpStream, UnixStream},
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Sleep,
 };
-use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tonic::transport::server::Connected;
 
 use crate::{core::Limit, metrics::LIMIT_HITS};
 
 /// The bytes of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`).
 const PREFACE_BYTES: usize = 24;
 
+/// A stream the listener accepts: TCP or Unix.
+pub(crate) trait Accepted: AsyncRead + AsyncWrite + Connected + Unpin {
+    /// Who connected, for the log line of a refused connection.
+    fn peer(&self) -> String;
+}
+
+impl Accepted for TcpStream {
+    fn peer(&self) -> String {
+        self.peer_addr()
+            .map_or_else(|_| "unknown".to_owned(), |a| a.to_string())
+    }
+}
+
+impl Accepted for UnixStream {
+    fn peer(&self) -> String {
+        // A Unix client's address is usually unnamed; its credentials say who it is.
+        match self.peer_cred() {
+            Ok(cred) => format!(
+                "uid {} pid {}",
+                cred.uid(),
+                cred.pid().map_or_else(|| "?".to_owned(), |p| p.to_string())
+            ),
+            Err(_) => "unknown".to_owned(),
+        }
+    }
+}
+
 /// The accepted connections of the gRPC listener, each with its deadline and its place
 /// under the connection limit.
-pub(crate) struct Connections {
-    incoming: TcpIncoming,
+pub(crate) struct Connections<I> {
+    incoming: I,
     places: Arc<Semaphore>,
     handshake_timeout: Duration,
     count_refusals: bool,
 }
 
-impl Connections {
+impl<I> Connections<I> {
     /// Connections from `incoming`: at most `max` open at once, each given
     /// `handshake_timeout` to start HTTP/2. Refusals are counted in
     /// `chanlayer_limit_hits_total` when `count_refusals`.
     pub(crate) fn new(
-        incoming: TcpIncoming,
+        incoming: I,
         max: usize,
         handshake_timeout: Duration,
         count_refusals: bool,
@@ -60,8 +91,12 @@ impl Connections {
     }
 }
 
-impl Stream for Connections {
-    type Item = io::Result<Connection>;
+impl<I, S> Stream for Connections<I>
+where
+    I: Stream<Item = io::Result<S>> + Unpin,
+    S: Accepted,
+{
+    type Item = io::Result<Connection<S>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
@@ -89,7 +124,7 @@ impl Stream for Connections {
                             .increment(1);
                     }
                     tracing::debug!(
-                        peer = ?stream.peer_addr().ok(),
+                        peer = %stream.peer(),
                         "connection refused: the listener holds --max-connections"
                     );
                     drop(stream);
@@ -105,15 +140,15 @@ struct Preface {
     left: usize,
 }
 
-/// One accepted connection: a TCP stream that holds its place under the limit until it
+/// One accepted connection: a stream that holds its place under the limit until it
 /// closes, and fails its reads once the handshake deadline passes without the preface.
-pub(crate) struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection<S> {
+    stream: S,
     _place: OwnedSemaphorePermit,
     preface: Option<Preface>,
 }
 
-impl AsyncRead for Connection {
+impl<S: Accepted> AsyncRead for Connection<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -148,7 +183,7 @@ impl AsyncRead for Connection {
     }
 }
 
-impl AsyncWrite for Connection {
+impl<S: Accepted> AsyncWrite for Connection<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -178,8 +213,8 @@ impl AsyncWrite for Connection {
     }
 }
 
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+impl<S: Accepted> Connected for Connection<S> {
+    type ConnectInfo = S::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.stream.connect_info()

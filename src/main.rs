@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn serve(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
-    let listener = match server::bind(args.listen).await {
+    let listener = match server::bind(&args).await {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(%error, "cannot start");

@@ -9,7 +9,7 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,7 +17,8 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -25,12 +26,13 @@ use tonic_health::ServingStatus;
 use crate::{
     auth::AuthLayer,
     cluster::{Cluster, ClusterError},
-    config::ServeArgs,
+    config::{ListenAddr, ServeArgs},
     grpc::{ChannelLayerGrpc, FrameLimitLayer},
     hub::{Backplane, Hub, NoObserver, Observer},
     listener::Connections,
     metrics::{self, HubMetrics, Readiness, RpcMetricsLayer},
     proto::{FILE_DESCRIPTOR_SET, v1::channel_layer_service_server::ChannelLayerServiceServer},
+    unix_socket::{self, SocketFile},
 };
 
 /// Errors that stop the server.
@@ -40,7 +42,7 @@ pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
-        addr: SocketAddr,
+        addr: ListenAddr,
         /// Why.
         source: std::io::Error,
     },
@@ -81,21 +83,75 @@ fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ServeError> {
     Ok(Some(config))
 }
 
-/// Binds the gRPC listener.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+/// The bound gRPC listener: a TCP port, or a Unix domain socket whose file is removed
+/// when the listener is dropped (at the end of [`run`]).
+#[derive(Debug)]
+pub enum Listener {
+    /// `--listen HOST:PORT`.
+    Tcp(TcpListener),
+    /// `--listen unix:PATH`.
+    Unix(UnixListener, UnixSocketFile),
 }
+
+/// The socket file of a Unix listener, removed when dropped if it is still the file this
+/// process created.
+#[derive(Debug)]
+pub struct UnixSocketFile(#[allow(dead_code)] SocketFile);
+
+impl Listener {
+    /// The address it listens on, as `--listen` spells it.
+    pub fn local_addr(&self) -> Option<ListenAddr> {
+        match self {
+            Self::Tcp(listener) => listener.local_addr().ok().map(ListenAddr::Tcp),
+            Self::Unix(listener, _) => listener
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| ListenAddr::Unix(p.to_owned()))),
+        }
+    }
+}
+
+/// Binds the gRPC listener of `args.listen`. A Unix socket is refused with the TLS flags
+/// (see README, "Unix domain sockets"), replaces only a stale socket file, and gets
+/// `--listen-mode`.
+pub async fn bind(args: &ServeArgs) -> Result<Listener, ServeError> {
+    let addr = args.listen.clone();
+    match &addr {
+        ListenAddr::Tcp(socket) => TcpListener::bind(*socket)
+            .await
+            .map(Listener::Tcp)
+            .map_err(|source| ServeError::Bind { addr, source }),
+        ListenAddr::Unix(path) => {
+            if args.tls_cert.is_some() {
+                return Err(ServeError::Security(format!(
+                    "TLS is not served on a Unix socket ({addr}): the socket file's \
+                     permissions (--listen-mode) decide who connects; remove --tls-cert, \
+                     --tls-key and --tls-client-ca, or listen on HOST:PORT for TLS"
+                )));
+            }
+            unix_socket::bind(path, args.listen_mode.0)
+                .map(|(listener, file)| Listener::Unix(listener, UnixSocketFile(file)))
+                .map_err(|source| ServeError::Bind { addr, source })
+        }
+    }
+}
+
+type ServeFuture =
+    Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'static>>;
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully.
 pub async fn run(
-    listener: TcpListener,
+    listener: Listener,
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let token = args.auth_token().map_err(ServeError::Security)?;
     let tls = tls_config(&args)?;
+    if tls.is_some() && matches!(listener, Listener::Unix(..)) {
+        return Err(ServeError::Security(
+            "TLS is not served on a Unix socket; listen on HOST:PORT for TLS".to_owned(),
+        ));
+    }
     let metrics_on = args.metrics_listen.0.is_some();
     let handle = metrics_on.then(metrics::install);
     let hub_metrics = metrics_on.then(|| {
@@ -117,7 +173,7 @@ pub async fn run(
     if let Some(cluster) = &cluster {
         cluster.start(&hub).await?;
     }
-    let local_addr = listener.local_addr().ok();
+    let local_addr = listener.local_addr();
     let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper());
     let ready = Readiness::default();
     let metrics_http = match (args.metrics_listen.0, handle, hub_metrics) {
@@ -189,16 +245,7 @@ pub async fn run(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    // `serve_with_incoming*` ignores the builder's `tcp_nodelay`, so the accepted sockets get
-    // it from the incoming stream itself. Without it, Nagle's algorithm holds small delivery
-    // frames back until the client's delayed ACK: tens of milliseconds on the latency tail.
-    let incoming = Connections::new(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        args.max_connections as usize,
-        Duration::from_millis(args.handshake_timeout_ms),
-        metrics_on,
-    );
-    let serve = builder
+    let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .initial_stream_window_size(Some(4 * 1024 * 1024))
@@ -209,10 +256,41 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stop_rx.await;
-        });
+        .add_service(service);
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let max_connections = args.max_connections as usize;
+    let handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
+    // Held until the server stops: dropping it removes the socket file.
+    let mut socket_file = None;
+    let serve: ServeFuture = match listener {
+        // `serve_with_incoming*` ignores the builder's `tcp_nodelay`, so the accepted sockets
+        // get it from the incoming stream itself. Without it, Nagle's algorithm holds small
+        // delivery frames back until the client's delayed ACK: tens of milliseconds on the
+        // latency tail.
+        Listener::Tcp(listener) => Box::pin(router.serve_with_incoming_shutdown(
+            Connections::new(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                max_connections,
+                handshake_timeout,
+                metrics_on,
+            ),
+            stopped,
+        )),
+        Listener::Unix(listener, file) => {
+            socket_file = Some(file);
+            Box::pin(router.serve_with_incoming_shutdown(
+                Connections::new(
+                    UnixListenerStream::new(listener),
+                    max_connections,
+                    handshake_timeout,
+                    metrics_on,
+                ),
+                stopped,
+            ))
+        }
+    };
 
     match &cluster {
         // Ready while connected to NATS (and, where the cluster shares normal channels,
@@ -246,8 +324,10 @@ pub async fn run(
         None => ready.set(true),
     }
     if let Some(addr) = local_addr {
+        let mode = matches!(addr, ListenAddr::Unix(_)).then(|| args.listen_mode.to_string());
         tracing::info!(
             %addr,
+            socket_mode = mode.as_deref(),
             tls = args.tls_cert.is_some(),
             client_certificates = args.tls_client_ca.is_some(),
             auth = token.is_some(),
@@ -255,7 +335,7 @@ pub async fn run(
             "chanlayer listening"
         );
     }
-    let mut serve = std::pin::pin!(serve);
+    let mut serve = serve;
     let result = tokio::select! {
         result = &mut serve => result,
         _ = async {
@@ -270,6 +350,9 @@ pub async fn run(
     if let Some(task) = metrics_http {
         task.abort();
     }
+    // The listener went with the server future; its socket file goes now.
+    drop(serve);
+    drop(socket_file);
     tracing::info!("chanlayer stopped");
     Ok(result?)
 }

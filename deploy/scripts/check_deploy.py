@@ -13,11 +13,16 @@
   each pod is a channel layer of its own and rooms split);
 - who reaches the layer: the address each chanlayer container really listens on (its
   flags, then its environment, then the image's ENV, then its chanlayer.toml, then the
-  server's default) is loopback for a sidecar, and for a shared server on another address a
-  token is required (from a Secret that is not optional); the probes are HTTP on the
-  metrics port (readiness /readyz, liveness and startup /healthz), which the kubelet
-  reaches on the pod's address; the check must catch a sidecar moved to 0.0.0.0 and an
-  optional token;
+  server's default) is loopback or a Unix socket for a sidecar, and for a shared server on
+  another address a token is required (from a Secret that is not optional); the probes are
+  HTTP on the metrics port (readiness /readyz, liveness and startup /healthz), which the
+  kubelet reaches on the pod's address; a sidecar's Unix socket lies in an emptyDir volume
+  that the gateway mounts too, the gateway's CHANLAYER_TARGET names the socket at its own
+  mount path, and the socket's mode (`listen-mode`, 0660 by default) lets the gateway's
+  user connect (the same user, the pod's fsGroup with group write, or others with write);
+  the check must catch a sidecar moved to 0.0.0.0, an optional token, a socket the gateway
+  does not mount, one on a volume other than an emptyDir, a gateway target that is not the
+  socket, and a pod without the fsGroup its 0660 socket needs;
 - the Dockerfile: multi-stage, copies only paths that exist, builds and ships the
   `chanlayer` binary, runs as a non-root user, exposes the default ports, has no
   HEALTHCHECK;
@@ -238,9 +243,9 @@ def check_objects(objects: list[tuple[str, dict]]) -> None:
                 settings = tomllib.loads(data.get("chanlayer.toml", ""))
         if not settings:
             fail(f"{source}: chanlayer mounts no chanlayer.toml")
-        for problem in reach_problems(chanlayer, settings, sidecar=bool(sidecars)):
+        for problem in reach_problems(chanlayer, settings, sidecar=bool(sidecars), pod=spec):
             fail(f"{source}: {problem}")
-        check_reach_check(source, chanlayer, settings, sidecar=bool(sidecars))
+        check_reach_check(source, chanlayer, settings, sidecar=bool(sidecars), pod=spec)
         print(f"{source}: chanlayer's gRPC on {effective_setting(chanlayer, settings, LISTEN)}, "
               f"HTTP probes on {effective_setting(chanlayer, settings, METRICS_LISTEN)}")
         # Sidecars without cluster mode are islands: two pods would split every room.
@@ -339,6 +344,7 @@ def allowed(policies: list[dict], src: dict, dst: dict, port: int, dst_ports: di
 # The server's flags that decide who reaches it: (flag, environment variable, config key,
 # default), as in src/config.rs.
 LISTEN = ("--listen", "CHANLAYER_LISTEN", "listen", "127.0.0.1:50051")
+LISTEN_MODE = ("--listen-mode", "CHANLAYER_LISTEN_MODE", "listen-mode", "0660")
 METRICS_LISTEN = ("--metrics-listen", "CHANLAYER_METRICS_LISTEN", "metrics-listen", "127.0.0.1:9464")
 TOKEN_SOURCES = ("CHANLAYER_AUTH_TOKEN", "CHANLAYER_AUTH_TOKEN_FILE")
 
@@ -370,14 +376,76 @@ def is_loopback(address: str) -> bool:
         return host == "localhost"
 
 
-def reach_problems(container: dict, settings: dict, *, sidecar: bool) -> list[str]:
+def unix_path(address: str) -> str | None:
+    """The path of a `unix:PATH` (or `unix:///PATH`) address, else None."""
+    if not address.startswith("unix:"):
+        return None
+    path = address[len("unix:"):]
+    return path.removeprefix("//")
+
+
+def mount_of(container: dict, path: str) -> tuple[str, str] | None:
+    """The (volume, path inside the volume) of `path` in `container`, by its longest mount."""
+    best = None
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/")
+        if path.startswith(root + "/") and (best is None or len(root) > len(best[2])):
+            best = (mount["name"], path[len(root) + 1:], root)
+    return None if best is None else (best[0], best[1])
+
+
+def socket_problems(container: dict, settings: dict, pod: dict, path: str) -> list[str]:
+    """A sidecar's Unix socket: in an emptyDir that the gateway mounts too, named by the
+    gateway's CHANLAYER_TARGET, with a mode that lets the gateway's user connect."""
+    problems = []
+    where = mount_of(container, path)
+    if where is None:
+        return [f"the chanlayer sidecar's socket {path} is on no volume: the gateway cannot reach it"]
+    volume, inside = where
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    if "emptyDir" not in volumes.get(volume, {}):
+        problems.append(f"the socket's volume {volume} is not an emptyDir: keep it inside the pod")
+    gateways = [c for c in pod.get("containers", []) if c.get("name") != "chanlayer"]
+    security = pod.get("securityContext", {})
+
+    def uid(c: dict) -> object:
+        return c.get("securityContext", {}).get("runAsUser", security.get("runAsUser"))
+
+    mode = int(effective_setting(container, settings, LISTEN_MODE).removeprefix("0o"), 8)
+    for gateway in gateways:
+        mounts = [m for m in gateway.get("volumeMounts", []) if m["name"] == volume]
+        if not mounts:
+            problems.append(f"the gateway {gateway['name']} does not mount the socket's volume {volume}")
+            continue
+        expected = f"unix:{mounts[0]['mountPath'].rstrip('/')}/{inside}"
+        target = next((e.get("value") for e in gateway.get("env", []) if e.get("name") == "CHANLAYER_TARGET"), None)
+        if target is None or unix_path(target) != unix_path(expected):
+            problems.append(f"the gateway {gateway['name']}'s CHANLAYER_TARGET is {target!r}, not the socket {expected}")
+        if uid(gateway) is not None and uid(gateway) == uid(container):
+            continue
+        if mode & 0o002:
+            continue
+        if not mode & 0o020:
+            problems.append(f"the socket's mode {mode:04o} lets only chanlayer's user connect, not the gateway {gateway['name']}")
+        elif "fsGroup" not in security:
+            problems.append(f"the socket's mode {mode:04o} admits its group, but the pod sets no fsGroup that the gateway {gateway['name']} holds")
+    return problems
+
+
+def reach_problems(container: dict, settings: dict, *, sidecar: bool, pod: dict | None = None) -> list[str]:
     """What lets something outside the pod reach the layer unchecked, or breaks the probes."""
     problems = []
     listen = effective_setting(container, settings, LISTEN)
     metrics = effective_setting(container, settings, METRICS_LISTEN)
-    grpc_port = int(listen.rsplit(":", 1)[1])
     ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
-    if sidecar:
+    socket = unix_path(listen)
+    if socket is not None:
+        if not sidecar:
+            problems.append(f"a shared chanlayer listens on {listen}: other pods cannot reach a Unix socket")
+        else:
+            problems += socket_problems(container, settings, pod or {}, socket)
+    elif sidecar:
+        grpc_port = int(listen.rsplit(":", 1)[1])
         if not is_loopback(listen):
             problems.append(f"the chanlayer sidecar listens on {listen}: keep gRPC on 127.0.0.1, "
                             "so nothing outside the pod reaches it")
@@ -412,8 +480,9 @@ def reach_problems(container: dict, settings: dict, *, sidecar: bool) -> list[st
     return problems
 
 
-def check_reach_check(source: str, container: dict, settings: dict, *, sidecar: bool) -> None:
-    """The reach check must catch a sidecar on every interface and a shared server's optional token."""
+def check_reach_check(source: str, container: dict, settings: dict, *, sidecar: bool, pod: dict) -> None:
+    """The reach check must catch a sidecar on every interface and a shared server's optional
+    token; for a sidecar on a Unix socket, a socket the gateway cannot reach."""
     broken = copy.deepcopy(container)
     env = [e for e in broken.get("env", []) if e.get("name") != "CHANLAYER_LISTEN"]
     broken["env"] = [*env, {"name": "CHANLAYER_LISTEN", "value": "0.0.0.0:50051"}]
@@ -425,8 +494,36 @@ def check_reach_check(source: str, container: dict, settings: dict, *, sidecar: 
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
             if entry.get("name") in TOKEN_SOURCES and ref is not None:
                 ref["optional"] = True
-    if not reach_problems(broken, settings, sidecar=sidecar):
+    if not reach_problems(broken, settings, sidecar=sidecar, pod=pod):
         fail(f"{source}: the reach check does not catch {what}")
+    socket = unix_path(effective_setting(container, settings, LISTEN))
+    if not sidecar or socket is None:
+        return
+    where = mount_of(container, socket)
+    if where is None:
+        return
+    volume = where[0]
+
+    def broken_pod(change: str) -> dict:
+        copied = copy.deepcopy(pod)
+        gateway = next(c for c in copied["containers"] if c.get("name") != "chanlayer")
+        if change == "no mount":
+            gateway["volumeMounts"] = [m for m in gateway.get("volumeMounts", []) if m["name"] != volume]
+        elif change == "hostPath":
+            for v in copied.get("volumes", []):
+                if v["name"] == volume:
+                    v.pop("emptyDir", None)
+                    v["hostPath"] = {"path": "/run/chanlayer"}
+        elif change == "tcp target":
+            gateway["env"] = [e for e in gateway.get("env", []) if e.get("name") != "CHANLAYER_TARGET"]
+            gateway["env"].append({"name": "CHANLAYER_TARGET", "value": "127.0.0.1:50051"})
+        elif change == "no fsGroup":
+            copied.get("securityContext", {}).pop("fsGroup", None)
+        return copied
+
+    for change in ("no mount", "hostPath", "tcp target", "no fsGroup"):
+        if not reach_problems(container, settings, sidecar=True, pod=broken_pod(change)):
+            fail(f"{source}: the reach check does not catch a socket with {change}")
 
 
 def check_cluster(objects: list[tuple[str, dict]], nats_server: str | None) -> None:

@@ -12,8 +12,9 @@ use super::output::Failure;
 /// How to reach the server, and how to print.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// The server's gRPC address: `http://HOST:PORT`, `https://HOST:PORT`, or `HOST:PORT`
-    /// (https when a TLS flag is given).
+    /// The server's gRPC address: `http://HOST:PORT`, `https://HOST:PORT`, `HOST:PORT`
+    /// (https when a TLS flag is given), or `unix:PATH` for a server listening on a Unix
+    /// domain socket (`unix:/run/chanlayer/chanlayer.sock`; no TLS).
     #[arg(
         long,
         env = "CHANLAYER_TARGET",
@@ -89,10 +90,19 @@ impl ConnectArgs {
         self.ca_cert.is_some() || self.client_cert.is_some() || self.tls_domain.is_some()
     }
 
-    /// The target as a URL, with the scheme the TLS flags imply when it has none.
+    /// The Unix socket path of a `unix:PATH` (or `unix:///PATH`) target.
+    fn unix_path(&self) -> Option<&str> {
+        let rest = self.target.trim().strip_prefix("unix:")?;
+        Some(rest.strip_prefix("//").unwrap_or(rest))
+    }
+
+    /// The target as a URL, with the scheme the TLS flags imply when it has none; a
+    /// Unix socket target as `unix:PATH`.
     pub fn url(&self) -> String {
         let target = self.target.trim();
-        if target.contains("://") {
+        if let Some(path) = self.unix_path() {
+            format!("unix:{path}")
+        } else if target.contains("://") {
             target.to_owned()
         } else if self.uses_tls() {
             format!("https://{target}")
@@ -160,6 +170,19 @@ impl ConnectArgs {
     /// cannot be reached.
     pub async fn channel(&self) -> Result<Channel, Failure> {
         let url = self.url();
+        if let Some(path) = self.unix_path() {
+            if path.is_empty() {
+                return Err(Failure::usage(
+                    "a unix: target needs the socket's path (unix:/run/chanlayer/chanlayer.sock)",
+                ));
+            }
+            if self.uses_tls() {
+                return Err(Failure::usage(
+                    "a unix: target takes no TLS flags (--ca-cert, --client-cert, --tls-domain): \
+                     the server serves no TLS on a Unix socket",
+                ));
+            }
+        }
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|_| Failure::usage(format!("{url:?} is not a valid target URL")))?
             .connect_timeout(self.timeout())

@@ -1,9 +1,11 @@
-//! Starts the real `chanlayer` binary on an ephemeral loopback port for black-box tests.
+//! Starts the real `chanlayer` binary on an ephemeral loopback port (or a Unix socket) for
+//! black-box tests.
 #![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -14,7 +16,10 @@ use chanlayer_client::Client;
 /// A running server process, killed when dropped.
 pub struct Server {
     child: Child,
+    /// The gRPC address; `0.0.0.0:0` when the server listens on a Unix socket.
     pub addr: SocketAddr,
+    /// The Unix socket the server listens on, with `--listen unix:PATH`.
+    pub socket: Option<PathBuf>,
     /// The metrics endpoint, unless turned off.
     pub metrics_addr: Option<SocketAddr>,
     logs: mpsc::Receiver<String>,
@@ -84,13 +89,15 @@ impl Server {
                 metrics_addr = log_field(&line, "addr").and_then(|a| a.parse().ok());
             }
             if line.contains("chanlayer listening") {
-                let addr = log_field(&line, "addr")
-                    .expect("addr field")
-                    .parse()
-                    .expect("a socket address");
+                let field = log_field(&line, "addr").expect("addr field");
+                let (addr, socket) = match field.strip_prefix("unix:") {
+                    Some(path) => (SocketAddr::from(([0, 0, 0, 0], 0)), Some(path.into())),
+                    None => (field.parse().expect("a socket address"), None),
+                };
                 return Self {
                     child,
                     addr,
+                    socket,
                     metrics_addr,
                     logs: rx,
                 };
@@ -133,7 +140,10 @@ impl Server {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.socket {
+            Some(path) => format!("unix:{}", path.display()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     pub async fn client(&self, namespace: &str) -> Client {

@@ -34,7 +34,11 @@ const MAX_CAPACITY_RULES = 64;
 
 /** Options of a {@link ChannelLayer}; every one is optional. */
 export interface ChannelLayerOptions {
-  /** The server, `host:port` (default `127.0.0.1:50051`). */
+  /**
+   * The server, `host:port` (default `127.0.0.1:50051`), or `unix:/path/to/chanlayer.sock`
+   * (also `unix:///path`) for a server listening on a Unix domain socket
+   * (`chanlayer --listen unix:PATH`), which serves no TLS.
+   */
   target?: string;
   /**
    * The namespace, Django's channel-layer `prefix` (default `asgi`, as the Python client):
@@ -158,7 +162,9 @@ export class ChannelLayer {
     this.token = options.token;
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
     this.proposedPrefix = options.clientPrefix ?? randomBytes(16).toString("hex");
-    this.stub = createStub(this.target, options.credentials ?? grpc.credentials.createInsecure(), {
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    checkUnixTarget(this.target, credentials);
+    this.stub = createStub(this.target, credentials, {
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
       "grpc.keepalive_time_ms": 30_000,
@@ -450,4 +456,29 @@ function compileRules(
           rule: { regex: pattern.source, capacity },
         },
   );
+}
+
+/**
+ * Checks a `unix:` target (gRPC's naming: `unix:path`, `unix:///absolute/path`): it names a
+ * path, and comes with insecure credentials, since the server serves no TLS on a socket.
+ */
+function checkUnixTarget(target: string, credentials: grpc.ChannelCredentials): void {
+  if (!target.startsWith("unix:")) return;
+  let path = target.slice("unix:".length);
+  if (path.startsWith("//")) {
+    path = path.slice(2);
+    if (!path.startsWith("/")) {
+      throw new TypeError(
+        `${JSON.stringify(target)}: a Unix socket target is unix:/absolute/path, unix:///absolute/path or unix:relative/path`,
+      );
+    }
+  }
+  if (path === "") {
+    throw new TypeError(`${JSON.stringify(target)} names no socket path (unix:/run/chanlayer/chanlayer.sock)`);
+  }
+  if (credentials._isSecure()) {
+    throw new TypeError(
+      `target ${JSON.stringify(target)} is a Unix socket, where the server serves no TLS: use insecure credentials (the socket file's permissions decide who connects)`,
+    );
+  }
 }

@@ -15,6 +15,8 @@
 #   PYTHON          the interpreter that creates the venv (default: python3)
 #   PYTEST_ARGS     extra pytest arguments
 #   TRANSPORTS      the transports to test (default: "grpc native native-threaded")
+#   CHANLAYER_TEST_LISTEN  "unix" runs the suite against a server on a Unix domain socket
+#                   (tests/test_unix_socket.py does on every run)
 set -euo pipefail
 
 CLIENT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

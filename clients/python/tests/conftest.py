@@ -1,10 +1,15 @@
-"""Fixtures: the real chanlayer server binary on a free loopback port, and layers on it."""
+"""Fixtures: the real chanlayer server binary on a free loopback port, and layers on it.
+
+``CHANLAYER_TEST_LISTEN=unix`` puts the session's server on a Unix domain socket instead
+(``--listen unix:PATH``), so that the whole suite runs over the socket.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -50,11 +55,23 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Server:
-    """One chanlayer server process that tests can stop and start again on the same port."""
+def _socket_open(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(path) == 0
 
-    def __init__(self, *extra_args: str) -> None:
+
+class Server:
+    """One chanlayer server process that tests can stop and start again on the same port
+    (or, with ``unix=True``, the same Unix socket path)."""
+
+    def __init__(self, *extra_args: str, unix: bool = False) -> None:
         self.port = free_port()
+        #: The Unix socket's path, for a server started with ``unix=True``.
+        self.socket_path: str | None = None
+        if unix:
+            self._socket_dir = tempfile.mkdtemp(prefix="chanlayer-test-")
+            self.socket_path = os.path.join(self._socket_dir, "chanlayer.sock")
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -64,10 +81,23 @@ class Server:
 
     @property
     def target(self) -> str:
+        if self.socket_path is not None:
+            return f"unix:{self.socket_path}"
         return f"127.0.0.1:{self.port}"
 
+    def listening(self) -> bool:
+        if self.socket_path is not None:
+            return _socket_open(self.socket_path)
+        return _port_open(self.port)
+
     def start(self) -> None:
-        cmd = [str(server_binary()), "serve", "--listen", self.target, *self.extra_args]
+        cmd = [str(server_binary()), "serve", "--listen", self.target]
+        if self.socket_path is not None and not any(
+            a.startswith("--metrics-listen") for a in self.extra_args
+        ):
+            # Metrics stay on TCP; off here, so that servers on sockets need no port at all.
+            cmd += ["--metrics-listen", "off"]
+        cmd += self.extra_args
         log = self._log = self.log_path.open("ab")
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -78,7 +108,7 @@ class Server:
                     f"chanlayer exited with {self.process.returncode}: "
                     f"{self.log_path.read_text()[-2000:]}"
                 )
-            if _port_open(self.port):
+            if self.listening():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"chanlayer did not listen on {self.target} within 30 s")
@@ -104,7 +134,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     """The server shared by the whole test session."""
-    srv = Server()
+    srv = Server(unix=os.environ.get("CHANLAYER_TEST_LISTEN") == "unix")
     srv.start()
     yield srv
     srv.stop()

@@ -110,8 +110,10 @@ def test_transport_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ChannelLayer(transport="grpc").transport == "grpc"
     auto = ChannelLayer().transport
     assert auto == ("native" if _native_installed() else "grpc")
-    # Targets the extension cannot reach stay on grpc.aio.
-    assert ChannelLayer(target="unix:/tmp/chanlayer.sock").transport == "grpc"
+    # A Unix socket goes native like host:port; targets the extension cannot reach stay on
+    # grpc.aio.
+    assert ChannelLayer(target="unix:/tmp/chanlayer.sock").transport == auto
+    assert ChannelLayer(target="unix-abstract:chanlayer").transport == "grpc"
     assert ChannelLayer(target="ipv4:127.0.0.1:1").transport == "grpc"
     monkeypatch.setenv("CHANLAYER_TRANSPORT", "grpc")
     assert ChannelLayer().transport == "grpc"
@@ -125,5 +127,15 @@ def test_native_transport_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None
     assert ChannelLayer().transport == "native"
     assert ChannelLayer(target="dns:///localhost:50051").transport == "native"
     assert ChannelLayer(transport="grpc").transport == "grpc"
+    assert ChannelLayer(target="unix:/tmp/chanlayer.sock").transport == "native"
+    assert ChannelLayer(target="unix:///tmp/chanlayer.sock").transport == "native"
     with pytest.raises(ValueError, match="cannot reach"):
-        ChannelLayer(target="unix:/tmp/chanlayer.sock")
+        ChannelLayer(target="unix-abstract:chanlayer")
+
+
+def test_unix_socket_targets_are_checked() -> None:
+    for target in ("unix:", "unix://", "unix://host/chanlayer.sock"):
+        with pytest.raises(ValueError, match="unix"):
+            ChannelLayer(target=target)
+    with pytest.raises(ValueError, match="serves no TLS"):
+        ChannelLayer(target="unix:/run/chanlayer/chanlayer.sock", tls=True)

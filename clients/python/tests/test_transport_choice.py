@@ -64,7 +64,7 @@ def test_native_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     choice = ChannelLayer()._transport_choice
     assert (choice.transport, choice.level) == ("native", logging.INFO)
     # A target only grpc.aio reaches is no reason to warn.
-    choice = ChannelLayer(target="unix:/tmp/chanlayer.sock")._transport_choice
+    choice = ChannelLayer(target="unix-abstract:chanlayer")._transport_choice
     assert (choice.transport, choice.level) == ("grpc", logging.INFO)
     assert "cannot reach" in choice.reason
 

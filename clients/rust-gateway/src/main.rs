@@ -306,7 +306,12 @@ async fn main() -> ExitCode {
         token: options.token.clone(),
         ..Default::default()
     };
-    let target = format!("http://{}", options.target);
+    // `host:port`, or `unix:PATH` for a server on a Unix domain socket.
+    let target = if options.target.starts_with("unix:") || options.target.contains("://") {
+        options.target.clone()
+    } else {
+        format!("http://{}", options.target)
+    };
     let client = match Client::connect_with(target, options.prefix.clone(), connect).await {
         Ok(client) => client,
         Err(error) => {

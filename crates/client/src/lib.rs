@@ -67,6 +67,9 @@ pub enum ClientError {
     /// The bearer token cannot be sent as a header value.
     #[error("the token is not a valid header value (visible ASCII only)")]
     InvalidToken,
+    /// TLS was asked for a `unix:` endpoint.
+    #[error("a unix: endpoint takes no TLS: the server serves none on a Unix socket")]
+    UnixTls,
 }
 
 impl ClientError {
@@ -85,7 +88,7 @@ impl ClientError {
             ClientError::Status(status) => status.code(),
             ClientError::Operation { code, .. } => *code,
             ClientError::Connect(_) | ClientError::SessionClosed => Code::Unavailable,
-            ClientError::InvalidToken => Code::InvalidArgument,
+            ClientError::InvalidToken | ClientError::UnixTls => Code::InvalidArgument,
         }
     }
 
@@ -190,8 +193,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `endpoint` (for example `http://127.0.0.1:50051`), with no token and
-    /// no TLS.
+    /// Connects to `endpoint` (for example `http://127.0.0.1:50051`, or
+    /// `unix:/run/chanlayer/chanlayer.sock` for a server started with `--listen unix:PATH`),
+    /// with no token and no TLS.
     pub async fn connect(
         endpoint: impl Into<String>,
         namespace: impl Into<String>,
@@ -200,16 +204,24 @@ impl Client {
     }
 
     /// Connects to `endpoint` (`https://` with [`ConnectOptions::tls`]) with `options`.
+    ///
+    /// A `unix:PATH` endpoint (also `unix:///PATH`) connects to a Unix domain socket; TLS is
+    /// refused there with [`ClientError::UnixTls`], as the server serves none on a socket.
     pub async fn connect_with(
         endpoint: impl Into<String>,
         namespace: impl Into<String>,
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
+        let endpoint = endpoint.into();
+        if endpoint.starts_with("unix:") && options.tls.is_some() {
+            return Err(ClientError::UnixTls);
+        }
         let token = match &options.token {
             Some(token) => BearerToken::new(token)?,
             None => BearerToken::default(),
         };
-        let mut endpoint = Endpoint::from_shared(endpoint.into())?
+        // tonic's `Endpoint` connects a `unix:` endpoint through a Unix socket itself.
+        let mut endpoint = Endpoint::from_shared(endpoint)?
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(4 * 1024 * 1024))
             .initial_connection_window_size(Some(16 * 1024 * 1024));

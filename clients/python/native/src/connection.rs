@@ -28,7 +28,7 @@ use tonic::{
 use crate::{
     completion::{Completion, Failure},
     runtime,
-    wire::Wire,
+    wire::{Peer, Wire},
 };
 
 /// The longest wait between two connection attempts.
@@ -331,6 +331,24 @@ impl Connection {
         }
     }
 
+    /// Direct back end: starts connecting to `peer`; the future resolves to True once
+    /// connected.
+    fn connect_peer(slf: &Bound<'_, Self>, peer: &Peer) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let Backend::Direct(wire) = &this.backend else {
+            return Err(PyValueError::new_err(
+                "connect() is for the direct back end",
+            ));
+        };
+        let (id, future) = this.register_call(py)?;
+        let mut out = Vec::new();
+        wire.lock().connect(peer, id, &mut out);
+        this.dispatch(py, out);
+        Self::pump_direct(slf)?;
+        Ok(future)
+    }
+
     /// Runs the direct back end until nothing makes progress, handing what completed to
     /// its owners; then watches the socket as the connection needs.
     pub(crate) fn pump_direct(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -398,8 +416,8 @@ impl Connection {
 
 #[pymethods]
 impl Connection {
-    /// Makes the connection of `event_loop` to the server at `uri` (`http://host:port`, or
-    /// `https://` for TLS). Nothing is connected until [`Connection::connect`] (direct) or
+    /// Makes the connection of `event_loop` to the server at `uri` (`http://host:port`,
+    /// `https://` for TLS, or `unix:PATH` for a Unix domain socket). Nothing is connected until [`Connection::connect`] (direct) or
     /// [`Connection::wait_ready`] (threaded). `threaded` forces the threaded back end.
     #[new]
     #[pyo3(signature = (event_loop, uri, token=None, ca=None, cert=None, key=None, server_name=None, threaded=false))]
@@ -464,11 +482,15 @@ impl Connection {
                 reader,
             }
         } else {
-            let authority = uri
-                .strip_prefix("http://")
-                .unwrap_or(uri)
-                .trim_end_matches('/')
-                .to_owned();
+            // A Unix socket's requests name `localhost`, as grpc-go, grpcio and grpc-js do.
+            let authority = if uri.starts_with("unix:") {
+                "localhost".to_owned()
+            } else {
+                uri.strip_prefix("http://")
+                    .unwrap_or(uri)
+                    .trim_end_matches('/')
+                    .to_owned()
+            };
             Backend::Direct(Box::new(Mutex::new(Wire::new(authority, authorization))))
         };
         let method = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<Py<PyAny>> {
@@ -562,22 +584,20 @@ impl Connection {
     /// Direct back end: starts connecting to `host` (an IP address) and `port`; the future
     /// resolves to True once connected, False when the attempt failed.
     fn connect(slf: &Bound<'_, Self>, host: &str, port: u16) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let this = slf.get();
-        let Backend::Direct(wire) = &this.backend else {
-            return Err(PyValueError::new_err(
-                "connect() is for the direct back end",
-            ));
-        };
         let ip: std::net::IpAddr = host
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
-        let (id, future) = this.register_call(py)?;
-        let mut out = Vec::new();
-        wire.lock().connect(SocketAddr::new(ip, port), id, &mut out);
-        this.dispatch(py, out);
-        Self::pump_direct(slf)?;
-        Ok(future)
+        Self::connect_peer(slf, &Peer::Tcp(SocketAddr::new(ip, port)))
+    }
+
+    /// Direct back end: starts connecting to the Unix domain socket at `path`; the future
+    /// resolves to True once connected, False when the attempt failed (no socket there,
+    /// nothing listening, no permission).
+    fn connect_unix(slf: &Bound<'_, Self>, path: &str) -> PyResult<Py<PyAny>> {
+        if path.is_empty() {
+            return Err(PyValueError::new_err("a Unix socket path is needed"));
+        }
+        Self::connect_peer(slf, &Peer::Unix(path.into()))
     }
 
     /// Threaded back end: a future that resolves to True once the server is reachable, or

@@ -12,13 +12,18 @@
 //! blocked) and after queuing frames; `poll` then runs every future until none makes
 //! progress and returns what completed. It is used for plaintext targets; TLS goes through
 //! the threaded transport.
+//!
+//! The socket is a TCP socket (`host:port`) or a Unix domain socket (`unix:PATH`, a sidecar
+//! sharing a volume with its gateway): both are a `socket2::Socket`, connected without
+//! blocking, so everything past [`Peer`] and `start_connect` is one code path.
 
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
     io::{self, ErrorKind, Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     os::fd::AsRawFd,
+    path::PathBuf,
     pin::Pin,
     sync::{
         Arc,
@@ -38,7 +43,7 @@ use h2::{
     client::{Connection as H2Connection, ResponseFuture, SendRequest},
 };
 use prost::Message;
-use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::{Code, Status, metadata::AsciiMetadataValue};
 
@@ -55,6 +60,15 @@ type Handshake = Pin<
             + Send,
     >,
 >;
+
+/// Where the connection goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Peer {
+    /// A TCP address (the target's host resolved by the loop).
+    Tcp(SocketAddr),
+    /// The path of a Unix domain socket.
+    Unix(PathBuf),
+}
 
 /// The connection's state.
 enum State {
@@ -111,7 +125,8 @@ impl Wake for Flag {
 /// (the loop polls again when the socket is ready); a blocked write is remembered, so that
 /// the loop also waits for writability.
 pub(crate) struct Io {
-    stream: TcpStream,
+    /// The connected socket, TCP or Unix.
+    stream: Socket,
     write_blocked: Arc<AtomicBool>,
     /// False after a read found nothing, until the loop says the socket is readable: saves
     /// the system calls that would find nothing again.
@@ -150,7 +165,7 @@ impl Io {
     /// blocked) when it would block, retried when interrupted.
     fn write_with(
         &mut self,
-        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+        mut write: impl FnMut(&Socket) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
             match write(&self.stream) {
@@ -258,13 +273,13 @@ impl Wire {
         }
     }
 
-    /// Starts connecting to `addr`; the call `id` completes with `Ready` when it is up or
+    /// Starts connecting to `peer`; the call `id` completes with `Ready` when it is up or
     /// failed. Joins an attempt already under way.
-    pub(crate) fn connect(&mut self, addr: SocketAddr, id: u64, out: &mut Vec<Completion>) {
+    pub(crate) fn connect(&mut self, peer: &Peer, id: u64, out: &mut Vec<Completion>) {
         match self.state {
             State::Up(_) => out.push(Completion::Ready { id, ok: true }),
             State::Connecting(_) | State::Handshaking(_) => self.connect_waiters.push(id),
-            State::Down => match start_connect(addr) {
+            State::Down => match start_connect(peer) {
                 Ok(socket) => {
                     self.socket_id += 1;
                     self.state = State::Connecting(socket);
@@ -428,10 +443,9 @@ impl Wire {
                         else {
                             unreachable!()
                         };
-                        let stream = TcpStream::from(socket);
-                        self.fd = Some(stream.as_raw_fd());
+                        self.fd = Some(socket.as_raw_fd());
                         let io = Io {
-                            stream,
+                            stream: socket,
                             write_blocked: Arc::clone(&self.write_blocked),
                             readable: Arc::clone(&self.readable),
                         };
@@ -702,16 +716,33 @@ fn session_frame(operations: Vec<pb::SessionOperation>) -> Bytes {
 }
 
 /// Starts a non-blocking connect.
-fn start_connect(addr: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+fn start_connect(peer: &Peer) -> io::Result<Socket> {
+    let (socket, address) = match peer {
+        Peer::Tcp(addr) => {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_tcp_nodelay(true)?;
+            let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(30));
+            let _ = socket.set_tcp_keepalive(&keepalive);
+            (socket, SockAddr::from(*addr))
+        }
+        Peer::Unix(path) => (
+            Socket::new(Domain::UNIX, Type::STREAM, None)?,
+            SockAddr::unix(path)?,
+        ),
+    };
     socket.set_nonblocking(true)?;
-    socket.set_tcp_nodelay(true)?;
-    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(30));
-    let _ = SockRef::from(&socket).set_tcp_keepalive(&keepalive);
-    match socket.connect(&addr.into()) {
+    match socket.connect(&address) {
         Ok(()) => Ok(socket),
         Err(err) if err.raw_os_error().is_some_and(|e| IN_PROGRESS.contains(&e)) => Ok(socket),
-        Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(socket),
+        // A Unix socket whose listener's backlog is full says EAGAIN and never connects:
+        // the attempt fails, and the caller's backoff tries again.
+        Err(err) if err.kind() == ErrorKind::WouldBlock && matches!(peer, Peer::Tcp(_)) => {
+            Ok(socket)
+        }
         Err(err) => Err(err),
     }
 }

@@ -44,7 +44,7 @@ from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import ReconnectingSession
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
-from chanlayer._transport import RemoteError, TransportConfig
+from chanlayer._transport import RemoteError, TransportConfig, unix_socket_path
 from chanlayer.exceptions import ChannelFull, ServerUnavailable, error_from_reason
 
 logger = logging.getLogger("chanlayer")
@@ -59,11 +59,14 @@ _RESUMED_ELSEWHERE = pb.SESSION_CLOSE_REASON_RESUMED_ELSEWHERE
 def native_uri(config: TransportConfig) -> str | None:
     """The URI the extension connects to, or None for targets it cannot reach.
 
-    ``host:port`` and ``dns:///host:port`` are supported; other gRPC target schemes
-    (``unix:``, ``ipv4:``...) are left to grpc.aio, as is TLS without a CA bundle to trust
-    (when the system's cannot be found).
+    ``host:port``, ``dns:///host:port`` and ``unix:path`` (a Unix domain socket, without TLS)
+    are supported; other gRPC target schemes (``unix-abstract:``, ``ipv4:``...) are left to
+    grpc.aio, as is TLS without a CA bundle to trust (when the system's cannot be found).
     """
     target = config.target
+    path = unix_socket_path(target)
+    if path is not None:
+        return None if config.tls else f"unix:{path}"
     if target.startswith("dns:///"):
         target = target[len("dns:///") :]
     elif ":/" in target or target.startswith(
@@ -119,6 +122,8 @@ class NativeTransport:
             config.tls_server_name,
             threaded=os.environ.get("CHANLAYER_NATIVE_IO") == "threaded",
         )
+        #: The socket's path, for a ``unix:`` target.
+        self._unix_path = uri[len("unix:") :] if uri.startswith("unix:") else None
         parts = urllib.parse.urlsplit(uri)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 443
@@ -148,19 +153,31 @@ class NativeTransport:
         deadline = loop.time() + timeout
         backoff = 0.1
         while True:
-            with contextlib.suppress(OSError, asyncio.TimeoutError):
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
-                    max(deadline - loop.time(), 0.001),
-                )
-                for *_, sockaddr in infos:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    address = str(sockaddr[0]).split("%", 1)[0]
-                    connected = self.connection.connect(address, int(sockaddr[1]))
-                    if await asyncio.wait_for(connected, left):
+            if self._unix_path is not None:
+                # No name to resolve: one non-blocking connect to the socket's path. A Unix
+                # socket connects within the call, so this yields to the loop once first, as
+                # the TCP path does while it resolves the host: without it, a loop that
+                # asyncio.run closes right after a receive left the session task waiting
+                # forever on its stream's end (tests/test_loops.py over a Unix socket).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.sleep(0)
+                    connected = self.connection.connect_unix(self._unix_path)
+                    if await asyncio.wait_for(connected, max(deadline - loop.time(), 0.001)):
                         return True
+            else:
+                with contextlib.suppress(OSError, asyncio.TimeoutError):
+                    infos = await asyncio.wait_for(
+                        loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
+                        max(deadline - loop.time(), 0.001),
+                    )
+                    for *_, sockaddr in infos:
+                        left = deadline - loop.time()
+                        if left <= 0:
+                            break
+                        address = str(sockaddr[0]).split("%", 1)[0]
+                        connected = self.connection.connect(address, int(sockaddr[1]))
+                        if await asyncio.wait_for(connected, left):
+                            return True
             left = deadline - loop.time()
             if left <= 0:
                 return False

@@ -106,6 +106,27 @@ class TransportConfig:
     tls_server_name: str | None = None
 
 
+def unix_socket_path(target: str) -> str | None:
+    """The path of a ``unix:`` target (gRPC's naming: ``unix:path``, ``unix:///abs/path``).
+
+    None for any other target. Raises ValueError for ``unix:`` with no path, or with an
+    authority (``unix://host/path``), which gRPC's naming does not allow.
+    """
+    if not target.startswith("unix:"):
+        return None
+    path = target[len("unix:") :]
+    if path.startswith("//"):
+        path = path[2:]
+        if not path.startswith("/"):
+            raise ValueError(
+                f"{target!r}: a Unix socket target is unix:/absolute/path, "
+                "unix:///absolute/path or unix:relative/path"
+            )
+    if not path:
+        raise ValueError(f"{target!r} names no socket path (unix:/run/chanlayer/chanlayer.sock)")
+    return path
+
+
 def _channel_options(config: TransportConfig) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", -1),
@@ -120,6 +141,11 @@ def _channel_options(config: TransportConfig) -> list[tuple[str, Any]]:
     ]
     if config.tls_server_name:
         options.append(("grpc.ssl_target_name_override", config.tls_server_name))
+    if unix_socket_path(config.target) is not None:
+        # grpcio names a unix: target's calls with the socket's path, percent-encoded, as
+        # their :authority, which the server's HTTP/2 refuses as malformed (RST_STREAM
+        # PROTOCOL_ERROR); grpc-go and grpc-js say "localhost", and so does this.
+        options.append(("grpc.default_authority", "localhost"))
     return options
 
 

@@ -42,7 +42,13 @@ from chanlayer._loops import LoopState, ThreadState, register, track_layer, unre
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import Session
 from chanlayer._state import LayerState, capacity_rules
-from chanlayer._transport import GrpcTransport, RemoteError, Transport, TransportConfig
+from chanlayer._transport import (
+    GrpcTransport,
+    RemoteError,
+    Transport,
+    TransportConfig,
+    unix_socket_path,
+)
 from chanlayer._version import __version__
 from chanlayer.exceptions import ChanlayerError, error_from_reason
 from chanlayer.serializers import MsgPackSerializer, registry
@@ -97,7 +103,9 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
     """A Django Channels channel layer on a chanlayer gRPC server.
 
     Args:
-        target: The server address, ``host:port`` (gRPC target syntax).
+        target: The server address, ``host:port`` (gRPC target syntax), or
+            ``unix:/path/to/chanlayer.sock`` for a server listening on a Unix domain socket
+            (``chanlayer --listen unix:PATH``; no TLS there).
         prefix: The namespace of this application's channels and groups on the server
             (channels_redis' key prefix).
         expiry: Seconds a message may wait unread before it is dropped.
@@ -203,6 +211,11 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         if token_file is not None:
             token = Path(token_file).read_text().strip()
         use_tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
+        if unix_socket_path(target) is not None and use_tls:
+            raise ValueError(
+                f"target {target!r} is a Unix socket, where the server serves no TLS: "
+                "drop tls and the tls_* files (the socket file's permissions decide who connects)"
+            )
         self._transport_config = TransportConfig(
             target=target,
             token=token or None,

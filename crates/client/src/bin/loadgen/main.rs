@@ -75,7 +75,8 @@ pub enum Pacing {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chanlayer-loadgen", version, about, long_about = None)]
 pub struct LoadgenArgs {
-    /// The server to drive.
+    /// The server to drive: `http://HOST:PORT`, or `unix:PATH` for a server listening on a
+    /// Unix domain socket.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
     /// The scenario.
