@@ -15,8 +15,8 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
   (no coroutine of the session in between); one handed to a receive cancelled before it
   resumed goes back to the front of the buffer. The stream is opened with
   ``shared_deliveries``: a group message reaching many receives of this session comes once,
-  with their receive ids, and the members' next (standing) receives are asked for in one
-  batch after they were all handed their message.
+  with their receive ids; the members' next (standing) receives are built when the next
+  frame is written, in one batch.
   Specific channels prefetch (``max_messages`` > 1) since they have a single reader;
   buffered messages past their deadline are dropped. While a specific channel's reader
   keeps up with a backlog, the next batches are asked for before it has taken the last one
@@ -69,6 +69,9 @@ _STANDING_DEMAND = 1.0
 #: Most batches of ``prefetch`` a specific channel with a backlog holds and asks for at once
 #: (see ``Session._reconcile``).
 _BACKLOG_BATCHES = 4
+#: Least seconds between two runs of the standing-demand timer, which looks at every channel:
+#: a standing receive lasts between ``_STANDING_DEMAND`` and this much longer.
+_TICK = 0.25
 #: How many handed-over messages the session remembers the deadline of (for one given back
 #: by a receive cancelled before it took it).
 _HANDED = 16 * 1024
@@ -134,8 +137,9 @@ class Session(ReconnectingSession):
         self._tick: asyncio.TimerHandle | None = None
         #: (id of the future, deadline) of the last messages handed to receives.
         self._handed: deque[tuple[int, float]] = deque(maxlen=_HANDED)
-        #: Channels served by a shared delivery whose standing receive is due (``_rearm``).
-        self._rearming: list[tuple[str, _Channel]] = []
+        #: Channels served by a shared delivery whose demand is reconciled (their standing
+        #: receive asked for) when the next frame is written (``_reconcile_due``).
+        self._due: list[tuple[str, _Channel]] = []
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
@@ -363,7 +367,7 @@ class Session(ReconnectingSession):
             elif not following or until < following:
                 following = until
         if following:
-            self._tick = self._loop.call_later(following - now, self._on_tick)
+            self._tick = self._loop.call_later(max(following - now, _TICK), self._on_tick)
 
     def _forget_if_idle(self, channel: str, state: _Channel) -> None:
         if (
@@ -392,20 +396,16 @@ class Session(ReconnectingSession):
             served = True
         return served
 
-    def _rearm(self) -> None:
-        """Ask for the standing receives of the channels a shared delivery served, at once.
+    def _reconcile_due(self) -> None:
+        """Reconcile the channels a shared delivery served, before a frame is written.
 
-        Called soon after the delivery, so that the members' receives resume first.
+        Their standing receives are not urgent (see ``_reconcile``): built here, they go out
+        with the frame being written, as they would have had they been built at once.
         """
-        rearming, self._rearming = self._rearming, []
-        now = time.monotonic()
-        for channel, state in rearming:
-            if self._channels.get(channel) is not state:
-                continue
-            if "!" in channel:
-                self._keep_standing(state, now)
-                self._reconcile(channel, state)
-            else:
+        due, self._due = self._due, []
+        channels = self._channels
+        for channel, state in due:
+            if channels.get(channel) is state:
                 self._reconcile(channel, state)
                 self._forget_if_idle(channel, state)
 
@@ -566,6 +566,8 @@ class Session(ReconnectingSession):
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._due:
+                self._reconcile_due()
             if not self._outbox:
                 continue
             operations, self._outbox = self._outbox, []
@@ -645,16 +647,17 @@ class Session(ReconnectingSession):
     def _on_shared_delivery(self, shared: pb.SharedDelivery) -> None:
         """One message for several receives (a group_send reaching channels of this session).
 
-        Each member's waiting receive is handed the message (the same ``bytes``) at once; the
-        members' next receives are asked for in one batch after they resumed (``_rearm``).
+        Each member's waiting receive is handed the message (the same ``bytes``) at once; a
+        specific channel keeps its demand standing, and the members' next receives are built
+        in one batch when the next frame is written (``_reconcile_due``).
         """
         deadline = time.monotonic() + shared.expires_in_ms / 1000.0
         message = shared.message
         receives, cancelling, channels = self._receives, self._cancelling, self._channels
         buffers = self._state.buffers
         handed = self._handed
-        rearming = self._rearming
-        first = not rearming
+        due = self._due
+        standing = time.monotonic() + _STANDING_DEMAND
         for receive_id in shared.receive_ids:
             channel = receives.pop(receive_id, None)
             if channel is None:
@@ -684,9 +687,11 @@ class Session(ReconnectingSession):
                 else:
                     buffer = buffers[channel] = deque()
                     buffer.append((deadline, message))
-            rearming.append((channel, state))
-        if first and rearming:
-            self._loop.call_soon(self._rearm)
+            if "!" in channel:
+                state.standing_until = standing
+            due.append((channel, state))
+        if due and self._tick is None:
+            self._tick = self._loop.call_later(_STANDING_DEMAND, self._on_tick)
 
     def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
         channel = self._receives.pop(failed.receive_id, None)
