@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import random
 
+import pytest
+
 from chanlayer import ChannelLayer
 
 
@@ -122,6 +124,58 @@ async def test_cancelling_receives_during_a_large_fan_out_loses_nothing(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             assert not done, "a member received its message twice"
+    finally:
+        await layer.close()
+        await sender.close()
+
+
+async def test_a_receive_cancelled_after_its_message_was_handed_over_gives_it_back(
+    make_layer: type[ChannelLayer],
+) -> None:
+    """grpc.aio: a group message is handed to the futures of the members' receives as it
+    comes; receives cancelled after that, before they resumed, give it back to the front of
+    their channel's buffer (ahead of what came later), once."""
+    layer, sender = make_layer(), make_layer()
+    if layer.transport != "grpc":
+        pytest.skip("the grpc.aio session's hand-over")
+    try:
+        names = [await layer.new_channel() for _ in range(20)]
+        for name in names:
+            await layer.group_add("hand-over", name)
+        tasks = [asyncio.create_task(layer.receive(name)) for name in names]
+        await asyncio.sleep(0.2)  # every receive is waiting on the server
+        session = layer._states[asyncio.get_running_loop()].session
+        dispatch = session._dispatch  # type: ignore[union-attr]
+        cancelled: list[asyncio.Task[dict[str, object]]] = []
+
+        def dispatch_then_cancel(events: object) -> None:
+            dispatch(events)
+            # The messages are handed over; the receives have not resumed yet.
+            for task in tasks[::2]:
+                if task not in cancelled and task.cancel():
+                    cancelled.append(task)
+
+        session._dispatch = dispatch_then_cancel  # type: ignore[method-assign,union-attr]
+        await sender.group_send("hand-over", {"type": "m", "n": 0})
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        session._dispatch = dispatch  # type: ignore[method-assign,union-attr]
+        assert len(cancelled) == 10
+        for task, result in zip(tasks, results, strict=True):
+            if task in cancelled:
+                assert isinstance(result, asyncio.CancelledError)
+            else:
+                assert result == {"type": "m", "n": 0}
+        await sender.group_send("hand-over", {"type": "m", "n": 1})
+        for name, task in zip(names, tasks, strict=True):
+            if task in cancelled:  # the given-back message first, then the later one
+                assert (await asyncio.wait_for(layer.receive(name), 5))["n"] == 0
+            assert (await asyncio.wait_for(layer.receive(name), 5))["n"] == 1
+        stray = [asyncio.create_task(layer.receive(n)) for n in names]
+        done, pending = await asyncio.wait(stray, timeout=0.2)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        assert not done, "a member received a message twice"
     finally:
         await layer.close()
         await sender.close()

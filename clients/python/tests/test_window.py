@@ -12,6 +12,7 @@ import pytest
 from channels.exceptions import ChannelFull
 
 from chanlayer import ChannelLayer
+from chanlayer.exceptions import ChanlayerError
 
 
 async def _open_session(layer: ChannelLayer) -> None:
@@ -169,3 +170,100 @@ async def test_normal_prefetch_one_fetches_one_at_a_time(make_layer: type[Channe
     assert (await second.receive("window.one"))["n"] == 2
     await first.close()
     await second.close()
+
+
+def _grpc_only(layer: ChannelLayer) -> None:
+    if layer.transport != "grpc":
+        pytest.skip("group sends return before their result on the grpc.aio transport only")
+
+
+async def test_a_group_send_and_a_send_that_follows_it_arrive_in_order(
+    make_layer: type[ChannelLayer],
+) -> None:
+    """One client's group_send then send to a member: the member gets them in that order,
+    whether or not the group_send returned before its result (one stream, in order)."""
+    layer = make_layer(capacity=1000)
+    await _open_session(layer)
+    member = await layer.new_channel()
+    await layer.group_add("window.order", member)
+    for i in range(200):
+        await layer.group_send("window.order", {"type": "g", "n": i})
+        await layer.send(member, {"type": "s", "n": i})
+    got = [await layer.receive(member) for _ in range(400)]
+    expected = [{"type": kind, "n": i} for i in range(200) for kind in ("g", "s")]
+    assert got == expected
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_flush_after_group_sends_that_returned_early_sees_them(
+    make_layer: type[ChannelLayer],
+) -> None:
+    """flush() waits for the group sends of its loop first: none lands after it."""
+    layer = make_layer()
+    await _open_session(layer)
+    member = await layer.new_channel()
+    await layer.group_add("window.flush", member)
+    for i in range(50):
+        await layer.group_send("window.flush", {"type": "g", "n": i})
+    await layer.flush()
+    assert await layer.channel_depth(member) == 0
+    await layer.close()
+
+
+async def test_group_sends_return_before_their_result_once_one_was_accepted(
+    make_layer: type[ChannelLayer], caplog: pytest.LogCaptureFixture
+) -> None:
+    layer = make_layer(capacity=1)
+    _grpc_only(layer)
+    await _open_session(layer)
+    member = await layer.new_channel()
+    await layer.group_add("window.group", member)
+    session = layer._states[asyncio.get_running_loop()].session
+    assert session is not None
+    await layer.group_send("window.group", {"type": "first"})  # waits: nothing known yet
+    assert session._window.size == 0  # type: ignore[union-attr]
+    with caplog.at_level(logging.INFO, logger="chanlayer"):
+        await layer.group_send("window.group", {"type": "second"})  # the member is full
+        assert session._window.size == 1  # type: ignore[union-attr]
+        await layer.wait_received()
+    # Members over capacity are still logged, when the result comes.
+    assert "1 of 1 channels over capacity in group window.group" in caplog.text
+    assert (await layer.receive(member))["type"] == "first"
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_late_group_send_refusal_is_logged_and_raised_by_the_next_group_send(
+    make_layer: type[ChannelLayer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group send the server refuses after it returned: a warning when the refusal comes,
+    the next group send raises it (and is not sent), and the one after waits again."""
+    layer = make_layer()
+    _grpc_only(layer)
+    await _open_session(layer)
+    member = await layer.new_channel()
+    await layer.group_add("window.refused", member)
+    await layer.group_send("window.refused", {"type": "accepted"})
+    # A capacity above the server's --max-capacity (1 000 000 by default) is refused.
+    layer.capacity = 2_000_000
+    session = layer._states[asyncio.get_running_loop()].session
+    with caplog.at_level(logging.WARNING, logger="chanlayer"):
+        await layer.group_send("window.refused", {"type": "early"})  # returns before it
+        assert session._window.size == 1  # type: ignore[union-attr]
+        await layer.wait_received()
+    assert "group window.refused was refused after group_send() had returned" in caplog.text
+    layer.capacity = 100
+    with pytest.raises(ChanlayerError) as refused:
+        await layer.group_send("window.refused", {"type": "reported"})
+    assert refused.value.reason == "LIMIT_EXCEEDED"
+    assert "this message was not sent" in str(refused.value)
+    layer.capacity = 2_000_000
+    with pytest.raises(ChanlayerError):  # waits for its result again: an ordinary refusal
+        await layer.group_send("window.refused", {"type": "plain"})
+    layer.capacity = 100
+    await layer.group_send("window.refused", {"type": "after"})
+    got = [(await layer.receive(member))["type"] for _ in range(2)]
+    assert got == ["accepted", "after"]
+    await layer.flush()
+    await layer.close()

@@ -11,14 +11,19 @@ One :class:`Session` lives on one event loop and owns one stream at a time:
   (:class:`~chanlayer._state.LayerState`), and waiters take messages
   from that buffer. So a receive cancelled at any await point loses nothing: a message that was
   already on its way (``ReceiveCancelled.was_pending`` false) sits in the buffer for the next
-  ``receive()`` of that channel. The stream is opened with ``shared_deliveries``: a group
-  message reaching many receives of this session comes once, with their receive ids.
+  ``receive()`` of that channel. A message is handed to the future its ``receive()`` awaits
+  (no coroutine of the session in between); one handed to a receive cancelled before it
+  resumed goes back to the front of the buffer. The stream is opened with
+  ``shared_deliveries``: a group message reaching many receives of this session comes once,
+  with their receive ids; the members' next (standing) receives are built when the next
+  frame is written, in one batch.
   Specific channels prefetch (``max_messages`` > 1) since they have a single reader;
   buffered messages past their deadline are dropped. While a specific channel's reader
   keeps up with a backlog, the next batches are asked for before it has taken the last one
   (see ``Session._reconcile``).
-* **Sends** may return before their result while the channel is known to be far from full
-  (the send window, :mod:`chanlayer._window`); their results still come back in order, and
+* **Sends** may return before their result while the channel is known to be far from full,
+  and **group sends** once the session's last group send was accepted (the send window,
+  :mod:`chanlayer._window`); their results still come back in order, and
   :meth:`Session.drain` waits for them before a flush, a unary call and a close.
 * **Reconnection.** When the stream fails or the server says it is shutting down, the session
   reconnects with exponential backoff and resumes with its resume token; pending receives are
@@ -64,6 +69,12 @@ _STANDING_DEMAND = 1.0
 #: Most batches of ``prefetch`` a specific channel with a backlog holds and asks for at once
 #: (see ``Session._reconcile``).
 _BACKLOG_BATCHES = 4
+#: Least seconds between two runs of the standing-demand timer, which looks at every channel:
+#: a standing receive lasts between ``_STANDING_DEMAND`` and this much longer.
+_TICK = 0.25
+#: How many handed-over messages the session remembers the deadline of (for one given back
+#: by a receive cancelled before it took it).
+_HANDED = 16 * 1024
 
 
 @dataclass
@@ -73,24 +84,27 @@ class _Op:
     operation: pb.SessionOperation
     #: None for a send in the window (its caller already returned).
     future: asyncio.Future[pb.OperationResult] | None
+    #: The channel of a send, the group of a group send.
     channel: str | None
     written: bool = False
     #: The capacity a send is tracked with by the send window (0: untracked).
     capacity: int = 0
+    #: A group send (its result tells the send window whether the next may return early).
+    group: bool = False
 
 
 @dataclass
 class _Channel:
     """Per-channel receive state of one session."""
 
-    #: One future per waiting ``receive()`` call, oldest first; set when a message may be ready.
-    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    #: The future of each waiting ``receive()`` call, oldest first, resolved with its message
+    #: (and removed) when one is handed to it.
+    waiters: deque[asyncio.Future[bytes]] = field(default_factory=deque)
     #: Receive ids pending on the server for this channel (cancelled ones excluded).
     active: set[int] = field(default_factory=set)
-    #: Until when (monotonic) one receive stays pending without a waiter (specific channels).
+    #: Until when (monotonic) one receive stays pending without a waiter (specific channels);
+    #: the session's standing tick withdraws it after that.
     standing_until: float = 0.0
-    #: The timer that withdraws the standing receive.
-    standing_timer: asyncio.TimerHandle | None = None
     #: True while the channel's last delivery was full (more is likely queued).
     backlog: bool = False
 
@@ -119,6 +133,13 @@ class Session(ReconnectingSession):
         self._wake = asyncio.Event()
         self._stream: SessionStream | None = None
         self._window = SendWindow()
+        #: The timer that withdraws standing receives whose time is up (see ``_on_tick``).
+        self._tick: asyncio.TimerHandle | None = None
+        #: (id of the future, deadline) of the last messages handed to receives.
+        self._handed: deque[tuple[int, float]] = deque(maxlen=_HANDED)
+        #: Channels served by a shared delivery whose demand is reconciled (their standing
+        #: receive asked for) when the next frame is written (``_reconcile_due``).
+        self._due: list[tuple[str, _Channel]] = []
         self._task = loop.create_task(self._run(), name="chanlayer-session")
 
     # ------------------------------------------------------------------ public API
@@ -193,10 +214,20 @@ class Session(ReconnectingSession):
 
     async def group_send(
         self, group: str, payload: bytes, capacity: int, expiry_ms: int
-    ) -> tuple[int, int]:
-        """Send to ``group`` on the stream; returns ``(delivered, dropped)``."""
+    ) -> tuple[int, int] | None:
+        """Send to ``group`` on the stream; returns ``(delivered, dropped)``.
+
+        Returns None at once, before the result, once the session's last group send was
+        accepted (the send window, :meth:`SendWindow.admit_group`); members over capacity are
+        then logged when the result comes, and a refusal is logged and raised by the next
+        group send.
+        """
+        self._raise_if_failed()
+        windowed = self._window.admit_group(self._connected)
+        request_id = self._new_id()
         op = pb.SessionOperation(
             group_send=pb.GroupSendOperation(
+                request_id=request_id,
                 group=group,
                 message=payload,
                 capacity=capacity,
@@ -204,17 +235,30 @@ class Session(ReconnectingSession):
                 expiry_ms=expiry_ms,
             )
         )
-        result = await self.request(op)
+        if windowed:
+            self._ops[request_id] = _Op(op, None, group, group=True)
+            self._outbox.append(op)
+            self._wake.set()
+            return None
+        future: asyncio.Future[pb.OperationResult] = self._loop.create_future()
+        self._ops[request_id] = _Op(op, future, group, group=True)
+        self._outbox.append(op)
+        if self._connected:
+            self._wake.set()
+        result = await future
+        if result.HasField("error"):
+            err = result.error
+            raise error_from_reason(err.code, err.reason, err.message)
         return result.delivered_count, result.dropped_count
 
     def clear_buffers(self) -> None:
         """Drop messages fetched ahead: this session buffers them in the layer state, which does."""
 
-    def start_receive(self, channel: str) -> bytes | Awaitable[bytes]:
-        """Begin a ``receive()``: the message when one is at hand, else an awaitable of it.
+    def start_receive(self, channel: str) -> bytes | asyncio.Future[bytes]:
+        """Begin a ``receive()``: the message when one is at hand, else a future of it.
 
-        A caller that stops awaiting calls :meth:`abandon_receive`. Here the awaitable is
-        the ``receive()`` coroutine, which cleans up after itself.
+        ``ChannelLayer.receive`` awaits the future itself (no coroutine of the session per
+        message) and calls :meth:`abandon_receive` if it stops waiting.
         """
         if self._state.buffers:
             payload = self._state.pop_buffered(channel)
@@ -227,51 +271,59 @@ class Session(ReconnectingSession):
                 ):
                     self._reconcile(channel, state)
                 return payload
-        return self.receive(channel)
+        if self._failure is not None or self._closing:
+            self._raise_if_failed()
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        state.waiters.append(waiter)
+        self._reconcile(channel, state)
+        return waiter
 
     def abandon_receive(self, channel: str, waiter: Awaitable[bytes], cancelled: bool) -> None:
-        """Withdraw a waiter of :meth:`start_receive` whose caller stopped awaiting it."""
+        """Withdraw the future of a receive whose caller stopped waiting.
+
+        ``cancelled``: the reader went away (a consumer exits this way), so the channel's
+        standing demand ends too. A message already handed to the future goes back to the
+        front of the channel's buffer, for the next receive.
+        """
+        future: asyncio.Future[bytes] = waiter  # type: ignore[assignment]
+        payload = None
+        if future.done() and not future.cancelled() and future.exception() is None:
+            payload = future.result()
+        state = self._channels.get(channel)
+        if state is not None:
+            with contextlib.suppress(ValueError):
+                state.waiters.remove(future)
+            if cancelled:
+                state.standing_until = 0.0
+        if payload is not None:
+            key = id(future)
+            deadline = next(
+                (at for handed, at in reversed(self._handed) if handed == key),
+                time.monotonic() + _STANDING_DEMAND,
+            )
+            buffer = self._state.buffers.get(channel)
+            if buffer is None:
+                buffer = self._state.buffers[channel] = deque()
+            buffer.appendleft((deadline, payload))
+            if state is not None:
+                self._serve(channel, state)
+        if state is not None:
+            self._reconcile(channel, state)
+            self._forget_if_idle(channel, state)
 
     async def receive(self, channel: str) -> bytes:
         """Return the next message of ``channel``, from the buffer or the server."""
-        while True:
-            payload = self._state.pop_buffered(channel)
-            if payload is not None:
-                return payload
-            self._raise_if_failed()
-            state = self._channels.get(channel)
-            if state is None:
-                state = self._channels[channel] = _Channel()
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            state.waiters.append(waiter)
-            self._reconcile(channel, state)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                # The reader went away (a consumer exits this way): no standing demand.
-                state.standing_until = 0.0
-                self._remove_waiter(channel, state, waiter, cancelled=True)
-                raise
-            except BaseException:
-                self._remove_waiter(channel, state, waiter, cancelled=False)
-                raise
-            # The usual way out: this waiter was woken for a buffered message.
-            waiters = state.waiters
-            if waiters and waiters[0] is waiter:
-                waiters.popleft()
-            else:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(waiter)
-            if "!" in channel:
-                # Take the message first: the standing receive is then asked for at once.
-                self._keep_standing(channel, state)
-                payload = self._state.pop_buffered(channel)
-                self._reconcile(channel, state)
-                if payload is not None:
-                    return payload
-            else:
-                self._reconcile(channel, state)
-                self._forget_if_idle(channel, state)
+        waiter = self.start_receive(channel)
+        if isinstance(waiter, bytes):
+            return waiter
+        try:
+            return await waiter
+        except BaseException as exc:
+            self.abandon_receive(channel, waiter, isinstance(exc, asyncio.CancelledError))
+            raise
 
     async def drain(self, timeout: float) -> None:
         """Wait, at most ``timeout`` seconds, until the send window is empty."""
@@ -293,58 +345,69 @@ class Session(ReconnectingSession):
         self._next_id += 1
         return value
 
-    def _keep_standing(self, channel: str, state: _Channel) -> None:
+    def _keep_standing(self, state: _Channel, now: float) -> None:
         """Keep one receive pending on a specific channel for a while after a message."""
-        state.standing_until = time.monotonic() + _STANDING_DEMAND
-        if state.standing_timer is None:
-            state.standing_timer = self._loop.call_later(
-                _STANDING_DEMAND, self._standing_expired, channel, state
-            )
+        state.standing_until = now + _STANDING_DEMAND
+        if self._tick is None:
+            self._tick = self._loop.call_later(_STANDING_DEMAND, self._on_tick)
 
-    def _standing_expired(self, channel: str, state: _Channel) -> None:
-        state.standing_timer = None
-        remaining = state.standing_until - time.monotonic()
-        if remaining > 0:
-            state.standing_timer = self._loop.call_later(
-                remaining, self._standing_expired, channel, state
-            )
-            return
-        self._reconcile(channel, state)
-        self._forget_if_idle(channel, state)
+    def _on_tick(self) -> None:
+        """Withdraw the standing receives whose time is up; one timer for every channel."""
+        self._tick = None
+        now = time.monotonic()
+        following = 0.0
+        for channel, state in list(self._channels.items()):
+            until = state.standing_until
+            if not until:
+                continue
+            if until <= now:
+                state.standing_until = 0.0
+                self._reconcile(channel, state)
+                self._forget_if_idle(channel, state)
+            elif not following or until < following:
+                following = until
+        if following:
+            self._tick = self._loop.call_later(max(following - now, _TICK), self._on_tick)
 
     def _forget_if_idle(self, channel: str, state: _Channel) -> None:
         if (
             not state.waiters
             and not state.active
-            and state.standing_timer is None
+            and not state.standing_until
             and self._channels.get(channel) is state
         ):
             del self._channels[channel]
 
-    def _remove_waiter(
-        self, channel: str, state: _Channel, waiter: asyncio.Future[None], *, cancelled: bool
-    ) -> None:
-        with contextlib.suppress(ValueError):
-            state.waiters.remove(waiter)
-        if cancelled and waiter.done() and not waiter.cancelled():
-            # This waiter was woken for a buffered message it will never take: pass it on.
-            self._wake_waiters(channel, state)
-        self._reconcile(channel, state)
-        self._forget_if_idle(channel, state)
-
-    def _wake_waiters(self, channel: str, state: _Channel) -> bool:
-        """Wake as many waiters as messages are buffered; True when one was woken."""
-        buffer = self._state.buffers.get(channel)
-        available = len(buffer) if buffer else 0
-        woken = False
-        for waiter in state.waiters:
-            if available <= 0:
+    def _serve(self, channel: str, state: _Channel) -> bool:
+        """Hand buffered messages of ``channel`` to its waiters, oldest first; True if any."""
+        waiters = state.waiters
+        served = False
+        while waiters:
+            waiter = waiters[0]
+            if waiter.done():  # cancelled; its receive() withdraws it
+                waiters.popleft()
+                continue
+            item = self._state.pop_buffered_item(channel)
+            if item is None:
                 break
-            if not waiter.done():
-                waiter.set_result(None)
-                available -= 1
-                woken = True
-        return woken
+            waiters.popleft()
+            waiter.set_result(item[1])
+            self._handed.append((id(waiter), item[0]))
+            served = True
+        return served
+
+    def _reconcile_due(self) -> None:
+        """Reconcile the channels a shared delivery served, before a frame is written.
+
+        Their standing receives are not urgent (see ``_reconcile``): built here, they go out
+        with the frame being written, as they would have had they been built at once.
+        """
+        due, self._due = self._due, []
+        channels = self._channels
+        for channel, state in due:
+            if channels.get(channel) is state:
+                self._reconcile(channel, state)
+                self._forget_if_idle(channel, state)
 
     def _reconcile(self, channel: str, state: _Channel) -> None:
         """Make the server-side demand of ``channel`` match its local waiters.
@@ -503,6 +566,8 @@ class Session(ReconnectingSession):
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._due:
+                self._reconcile_due()
             if not self._outbox:
                 continue
             operations, self._outbox = self._outbox, []
@@ -557,6 +622,8 @@ class Session(ReconnectingSession):
         future = op.future
         if op.capacity:
             self._window.on_result(op.channel or "", op.capacity, result, future is None)
+        elif op.group:
+            self._window.on_group_result(op.channel or "", result, future is None)
         if future is not None and not future.done():
             future.set_result(result)
 
@@ -569,36 +636,62 @@ class Session(ReconnectingSession):
         state = self._channels.get(channel)
         if state is not None:
             state.active.discard(delivery.receive_id)
-            state.backlog = "!" in channel and 1 < len(messages) >= self._state.prefetch
-            self._wake_waiters(channel, state)
+            specific = "!" in channel
+            state.backlog = specific and 1 < len(messages) >= self._state.prefetch
+            if self._serve(channel, state) and specific:
+                self._keep_standing(state, time.monotonic())
             self._reconcile(channel, state)
+            if not specific:
+                self._forget_if_idle(channel, state)
 
     def _on_shared_delivery(self, shared: pb.SharedDelivery) -> None:
-        """One message for several receives (a group_send reaching channels of this session)."""
-        item = (time.monotonic() + shared.expires_in_ms / 1000.0, shared.message)
+        """One message for several receives (a group_send reaching channels of this session).
+
+        Each member's waiting receive is handed the message (the same ``bytes``) at once; a
+        specific channel keeps its demand standing, and the members' next receives are built
+        in one batch when the next frame is written (``_reconcile_due``).
+        """
+        deadline = time.monotonic() + shared.expires_in_ms / 1000.0
+        message = shared.message
         receives, cancelling, channels = self._receives, self._cancelling, self._channels
         buffers = self._state.buffers
+        handed = self._handed
+        due = self._due
+        standing = time.monotonic() + _STANDING_DEMAND
         for receive_id in shared.receive_ids:
             channel = receives.pop(receive_id, None)
             if channel is None:
                 continue
             cancelling.discard(receive_id)
-            buffer = buffers.get(channel)
-            if buffer is None:
-                buffer = buffers[channel] = deque()
-            buffer.append(item)
             state = channels.get(channel)
             if state is None:
+                buffer = buffers.get(channel)
+                if buffer is None:
+                    buffer = buffers[channel] = deque()
+                buffer.append((deadline, message))
                 continue
             state.active.discard(receive_id)
             state.backlog = False
-            for waiter in state.waiters:
-                if not waiter.done():
-                    # Woken, its receive() asks for what the channel needs next itself.
-                    waiter.set_result(None)
-                    break
+            waiters = state.waiters
+            if buffers and channel in buffers:
+                # Older messages first.
+                buffers[channel].append((deadline, message))
+                self._serve(channel, state)
             else:
-                self._reconcile(channel, state)
+                while waiters:
+                    waiter = waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(message)
+                        handed.append((id(waiter), deadline))
+                        break
+                else:
+                    buffer = buffers[channel] = deque()
+                    buffer.append((deadline, message))
+            if "!" in channel:
+                state.standing_until = standing
+            due.append((channel, state))
+        if due and self._tick is None:
+            self._tick = self._loop.call_later(_STANDING_DEMAND, self._on_tick)
 
     def _on_receive_failed(self, failed: pb.ReceiveFailed) -> None:
         channel = self._receives.pop(failed.receive_id, None)
@@ -613,7 +706,9 @@ class Session(ReconnectingSession):
         state.active.discard(failed.receive_id)
         err = failed.error
         exc = error_from_reason(err.code, err.reason, err.message, channel=channel)
-        for waiter in state.waiters:
+        waiters = state.waiters
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
                 break
@@ -629,6 +724,7 @@ class Session(ReconnectingSession):
             self._down_since = time.monotonic()
         self._receives.clear()
         self._cancelling.clear()
+        self._window.stream_ended()
         for state in self._channels.values():
             state.active.clear()
         lost = ServerUnavailable(
@@ -638,8 +734,10 @@ class Session(ReconnectingSession):
         for request_id, op in list(self._ops.items()):
             if op.written:
                 del self._ops[request_id]
-                if op.capacity:
-                    self._window.lost(op.channel or "", windowed=op.future is None, written=True)
+                if op.capacity or op.group:
+                    self._window.lost(
+                        op.channel or "", windowed=op.future is None, written=True, group=op.group
+                    )
                 if op.future is not None and not op.future.done():
                     op.future.set_exception(lost)
         self._window.log_lost()
@@ -656,13 +754,20 @@ class Session(ReconnectingSession):
     def _fail_waiters(self, exc: BaseException) -> None:
         """Fail every caller waiting on this session (the session keeps reconnecting)."""
         for state in self._channels.values():
-            for waiter in state.waiters:
+            waiters = state.waiters
+            while waiters:
+                waiter = waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(exc)
         for request_id, op in list(self._ops.items()):
             del self._ops[request_id]
-            if op.capacity:
-                self._window.lost(op.channel or "", windowed=op.future is None, written=op.written)
+            if op.capacity or op.group:
+                self._window.lost(
+                    op.channel or "",
+                    windowed=op.future is None,
+                    written=op.written,
+                    group=op.group,
+                )
             if op.future is not None and not op.future.done():
                 op.future.set_exception(exc)
         self._outbox.clear()
@@ -673,4 +778,7 @@ class Session(ReconnectingSession):
         if self._failure is None:
             self._failure = exc
         self._fail_waiters(exc)
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         self._closed.set()

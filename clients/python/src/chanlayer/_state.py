@@ -174,19 +174,24 @@ class LayerState:
 
     def pop_buffered(self, channel: str) -> bytes | None:
         """Take the oldest unexpired buffered message of ``channel``, or None."""
+        item = self.pop_buffered_item(channel)
+        return None if item is None else item[1]
+
+    def pop_buffered_item(self, channel: str) -> tuple[float, bytes] | None:
+        """Take the oldest unexpired buffered message of ``channel``: (deadline, payload)."""
         buffer = self.buffers.get(channel)
         if buffer is None:
             return None
         now = time.monotonic()
-        payload = None
+        found = None
         while buffer:
-            deadline, data = buffer.popleft()
-            if deadline > now:
-                payload = data
+            item = buffer.popleft()
+            if item[0] > now:
+                found = item
                 break
         if not buffer:
             self.buffers.pop(channel, None)
-        return payload
+        return found
 
     def take_buffered(self, channel: str) -> list[tuple[int, bytes]]:
         """Take every unexpired buffered message of ``channel``: (ms left, payload)."""

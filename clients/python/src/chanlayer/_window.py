@@ -10,6 +10,14 @@ senders filled the channel), the next send to that channel raises the refusal an
 sent. At most :data:`WINDOW_LIMIT` sends are in the window; :meth:`SendWindow.drain` waits
 until it is empty (before a flush, a unary call, and when the session closes).
 
+Group sends use the same window: a ``group_send`` returns at once, as channels-nats
+publishes, once the session's last group send was accepted (a group send never raises
+``ChannelFull``: members over capacity are dropped, and logged when the result comes). The
+first group send of a stream, and every one after a refusal, waits for its result. A group
+send refused after it returned (the server could not take it: a cluster's backplane down, a
+``channel_capacity`` rule the server rejects) is logged when the refusal comes, and the next
+group send of the session raises it and is not sent.
+
 This module knows nothing of streams: :class:`chanlayer._session.Session` tells it what
 happened to each tracked send (:meth:`~SendWindow.admit`, :meth:`~SendWindow.on_result`,
 :meth:`~SendWindow.lost`).
@@ -61,6 +69,11 @@ class SendWindow:
         self._rooms: dict[str, _Room] = {}
         #: Sends that completed before their result and have no result yet.
         self.size = 0
+        #: The last group send of the stream was accepted: the next may return at once.
+        self._group_ok = False
+        #: The first refusal of a windowed group send not reported yet, its group and count.
+        self._group_refused: tuple[str, pb.ErrorDetail] | None = None
+        self._group_refused_count = 0
         self._drained: asyncio.Event | None = None
         #: Windowed sends whose stream broke before their result / that were never written.
         self._lost = 0
@@ -96,6 +109,53 @@ class SendWindow:
             self.size += 1
         return limit, windowed
 
+    def admit_group(self, open_: bool) -> bool:
+        """A group send is made: True when it returns before its result.
+
+        ``open_``: the session is connected. Raises the mapped refusal of an earlier windowed
+        group send instead; that group send is then not made.
+        """
+        if self._group_refused is not None:
+            (group, refused), count = self._group_refused, self._group_refused_count
+            self._group_refused, self._group_refused_count = None, 0
+            raise _group_refusal(group, refused, count)
+        windowed = open_ and self._group_ok and self.size < WINDOW_LIMIT
+        if windowed:
+            self.size += 1
+        return windowed
+
+    def on_group_result(self, group: str, result: pb.OperationResult, windowed: bool) -> None:
+        """The result of a group send came (``windowed``: its caller already returned)."""
+        if result.HasField("error"):
+            self._group_ok = False
+            if windowed:
+                if self._group_refused is None:
+                    self._group_refused = (group, result.error)
+                    logger.warning(
+                        "chanlayer: a message to group %s was refused after group_send() had "
+                        "returned (%s); the next group_send() raises the refusal",
+                        group,
+                        result.error.message,
+                    )
+                self._group_refused_count += 1
+        else:
+            self._group_ok = True
+            dropped = result.dropped_count
+            if windowed and dropped:
+                # What ChannelLayer.group_send logs when it waits for the result.
+                logger.info(
+                    "%s of %s channels over capacity in group %s",
+                    dropped,
+                    result.delivered_count + dropped,
+                    group,
+                )
+        if windowed:
+            self._settle()
+
+    def stream_ended(self) -> None:
+        """The stream ended: the next group send waits for its result again."""
+        self._group_ok = False
+
     def on_result(
         self, channel: str, capacity: int, result: pb.OperationResult, windowed: bool
     ) -> None:
@@ -123,9 +183,9 @@ class SendWindow:
         if windowed:
             self._settle()
 
-    def lost(self, channel: str, *, windowed: bool, written: bool) -> None:
-        """A tracked send left without a result (its stream broke, or the session failed)."""
-        room = self._rooms.get(channel)
+    def lost(self, channel: str, *, windowed: bool, written: bool, group: bool = False) -> None:
+        """A tracked send or group send left without a result (stream broke, session failed)."""
+        room = None if group else self._rooms.get(channel)
         if room is not None and room.inflight > 0:
             room.inflight -= 1
         if windowed:
@@ -151,14 +211,14 @@ class SendWindow:
         if lost:
             logger.warning(
                 "chanlayer: the connection was lost before the server acknowledged %d "
-                "message(s) whose send() had already returned; they may or may not have "
-                "been delivered",
+                "message(s) whose send() or group_send() had already returned; they may or "
+                "may not have been delivered",
                 lost,
             )
         if unsent:
             logger.warning(
-                "chanlayer: %d message(s) whose send() had already returned were dropped "
-                "before they could be written (the session closed or failed)",
+                "chanlayer: %d message(s) whose send() or group_send() had already returned "
+                "were dropped before they could be written (the session closed or failed)",
                 unsent,
             )
 
@@ -186,3 +246,11 @@ def _refusal(channel: str, error: pb.ErrorDetail, count: int) -> BaseException:
     if isinstance(exc, ChannelFull) and hasattr(exc, "add_note"):
         exc.add_note(message)
     return exc
+
+
+def _group_refusal(group: str, error: pb.ErrorDetail, count: int) -> BaseException:
+    message = (
+        f"{error.message} ({count} group_send() call(s) of this session were refused after "
+        f"they had returned, the first to group {group}; this message was not sent)"
+    )
+    return error_from_reason(error.code, error.reason, message)

@@ -383,9 +383,12 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         payload = self.serialize(message)
         session = self._stream_for(len(payload))
         if session is not None:
-            delivered, dropped = await session.group_send(
-                group, payload, self.capacity, self._expiry_ms
-            )
+            sent = await session.group_send(group, payload, self.capacity, self._expiry_ms)
+            if sent is None:
+                # Returned before its result (the send window): the session logs the members
+                # over capacity when it comes.
+                return
+            delivered, dropped = sent
             total = delivered + dropped
         else:
             request = pb.GroupSendRequest(
