@@ -31,9 +31,23 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(serve_on_runtime(args)),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_on_runtime(args: ServeArgs) -> ExitCode {
     let listener = match server::bind(&args).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -332,6 +332,9 @@ pub async fn run(
             client_certificates = args.tls_client_ca.is_some(),
             auth = token.is_some(),
             metrics = metrics_on,
+            worker_threads = tokio::runtime::Handle::try_current()
+                .map(|handle| handle.metrics().num_workers())
+                .ok(),
             "chanlayer listening"
         );
     }

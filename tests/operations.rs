@@ -134,3 +134,27 @@ async fn a_port_in_use_fails_start_up_with_a_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
+
+#[tokio::test]
+async fn worker_threads_sets_the_runtime_and_the_server_serves_on_one() {
+    let server = Server::start(&["--worker-threads", "1"]);
+    let client = server.client("one-worker").await;
+    let session = client.session().await.unwrap();
+    for i in 0..20u8 {
+        client
+            .send("work", bytes::Bytes::from(vec![i]))
+            .await
+            .unwrap();
+    }
+    for i in 0..20u8 {
+        assert_eq!(&session.receive("work").await.unwrap().payload[..], [i]);
+    }
+    assert!(
+        server.listening.contains("\"worker_threads\":1"),
+        "the log says how many threads serve: {}",
+        server.listening
+    );
+    let (code, out) = support::start_fails(&["--worker-threads", "0"], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--worker-threads"), "{out}");
+}

@@ -22,6 +22,8 @@ pub struct Server {
     pub socket: Option<PathBuf>,
     /// The metrics endpoint, unless turned off.
     pub metrics_addr: Option<SocketAddr>,
+    /// The server's "chanlayer listening" log line (JSON), with its settings.
+    pub listening: String,
     logs: mpsc::Receiver<String>,
 }
 
@@ -99,6 +101,7 @@ impl Server {
                     addr,
                     socket,
                     metrics_addr,
+                    listening: line,
                     logs: rx,
                 };
             }
