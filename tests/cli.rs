@@ -13,30 +13,14 @@ use std::{
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::Value;
-use support::{Server, ns};
-
-/// Runs `chanlayer` with `args` and `env`, none of the caller's `CHANLAYER_*` variables.
-fn chanlayer(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chanlayer"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CHANLAYER_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the chanlayer binary runs")
-}
+use support::{Server, ns, run_chanlayer};
 
 /// `chanlayer <command> --target <server> -n <namespace> <args>`.
 fn run(server: &Server, namespace: &str, command: &str, args: &[&str]) -> Output {
     let endpoint = server.endpoint();
     let mut all = vec![command, "--target", &endpoint, "-n", namespace];
     all.extend_from_slice(args);
-    chanlayer(&all, &[])
+    run_chanlayer(&all, &[])
 }
 
 fn stdout(output: &Output) -> String {
@@ -221,7 +205,7 @@ fn an_unreachable_server_fails_fast_with_a_clear_message() {
         .port();
     let target = format!("127.0.0.1:{port}");
     let start = Instant::now();
-    let output = chanlayer(&["status", "--target", &target], &[]);
+    let output = run_chanlayer(&["status", "--target", &target], &[]);
     expect_code(&output, 3);
     assert!(start.elapsed() < Duration::from_secs(5));
     let line = stderr(&output);
@@ -233,7 +217,7 @@ fn an_unreachable_server_fails_fast_with_a_clear_message() {
     );
     assert_eq!(line.lines().count(), 1, "{line}");
 
-    let output = chanlayer(
+    let output = run_chanlayer(
         &["channel", "x", "--json"],
         &[("CHANLAYER_TARGET", &target)],
     );
@@ -288,7 +272,7 @@ fn the_token_is_required_and_accepted() {
     let server = Server::start(&["--auth-token-file", &token_file]);
     let endpoint = server.endpoint();
 
-    let output = chanlayer(&["status", "--target", &endpoint], &[]);
+    let output = run_chanlayer(&["status", "--target", &endpoint], &[]);
     expect_code(&output, 1);
     let line = stderr(&output);
     assert!(
@@ -297,7 +281,7 @@ fn the_token_is_required_and_accepted() {
     );
     assert!(line.contains("--token"), "{line}");
 
-    let output = chanlayer(
+    let output = run_chanlayer(
         &[
             "status", "--target", &endpoint, "--token", "wrong", "--json",
         ],
@@ -306,15 +290,15 @@ fn the_token_is_required_and_accepted() {
     expect_code(&output, 1);
     assert_eq!(json(&output)["error"]["reason"], "TOKEN_INVALID");
 
-    let output = chanlayer(&["status", "--target", &endpoint, "--token", "s3cret"], &[]);
+    let output = run_chanlayer(&["status", "--target", &endpoint, "--token", "s3cret"], &[]);
     expect_code(&output, 0);
     // The server's own variable works, as it does where the server runs.
-    let output = chanlayer(
+    let output = run_chanlayer(
         &["flush", "--yes", "--target", &endpoint],
         &[("CHANLAYER_AUTH_TOKEN_FILE", &token_file)],
     );
     expect_code(&output, 0);
-    let output = chanlayer(
+    let output = run_chanlayer(
         &["group", "g", "--target", &endpoint],
         &[("CHANLAYER_AUTH_TOKEN", "s3cret")],
     );
@@ -364,20 +348,20 @@ fn tls_and_client_certificates() {
     let mut args = vec!["status", "--target", &target, "--json"];
     args.extend_from_slice(&tls);
     args.extend_from_slice(&["--client-cert", &client_cert, "--client-key", &client_key]);
-    let output = chanlayer(&args, &[]);
+    let output = run_chanlayer(&args, &[]);
     expect_code(&output, 0);
     assert_eq!(json(&output)["target"], format!("https://{target}"));
 
     // Without a client certificate the server refuses the connection.
     let mut args = vec!["status", "--target", &target];
     args.extend_from_slice(&tls);
-    let output = chanlayer(&args, &[]);
+    let output = run_chanlayer(&args, &[]);
     assert_ne!(output.status.code(), Some(0), "{}", stdout(&output));
     assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
 
     // An https target without a CA to trust is a usage error.
     let https = format!("https://{target}");
-    let output = chanlayer(&["status", "--target", &https], &[]);
+    let output = run_chanlayer(&["status", "--target", &https], &[]);
     expect_code(&output, 2);
     assert!(stderr(&output).contains("--ca-cert"), "{}", stderr(&output));
 }

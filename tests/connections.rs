@@ -6,32 +6,13 @@
 mod support;
 
 use std::{
-    io::{Read, Write},
+    io::Write,
     net::TcpStream,
     time::{Duration, Instant},
 };
 
-use support::Server;
+use support::{Server, closed_within};
 use tonic::Code;
-
-/// Waits for the server to close `stream`: true when it did within `within`.
-fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    stream
-        .set_read_timeout(Some(within))
-        .expect("a read timeout");
-    let mut buf = [0u8; 256];
-    let start = Instant::now();
-    loop {
-        match stream.read(&mut buf) {
-            // The server's own SETTINGS may come first; the end of the stream is a close.
-            Ok(0) => return true,
-            Ok(_) if start.elapsed() < within => continue,
-            Ok(_) => return false,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_a_preface_is_closed_within_the_handshake_timeout() {

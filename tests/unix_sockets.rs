@@ -7,15 +7,15 @@
 mod support;
 
 use std::{
-    io::{Read, Write},
+    io::Write,
     os::unix::{fs::PermissionsExt, net::UnixStream},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use chanlayer_client::{Client, ClientError, ConnectOptions};
-use support::{Server, ns, start_fails};
+use support::{Server, closed_within, ns, run_chanlayer, start_fails};
 use tonic::Code;
 
 /// A fresh directory for one test's socket, removed when dropped.
@@ -50,37 +50,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// Waits for the server to close `stream`: true when it did within `within`.
-fn closed_within(stream: &mut UnixStream, within: Duration) -> bool {
-    stream.set_read_timeout(Some(within)).expect("timeout");
-    let mut buf = [0u8; 256];
-    let start = Instant::now();
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) if start.elapsed() < within => continue,
-            Ok(_) => return false,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Runs `chanlayer` with `args`, none of the caller's `CHANLAYER_*` variables.
-fn chanlayer(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chanlayer"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CHANLAYER_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the chanlayer binary runs")
 }
 
 /// Starts the binary with `args` and `env` (none of the caller's `CHANLAYER_*`) and waits
@@ -392,35 +361,44 @@ async fn the_operator_commands_take_a_unix_target() {
     let path = dir.socket();
     let server = Server::start_on(&listen(&path), &[]);
     let target = server.endpoint();
-    let output = chanlayer(&["status", "--target", &target]);
+    let output = run_chanlayer(&["status", "--target", &target], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("SERVING"), "{stdout}");
     assert!(stdout.contains(&target), "{stdout}");
 
     let namespace = ns("cli");
-    let output = chanlayer(&[
-        "send",
-        "--target",
-        &format!("unix://{}", path.display()),
-        "-n",
-        &namespace,
-        "hello",
-        "{\"type\": \"t\"}",
-    ]);
+    let output = run_chanlayer(
+        &[
+            "send",
+            "--target",
+            &format!("unix://{}", path.display()),
+            "-n",
+            &namespace,
+            "hello",
+            "{\"type\": \"t\"}",
+        ],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let output = chanlayer(&[
-        "channel", "--target", &target, "-n", &namespace, "hello", "--json",
-    ]);
+    let output = run_chanlayer(
+        &[
+            "channel", "--target", &target, "-n", &namespace, "hello", "--json",
+        ],
+        &[],
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["queued_messages"], 1, "{json}");
 
     // No TLS flags with a unix: target; an absent socket is unreachable (exit 3).
-    let output = chanlayer(&["status", "--target", &target, "--ca-cert", "/dev/null"]);
+    let output = run_chanlayer(
+        &["status", "--target", &target, "--ca-cert", "/dev/null"],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("takes no TLS"));
     let missing = format!("unix:{}", dir.0.join("missing.sock").display());
-    let output = chanlayer(&["status", "--target", &missing]);
+    let output = run_chanlayer(&["status", "--target", &missing], &[]);
     assert_eq!(output.status.code(), Some(3), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains(&missing));
 }

@@ -3,10 +3,11 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
+    io::{BufRead, BufReader, Read},
+    net::{SocketAddr, TcpStream},
+    os::unix::net::UnixStream,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -287,4 +288,54 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     false
+}
+
+/// A raw connection whose reads can be given a deadline.
+pub trait TimedRead: Read {
+    fn read_timeout(&mut self, within: Duration);
+}
+
+impl TimedRead for TcpStream {
+    fn read_timeout(&mut self, within: Duration) {
+        self.set_read_timeout(Some(within)).expect("a read timeout");
+    }
+}
+
+impl TimedRead for UnixStream {
+    fn read_timeout(&mut self, within: Duration) {
+        self.set_read_timeout(Some(within)).expect("a read timeout");
+    }
+}
+
+/// Waits for the server to close `stream`: true when it did within `within`.
+pub fn closed_within(stream: &mut impl TimedRead, within: Duration) -> bool {
+    stream.read_timeout(within);
+    let mut buf = [0u8; 256];
+    let start = Instant::now();
+    loop {
+        match stream.read(&mut buf) {
+            // The server's own SETTINGS may come first; the end of the stream is a close.
+            Ok(0) => return true,
+            Ok(_) if start.elapsed() < within => continue,
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Runs `chanlayer` with `args` and `env`, none of the caller's `CHANLAYER_*` variables.
+pub fn run_chanlayer(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chanlayer"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CHANLAYER_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the chanlayer binary runs")
 }

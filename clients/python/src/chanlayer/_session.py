@@ -181,20 +181,37 @@ class Session(ReconnectingSession):
                 expiry_ms=expiry_ms,
             )
         )
-        if windowed:
-            self._ops[request_id] = _Op(op, None, channel, capacity=tracked)
-            self._outbox.append(op)
-            self._wake.set()
+        future = self._enqueue(request_id, op, channel, windowed, capacity=tracked)
+        if future is None:
             return
-        future: asyncio.Future[pb.OperationResult] = self._loop.create_future()
-        self._ops[request_id] = _Op(op, future, channel, capacity=tracked)
-        self._outbox.append(op)
-        if self._connected:
-            self._wake.set()
         result = await future
         if result.HasField("error"):
             err = result.error
             raise error_from_reason(err.code, err.reason, err.message, channel=channel)
+
+    def _enqueue(
+        self,
+        request_id: int,
+        op: pb.SessionOperation,
+        target: str,
+        windowed: bool,
+        *,
+        capacity: int = 0,
+        group: bool = False,
+    ) -> asyncio.Future[pb.OperationResult] | None:
+        """Queue ``op`` for the next frame.
+
+        Returns None for an operation of the send window (its result is only tracked), else
+        the future of its result.
+        """
+        future: asyncio.Future[pb.OperationResult] | None = None
+        if not windowed:
+            future = self._loop.create_future()
+        self._ops[request_id] = _Op(op, future, target, capacity=capacity, group=group)
+        self._outbox.append(op)
+        if windowed or self._connected:
+            self._wake.set()
+        return future
 
     async def group_add(self, group: str, channel: str, expiry_s: int) -> None:
         """Add ``channel`` to ``group`` on the stream."""
@@ -235,16 +252,9 @@ class Session(ReconnectingSession):
                 expiry_ms=expiry_ms,
             )
         )
-        if windowed:
-            self._ops[request_id] = _Op(op, None, group, group=True)
-            self._outbox.append(op)
-            self._wake.set()
+        future = self._enqueue(request_id, op, group, windowed, group=True)
+        if future is None:
             return None
-        future: asyncio.Future[pb.OperationResult] = self._loop.create_future()
-        self._ops[request_id] = _Op(op, future, group, group=True)
-        self._outbox.append(op)
-        if self._connected:
-            self._wake.set()
         result = await future
         if result.HasField("error"):
             err = result.error
