@@ -49,7 +49,9 @@ async fn receive_one(session: &Session, channel: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_channel_read_from_two_nodes_gets_each_message_once() {
     let _serial = SERIAL.lock().await;
-    let t = TwoNodes::start(&[]).await;
+    // Room for every message: this test is about each message reaching one reader, and the
+    // 1 000 sends may outrun the readers for a moment (capacity has a test of its own).
+    let t = TwoNodes::start(&["--cluster-normal-capacity", "2000"]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let on_a_got = Arc::new(Mutex::new(Vec::new()));
     let on_b_got = Arc::new(Mutex::new(Vec::new()));
