@@ -20,6 +20,7 @@
 #   BENCH_PARTS     what to run (default "layers server ws": the layer scenarios, the server's
 #                   load generator, the WebSocket end-to-end benchmark); the report uses the
 #                   results found in the output directory
+#   BENCH_SERVER_RUNS rounds of the server-alone figures (default 3; bench/serverbench.py)
 #   BENCH_WS_CLIENTS  WebSocket clients in the room (default 1000)
 #   BENCH_WS_LAYERS   layers of the WebSocket part (default all four; when set, results are
 #                     appended to websocket.jsonl instead of replacing it)
@@ -149,26 +150,15 @@ if [ ! -x "$loadgen" ]; then
     (cd "$root" && cargo build --release --locked -p chanlayer-client --bin chanlayer-loadgen)
     loadgen=${CARGO_TARGET_DIR:-$root/target}/release/chanlayer-loadgen
 fi
-if [ "$quick" = 1 ]; then
-    server_runs=("stream --pairs 2 --messages 20000" "group --members 200 --rounds 5"
-        "memory --pending 2000 --channels 2000 --depth 2")
-else
-    # The figures the server is held to: throughput of 1 KiB messages, latency at 20 000
-    # messages/s, a GroupSend to 10 000 members, memory of 100 000 pending receives plus
-    # 100 000 channels of 10 messages of 100 bytes.
-    server_runs=("stream --pairs 4 --messages 400000"
-        "stream --pairs 4 --messages 100000 --rate 20000 --pacing tick"
-        "group --members 10000 --rounds 50 --size 100"
-        "memory --pending 100000 --channels 100000 --depth 10 --size 100")
-fi
-: >"$out/server-bench.txt"
-for args in "${server_runs[@]}"; do
-    printf '$ chanlayer-loadgen --scenario %s\n' "$args" | tee -a "$out/server-bench.txt"
-    # shellcheck disable=SC2086
-    timeout 600 "$loadgen" --target "http://127.0.0.1:$chan_port" --scenario $args \
-        --server-pid "$chan_pid" --namespace bench-server 2>&1 | tee -a "$out/server-bench.txt"
-    echo | tee -a "$out/server-bench.txt"
-done
+# The figures the server is held to, in interleaved rounds beside a pipelined redis-benchmark
+# (bench/serverbench.py): throughput of 1 KiB messages, latency at 20 000 messages/s; then a
+# GroupSend to 10 000 members and the memory of 100 000 pending receives plus 100 000 channels
+# of 10 messages of 100 bytes.
+server_args=(--runs "${BENCH_SERVER_RUNS:-3}")
+[ "$quick" = 1 ] && server_args=(--runs 1 --quick)
+"$py" "$root/bench/serverbench.py" "${server_args[@]}" --loadgen "$loadgen" \
+    --target "http://127.0.0.1:$chan_port" --server-pid "$chan_pid" --redis-port "$redis_port" \
+    --out "$out/server-bench.txt" --json "$out/server-bench.json"
 fi
 
 if [[ $parts == *" ws "* ]]; then
@@ -221,6 +211,12 @@ step "report"
 if [ "${ws_failed:-0}" = 1 ]; then
     echo "bench: the WebSocket benchmark failed on chanlayer" >&2
     exit 1
+fi
+if [ ! -f "$out/layers.json" ]; then
+    # A run of other parts only (BENCH_PARTS without "layers") into a directory without
+    # layer results: its figures are in the files above, with nothing to tabulate.
+    echo "bench: no $out/layers.json to report on; figures in $out"
+    exit 0
 fi
 "$py" "$root/bench/report.py" --results "$out/layers.json" \
     --server "$out/server-bench.txt" --websocket "$out/websocket.jsonl" --out "$out" $([ $quick = 1 ] && echo --quick)
