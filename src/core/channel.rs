@@ -21,6 +21,12 @@ use crate::core::{limits::deadline, namespace::QueuedBytes, stats::Stats};
 /// case, are never copied.
 pub const COMPACT_BELOW: usize = 64 * 1024;
 
+/// The most payload one receive takes from a channel at once, unless its first message
+/// alone is larger (see [`Namespace::receive`](crate::core::Namespace::receive)): the frame
+/// size the server aims at, so that a prefetching receive of large messages is answered in
+/// deliveries of about one frame each.
+pub const RECEIVE_BATCH_BYTES: usize = 256 * 1024;
+
 /// One message in a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

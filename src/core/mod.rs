@@ -51,7 +51,7 @@ use std::time::Duration;
 
 pub use self::{
     capacity::{CapacityRules, DEFAULT_CAPACITY, Pattern},
-    channel::{COMPACT_BELOW, GroupSent, Handoff, Message, Received},
+    channel::{COMPACT_BELOW, GroupSent, Handoff, Message, RECEIVE_BATCH_BYTES, Received},
     cleanup::{FlushReport, ReleaseReport, SweepReport, Taken},
     error::{Category, CoreError},
     layer::Layer,

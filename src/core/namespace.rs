@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::core::{
     CapacityRules, CoreError, Limit, Limits, Waiter,
-    channel::{Channel, GroupSent, Handoff, Message, Received, purge_expired},
+    channel::{Channel, GroupSent, Handoff, Message, RECEIVE_BATCH_BYTES, Received, purge_expired},
     group::{Fanout, Group, Member},
     limits::deadline,
     names::{validate_channel, validate_group},
@@ -279,7 +279,11 @@ impl<W: Waiter> Namespace<W> {
     }
 
     /// Takes up to `max_messages` (at least one) unexpired messages from `channel`, or, when
-    /// there are none, registers the waiter that `make_waiter` builds.
+    /// there are none, registers the waiter that `make_waiter` builds. A batch stops before
+    /// the message that would take it past [`RECEIVE_BATCH_BYTES`] of payload (the first is
+    /// always taken; the check is made on the channel's oldest message, so when that one has
+    /// expired the one after it may pass), so a prefetching receive of large messages never
+    /// becomes one huge delivery.
     pub fn receive(
         &self,
         channel: &str,
@@ -294,9 +298,17 @@ impl<W: Waiter> Namespace<W> {
         let stats = &mut shard.stats;
         if let Some(ch) = shard.channels.get_mut(channel) {
             let mut messages = Vec::new();
+            let mut bytes = 0;
             while messages.len() < max_messages.max(1) {
+                let next = ch.queue.front().map_or(0, |m| m.payload.len());
+                if !messages.is_empty() && bytes + next > RECEIVE_BATCH_BYTES {
+                    break;
+                }
                 match Shard::<W>::pop(ch, stats, &self.queued, now) {
-                    Some(message) => messages.push(message),
+                    Some(message) => {
+                        bytes += message.payload.len();
+                        messages.push(message);
+                    }
                     None => break,
                 }
             }

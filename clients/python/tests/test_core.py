@@ -11,6 +11,7 @@ import pytest
 from channels.exceptions import ChannelFull, MessageTooLarge
 
 from chanlayer import ChannelLayer
+from chanlayer.core import DEFAULT_PREFETCH
 
 CHANNEL_TEXT = (
     "Channel name must be a valid unicode string with length < 100 containing only ASCII "
@@ -163,12 +164,42 @@ async def test_receive_multiple_specific_channels(channel_layer: ChannelLayer) -
         assert (await channel_layer.receive(name))["i"] == i
 
 
-async def test_specific_prefetch_keeps_order(channel_layer: ChannelLayer) -> None:
-    name = await channel_layer.new_channel()
-    for n in range(3):
-        await channel_layer.send(name, {"type": "m", "n": n})
-    assert [(await channel_layer.receive(name))["n"] for _ in range(3)] == [0, 1, 2]
-    await nothing_within(channel_layer, name)
+async def test_specific_prefetch_keeps_order(make_layer: type[ChannelLayer]) -> None:
+    layer = make_layer(capacity=3, prefetch=16)
+    try:
+        name = await layer.new_channel()
+        for n in range(3):
+            await layer.send(name, {"type": "m", "n": n})
+        assert [(await layer.receive(name))["n"] for _ in range(3)] == [0, 1, 2]
+        await nothing_within(layer, name)
+    finally:
+        await layer.close()
+
+
+def test_default_prefetch_is_capped_by_the_smallest_capacity() -> None:
+    assert ChannelLayer().prefetch == DEFAULT_PREFETCH == 64
+    assert ChannelLayer(capacity=10).prefetch == 10
+    rules = {"http.request": 200, "websocket.send*": 20}
+    assert ChannelLayer(channel_capacity=rules).prefetch == 20
+    assert ChannelLayer(capacity=10, prefetch=200).prefetch == 200  # asked for: kept
+    assert ChannelLayer(prefetch=0).prefetch == 1
+
+
+async def test_a_reader_pulls_at_most_the_default_prefetch(make_layer: type[ChannelLayer]) -> None:
+    """One receive on a specific channel takes at most ``prefetch`` messages off the server;
+    the default follows the smallest capacity configured (here a ``channel_capacity`` rule)."""
+    layer = make_layer(capacity=1000, channel_capacity={"rare.*": 8})
+    try:
+        assert layer.prefetch == 8
+        name = await layer.new_channel()
+        for n in range(100):
+            await layer.send(name, {"type": "m", "n": n})
+        assert (await layer.receive(name))["n"] == 0
+        await asyncio.sleep(0.2)
+        assert await layer.channel_depth(name) >= 100 - 8
+        assert [(await layer.receive(name))["n"] for _ in range(99)] == list(range(1, 100))
+    finally:
+        await layer.close()
 
 
 async def test_two_layers_share_normal_channel(make_layer: type[ChannelLayer]) -> None:

@@ -51,6 +51,34 @@ fn receive_takes_up_to_max_messages() {
 }
 
 #[test]
+fn a_receive_takes_about_one_frame_of_payload_at_most() {
+    let l = layer();
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    let big = Bytes::from(vec![b'x'; RECEIVE_BATCH_BYTES / 4 + 1]);
+    for _ in 0..8 {
+        ns.send("p!a", big.clone(), 100, MIN, now).unwrap();
+    }
+    // Three fit in the budget, a fourth would pass it.
+    let sizes = |r| received(r).iter().map(Bytes::len).collect::<Vec<_>>();
+    assert_eq!(sizes(ns.receive("p!a", 64, now, waiter).unwrap()).len(), 3);
+    assert_eq!(sizes(ns.receive("p!a", 64, now, waiter).unwrap()).len(), 3);
+    assert_eq!(sizes(ns.receive("p!a", 64, now, waiter).unwrap()).len(), 2);
+    // A message larger than the budget still goes, alone.
+    let huge = Bytes::from(vec![b'y'; RECEIVE_BATCH_BYTES * 2]);
+    ns.send("p!a", huge.clone(), 100, MIN, now).unwrap();
+    ns.send("p!a", msg("small"), 100, MIN, now).unwrap();
+    assert_eq!(
+        received(ns.receive("p!a", 64, now, waiter).unwrap()),
+        vec![huge]
+    );
+    assert_eq!(
+        received(ns.receive("p!a", 64, now, waiter).unwrap()),
+        vec![msg("small")]
+    );
+}
+
+#[test]
 fn waiting_receives_are_served_in_order() {
     let l = layer();
     let ns = l.namespace("").unwrap();
