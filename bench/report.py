@@ -240,6 +240,11 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
+def _opt(value: float | None, scale: float = 1.0) -> str:
+    """A figure that may be missing (an older result line, or no profile samples)."""
+    return "—" if value is None else fmt(value * scale)
+
+
 def websocket_table(path: str) -> str:
     """The end-to-end WebSocket table from ``websocket.jsonl`` (one line per layer)."""
     if not path or not Path(path).is_file():
@@ -248,21 +253,36 @@ def websocket_table(path: str) -> str:
     rows.sort(key=lambda r: ORDER.index(r["layer"]) if r["layer"] in ORDER else len(ORDER))
     if not rows:
         return ""
-    clients = next((r["figures"]["clients"] for r in rows if "figures" in r), 0)
+    first = next((r["figures"] for r in rows if "figures" in r), {})
+    clients, gateways = first.get("clients", 0), first.get("gateways", 1)
+    where = "daphne" if gateways == 1 else f"{gateways} daphne processes"
+    mode = first.get("profile", {}).get("mode", "native")
     lines = [
-        f"### WebSocket end to end: chat example on daphne, {clients} clients in one room\n",
-        "Latency: runs of 30 messages sent one at a time, from the sender's `send` to each "
-        "member's receipt (percentiles over the run's deliveries) and to the last member (p50 "
-        "over the run's messages); each figure is the median over the runs, with every run's "
-        "p99 in parentheses. Throughput: 30 messages sent back to back, member deliveries per "
-        "second until every member has all of them.\n",
-        "| layer | latency p50 ms | latency p99 ms | last member p50 ms | deliveries/s |",
-        "|---|---:|---:|---:|---:|",
+        f"### WebSocket end to end: chat example on {where}, {clients} clients in one room\n",
+        (
+            "The members alternate between the daphne processes; the sender is on the first. "
+            if gateways > 1
+            else ""
+        )
+        + "Latency: runs of 30 messages sent one at a time, from the sender's `send` to each "
+        "member's receipt (percentiles over the run's deliveries); completion: from the `send` "
+        "to the last member's receipt (p50 and p99 over the run's messages). Each figure is the "
+        "median over the runs, with every run's latency p99 in parentheses. Throughput: 30 "
+        "messages sent back to back, member deliveries per second until every member has all "
+        "of them. Daphne CPU: user + system CPU of the daphne processes together "
+        "(`/proc/PID/stat`) over the latency runs and the burst, divided by their member "
+        "deliveries. Layer share: the fraction of py-spy's samples of the daphne processes "
+        f"(a separate pass repeating the same messages, `{mode}` mode, idle waits left out) "
+        "whose stack holds a frame of the layer's packages; layer CPU = share x daphne CPU.\n",
+        "| layer | latency p50 ms | latency p99 ms | completion p50 ms | completion p99 ms | "
+        "deliveries/s | daphne CPU per delivery µs | layer share % | "
+        "layer CPU per delivery µs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         if "error" in row:
             lines.append(
-                f"| {LABELS.get(row['layer'], row['layer'])} | FAIL: {row['error']} | — | — | — |"
+                f"| {LABELS.get(row['layer'], row['layer'])} | FAIL: {row['error']} |" + " — |" * 7
             )
             continue
         f = row["figures"]
@@ -271,8 +291,9 @@ def websocket_table(path: str) -> str:
             p99 += " (" + ", ".join(fmt(run["latency_p99_ms"]) for run in f["runs"]) + ")"
         lines.append(
             f"| {LABELS.get(row['layer'], row['layer'])} | {fmt(f['latency_p50_ms'])} | "
-            f"{p99} | {fmt(f['last_member_p50_ms'])} | "
-            f"{fmt(f['deliveries_per_s'])} |"
+            f"{p99} | {fmt(f['last_member_p50_ms'])} | {_opt(f.get('last_member_p99_ms'))} | "
+            f"{fmt(f['deliveries_per_s'])} | {_opt(f.get('daphne_cpu_us_per_delivery'))} | "
+            f"{_opt(f.get('layer_share'), 100)} | {_opt(f.get('layer_cpu_us_per_delivery'))} |"
         )
     return "\n".join(lines) + "\n\n"
 

@@ -6,9 +6,9 @@
 #                          20 minutes on 2 cores, most of it the 1 000-client WebSocket part)
 #   bench/run.sh --quick   correctness only, small counts (< 2 minutes; what CI runs)
 #
-# Installs redis-server and nats-server (Debian) and channels-redis, channels-nats and
-# matplotlib (PyPI, into the venv) when missing, starts redis, nats and a release chanlayer
-# on free loopback ports, and stops them on exit.
+# Installs redis-server and nats-server (Debian) and channels-redis, channels-nats,
+# matplotlib and py-spy (PyPI, into the venv) when missing, starts redis, nats and a release
+# chanlayer on free loopback ports, and stops them on exit.
 #
 # Environment:
 #   CHANLAYER_VENV  the venv with the chanlayer client (default: <repo>/.venv)
@@ -59,7 +59,7 @@ fi
 # chanlayer's Python layer depends on its native transport, chanlayer-native, which is not
 # on PyPI from a checkout: it is built here when it is missing (CI's Python suite installs
 # it into the same venv), unless BENCH_NATIVE=0, which installs the layer without it.
-step "install chanlayer, the peers and matplotlib into $venv"
+step "install chanlayer, the peers, matplotlib and py-spy into $venv"
 if "$py" -c 'import chanlayer_native' 2>/dev/null; then
     "$py" -m pip install -q --disable-pip-version-check -e "$root/clients/python" \
         -r "$root/bench/requirements.txt"
@@ -162,7 +162,12 @@ server_args=(--runs "${BENCH_SERVER_RUNS:-3}")
 fi
 
 if [[ $parts == *" ws "* ]]; then
-step "WebSocket end to end: the chat example on daphne, one room"
+step "WebSocket end to end: the chat example on two daphne processes, one room"
+# Each layer serves the room from two daphne processes (the members alternate between them,
+# the sender is on the first): every broadcast crosses the layer to both. wsload.py measures
+# latency and throughput, then the daphne processes' CPU per delivered message, then repeats
+# the same messages under py-spy (a separate pass, so that its cost stays out of the figures
+# above) for the layer's share of that CPU.
 if [ "$quick" = 1 ]; then
     ws_args=(--clients 20 --procs 1 --latency-messages 3 --latency-runs 2 --burst-messages 3 \
         --timeout 120)
@@ -173,37 +178,50 @@ fi
 chat=$root/clients/python/examples/chat
 [ -n "${BENCH_WS_LAYERS:-}" ] || : >"$out/websocket.jsonl"
 ws_failed=0
-for layer in ${BENCH_WS_LAYERS:-chanlayer redis-core redis-pubsub nats}; do
-    ws_port=$(free_port)
-    redis-cli -p "$redis_port" flushall >/dev/null
-    (cd "$chat" && BENCH_LAYER=$layer BENCH_CHANLAYER="127.0.0.1:$chan_port" \
+start_daphne() { # layer, port, log name; sets daphne_pid
+    (cd "$chat" && BENCH_LAYER=$1 BENCH_CHANLAYER="127.0.0.1:$chan_port" \
         BENCH_REDIS="127.0.0.1:$redis_port" BENCH_NATS="nats://127.0.0.1:$nats_port" \
         DJANGO_SETTINGS_MODULE=bench_settings PYTHONPATH="$chat:$root/bench/e2e" \
-        exec "$venv/bin/daphne" -b 127.0.0.1 -p "$ws_port" --websocket_connect_timeout 600 \
+        exec "$venv/bin/daphne" -b 127.0.0.1 -p "$2" --websocket_connect_timeout 600 \
         mysite.asgi:application \
-        >"$work/daphne-$layer.log" 2>&1) &
+        >"$work/$3.log" 2>&1) &
     daphne_pid=$!
     pids+=("$daphne_pid")
-    wait_port "$ws_port" "daphne-$layer"
+}
+for layer in ${BENCH_WS_LAYERS:-chanlayer redis-core redis-pubsub nats}; do
+    redis-cli -p "$redis_port" flushall >/dev/null
+    ws_ports=() ws_pids=() ws_args_gw=()
+    for gw in 1 2; do
+        ws_port=$(free_port)
+        start_daphne "$layer" "$ws_port" "daphne-$layer-$gw"
+        ws_ports+=("$ws_port")
+        ws_pids+=("$daphne_pid")
+        ws_args_gw+=(--url "ws://127.0.0.1:$ws_port/ws/chat/bench/" --daphne-pid "$daphne_pid")
+    done
+    for gw in 1 2; do
+        wait_port "${ws_ports[$((gw - 1))]}" "daphne-$layer-$gw"
+    done
     printf '%s: ' "$layer"
     if figures=$(timeout 1200 "$py" "$root/bench/e2e/wsload.py" "${ws_args[@]}" \
-        --url "ws://127.0.0.1:$ws_port/ws/chat/bench/" --origin "http://127.0.0.1:$ws_port" \
+        "${ws_args_gw[@]}" --profile-pass --layer "$layer" \
         2>"$work/wsload-$layer.err"); then
         echo "$figures"
         printf '{"layer": "%s", "figures": %s}\n' "$layer" "$figures" >>"$out/websocket.jsonl"
     else
         # A peer's failure is a finding of the report; chanlayer's fails the command.
-        crashes=$(grep -c "Exception inside application" "$work/daphne-$layer.log" || true)
+        crashes=$(grep -h "Exception inside application" "$work/daphne-$layer-"[12].log | wc -l || true)
         reason=$(tail -1 "$work/wsload-$layer.err" | tr -d '"\\' | cut -c1-150)
         echo "FAILED ($crashes consumers crashed): $reason"
         tail -20 "$work/wsload-$layer.err" >&2
-        grep -m3 -A1 "Exception inside application" "$work/daphne-$layer.log" >&2 || true
+        grep -h -m3 -A1 "Exception inside application" "$work/daphne-$layer-"[12].log >&2 || true
         printf '{"layer": "%s", "error": "%s consumers crashed; %s"}\n' "$layer" "$crashes" \
             "$reason" >>"$out/websocket.jsonl"
         [ "$layer" = chanlayer ] && ws_failed=1
     fi
-    kill "$daphne_pid"
-    wait "$daphne_pid" 2>/dev/null || true
+    kill "${ws_pids[@]}"
+    for pid in "${ws_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
 done
 fi
 
