@@ -250,6 +250,7 @@ pub async fn run(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .max_frame_size(Some(1024 * 1024))
         .layer(RpcMetricsLayer::new(metrics_on))
         .layer(AuthLayer::new(token.clone()))
         .layer(FrameLimitLayer)

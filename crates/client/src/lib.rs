@@ -224,7 +224,8 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(endpoint)?
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(4 * 1024 * 1024))
-            .initial_connection_window_size(Some(16 * 1024 * 1024));
+            .initial_connection_window_size(Some(16 * 1024 * 1024))
+            .max_frame_size(1024 * 1024);
         if let Some(tls) = options.tls {
             endpoint = endpoint.tls_config(tls)?;
         }
