@@ -82,7 +82,7 @@ T = TypeVar("T")
 #: Most messages one receive on a specific channel fetches ahead by default. A consumer that
 #: keeps up with a steady stream takes a batch per round trip: 16 gave about 75 000 messages/s
 #: through one producer and one consumer on the native transport, 64 about 138 000
-#: (docs/benchmarks/README.md).
+#: (docs/benchmarks/PREFETCH.md).
 DEFAULT_PREFETCH = 64
 
 
@@ -143,7 +143,7 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         prefetch: Most messages one receive on a specific channel may fetch ahead (1
             disables). Default: :data:`DEFAULT_PREFETCH`, or the smallest capacity this layer
             is configured with (``capacity`` and the ``channel_capacity`` values) when that
-            is lower, so that a reader never holds more than a channel's capacity.
+            is lower, so that one batch is never larger than a channel's capacity.
         normal_prefetch: Most messages one receive on a normal channel may fetch ahead, of
             those already queued there (the default, 1, fetches one at a time). Messages
             fetched ahead wait in this process for its next ``receive()`` of the channel;
