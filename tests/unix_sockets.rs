@@ -302,15 +302,7 @@ async fn the_connection_limit_and_the_handshake_deadline_hold_on_the_socket() {
     assert!(closed_within(&mut extra, Duration::from_secs(5)));
     assert!(start.elapsed() < Duration::from_secs(2));
     drop(held);
-    let client = server.client(&ns("limits")).await;
-    assert!(
-        support::eventually(Duration::from_secs(5), || async {
-            client.send("c", &b"m"[..]).await.is_ok()
-        })
-        .await
-    );
-    let metrics = server.scrape();
-    assert!(metrics.value("chanlayer_limit_hits_total{limit=\"connections\"}") >= 1.0);
+    support::connections_come_back(&server, &ns("limits")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

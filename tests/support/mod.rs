@@ -324,6 +324,20 @@ pub fn closed_within(stream: &mut impl TimedRead, within: Duration) -> bool {
     }
 }
 
+/// After the connections that filled `server`'s connection limit closed: a new client of
+/// `namespace` gets in again, and the refusals were counted.
+pub async fn connections_come_back(server: &Server, namespace: &str) {
+    let client = server.client(namespace).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client.send("c", &b"m"[..]).await.is_ok()
+        })
+        .await
+    );
+    let metrics = server.scrape();
+    assert!(metrics.value("chanlayer_limit_hits_total{limit=\"connections\"}") >= 1.0);
+}
+
 /// Runs `chanlayer` with `args` and `env`, none of the caller's `CHANLAYER_*` variables.
 pub fn run_chanlayer(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chanlayer"));

@@ -11,6 +11,16 @@ import pytest
 from chanlayer import ChannelLayer
 
 
+async def assert_nothing_more(layer: ChannelLayer, names: list[str], seconds: float) -> None:
+    """No channel of ``names`` receives anything within ``seconds`` (no message came twice)."""
+    stray = [asyncio.create_task(layer.receive(n)) for n in names]
+    done, pending = await asyncio.wait(stray, timeout=seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    assert not done, "a member received a message twice"
+
+
 async def _cancel_cycles(layer: ChannelLayer, sender: ChannelLayer, channel: str) -> None:
     rng = random.Random(1234)
     sent: list[int] = []
@@ -118,12 +128,7 @@ async def test_cancelling_receives_during_a_large_fan_out_loses_nothing(
             for name in names:
                 message = got.get(name) or await asyncio.wait_for(layer.receive(name), 5)
                 assert message == {"type": "m", "round": round_}
-            stray = [asyncio.create_task(layer.receive(n)) for n in names[:20]]
-            done, pending = await asyncio.wait(stray, timeout=0.1)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            assert not done, "a member received its message twice"
+            await assert_nothing_more(layer, names[:20], 0.1)
     finally:
         await layer.close()
         await sender.close()
@@ -170,12 +175,7 @@ async def test_a_receive_cancelled_after_its_message_was_handed_over_gives_it_ba
             if task in cancelled:  # the given-back message first, then the later one
                 assert (await asyncio.wait_for(layer.receive(name), 5))["n"] == 0
             assert (await asyncio.wait_for(layer.receive(name), 5))["n"] == 1
-        stray = [asyncio.create_task(layer.receive(n)) for n in names]
-        done, pending = await asyncio.wait(stray, timeout=0.2)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        assert not done, "a member received a message twice"
+        await assert_nothing_more(layer, names, 0.2)
     finally:
         await layer.close()
         await sender.close()
