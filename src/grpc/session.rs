@@ -149,6 +149,7 @@ impl SessionReader {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut shutting_down = false;
+        let outbox = handle.outbox();
         loop {
             let frame = if shutting_down {
                 // Keep reading until the client ends the stream, but not for long.
@@ -166,11 +167,20 @@ impl SessionReader {
                 }
             };
             match frame {
-                Ok(Some(frame)) => match self.apply(&mut handle, frame.operations) {
-                    Flow::Continue => handle.flush_acks(),
-                    Flow::Closed => return,
-                    Flow::Abort => break,
-                },
+                Ok(Some(frame)) => {
+                    // What the frame causes for this session leaves after one wakeup.
+                    outbox.cork();
+                    let flow = self.apply(&mut handle, frame.operations);
+                    if let Flow::Continue = flow {
+                        handle.flush_acks();
+                    }
+                    outbox.uncork();
+                    match flow {
+                        Flow::Continue => {}
+                        Flow::Closed => return,
+                        Flow::Abort => break,
+                    }
+                }
                 Ok(None) => break,
                 Err(error) => {
                     // A frame too large or undecodable, or a stream the client broke off:

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::{
@@ -124,6 +124,10 @@ struct OutboxState {
     closed: bool,
     /// The stream ends once the queued events are written.
     finishing: bool,
+    /// The session's reader is applying a frame: what is pushed meanwhile waits for
+    /// [`Outbox::uncork`] to wake the writer, so that the frame's deliveries and
+    /// acknowledgements leave together, in one frame and after one wakeup.
+    corked: bool,
 }
 
 /// Messages of a delivery that was never written, with their channel.
@@ -151,14 +155,38 @@ impl Outbox {
         })
     }
 
+    /// Holds the writer's wakeups back until [`Outbox::uncork`].
+    pub(crate) fn cork(&self) {
+        self.state.lock().corked = true;
+    }
+
+    /// Wakes the writer for what was pushed since [`Outbox::cork`], if anything was.
+    pub(crate) fn uncork(&self) {
+        let mut state = self.state.lock();
+        state.corked = false;
+        let wake = !state.events.is_empty() || state.closed;
+        drop(state);
+        if wake {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Releases the lock and wakes the writer, unless the outbox is corked.
+    fn wake(&self, state: MutexGuard<'_, OutboxState>) {
+        let corked = state.corked;
+        drop(state);
+        if !corked {
+            self.notify.notify_one();
+        }
+    }
+
     pub(crate) fn push_all(&self, events: impl IntoIterator<Item = Event>) {
         let mut state = self.state.lock();
         if state.closed {
             return;
         }
         state.events.extend(events);
-        drop(state);
-        self.notify.notify_one();
+        self.wake(state);
     }
 
     /// Delivers `messages` to the pending receive `receive_id` if it is still the one
@@ -182,8 +210,7 @@ impl Outbox {
             channel: Arc::clone(&waiter.channel),
             messages,
         });
-        drop(state);
-        self.notify.notify_one();
+        self.wake(state);
         Ok(())
     }
 
@@ -220,8 +247,7 @@ impl Outbox {
             receive_id,
             error: error.clone(),
         });
-        drop(state);
-        self.notify.notify_one();
+        self.wake(state);
         AddReceive::Refused(error)
     }
 
@@ -234,8 +260,7 @@ impl Outbox {
                 .events
                 .push_back(Event::ReceiveFailed { receive_id, error });
         }
-        drop(state);
-        self.notify.notify_one();
+        self.wake(state);
     }
 
     /// Withdraws the pending receive `receive_id` and queues the answer to the cancel
@@ -250,8 +275,7 @@ impl Outbox {
                 was_pending: pending.is_some(),
             });
         }
-        drop(state);
-        self.notify.notify_one();
+        self.wake(state);
         pending
     }
 
@@ -283,10 +307,6 @@ impl Outbox {
                 }
             }
             self.notify.notified().await;
-            // Woken by the first event of a burst: let the task that pushed it finish its
-            // frame (an acknowledgement and the delivery it caused, say), so they leave
-            // in one frame instead of two.
-            tokio::task::yield_now().await;
         }
     }
 

@@ -185,3 +185,46 @@ async fn every_delivery_is_counted_once() {
     assert_eq!(hub.channel_info("count", "c").unwrap().queued_messages, 1);
     assert_eq!(hub.stats().delivered_total, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_corked_outbox_wakes_its_writer_once_everything_is_pushed() {
+    let hub = hub(Duration::from_secs(30));
+    let (mut session, _) = hub
+        .open_session(OpenRequest {
+            namespace: "ns".into(),
+            ..OpenRequest::default()
+        })
+        .await
+        .unwrap();
+    let outbox = session.outbox();
+    let writer = tokio::spawn({
+        let outbox = Arc::clone(&outbox);
+        async move { delivered(&outbox).await }
+    });
+    tokio::task::yield_now().await;
+    outbox.cork();
+    session.receive(1, "c", 10);
+    hub.send("ns", "c", b("x"), 100, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !writer.is_finished(),
+        "the writer woke while the outbox was corked"
+    );
+    outbox.uncork();
+    assert_eq!(writer.await.unwrap(), [b("x")]);
+    // Uncorked, a push wakes the writer at once.
+    session.receive(2, "c", 10);
+    let writer = tokio::spawn({
+        let outbox = Arc::clone(&outbox);
+        async move { delivered(&outbox).await }
+    });
+    tokio::task::yield_now().await;
+    hub.send("ns", "c", b("y"), 100, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(writer.await.unwrap(), [b("y")]);
+}
