@@ -34,6 +34,25 @@ async fn delivered(outbox: &Outbox) -> Vec<Bytes> {
     }
 }
 
+/// A new session of `namespace`, and its outbox.
+async fn open(hub: &Arc<Hub>, namespace: &str) -> (SessionHandle, Arc<Outbox>) {
+    let (session, _) = hub
+        .open_session(OpenRequest {
+            namespace: namespace.into(),
+            ..OpenRequest::default()
+        })
+        .await
+        .unwrap();
+    let outbox = session.outbox();
+    (session, outbox)
+}
+
+/// A writer task waiting for the outbox's next deliveries.
+fn spawn_writer(outbox: &Arc<Outbox>) -> tokio::task::JoinHandle<Vec<Bytes>> {
+    let outbox = Arc::clone(outbox);
+    tokio::spawn(async move { delivered(&outbox).await })
+}
+
 #[tokio::test(start_paused = true)]
 async fn expired_messages_are_never_delivered_and_free_their_capacity() {
     let hub = hub(Duration::from_secs(30));
@@ -43,14 +62,7 @@ async fn expired_messages_are_never_delivered_and_free_their_capacity() {
         .await
         .unwrap();
     tokio::time::advance(Duration::from_millis(200)).await;
-    let (mut session, _) = hub
-        .open_session(OpenRequest {
-            namespace: "ns".into(),
-            ..OpenRequest::default()
-        })
-        .await
-        .unwrap();
-    let outbox = session.outbox();
+    let (mut session, outbox) = open(&hub, "ns").await;
     session.receive(1, "c", 10);
     assert_eq!(delivered(&outbox).await, [b("new")]);
     // An expired message frees its capacity.
@@ -140,14 +152,7 @@ async fn a_detached_session_is_released_when_its_lease_runs_out() {
 #[tokio::test(start_paused = true)]
 async fn every_delivery_is_counted_once() {
     let hub = hub(Duration::from_secs(30));
-    let (mut session, _) = hub
-        .open_session(OpenRequest {
-            namespace: "count".into(),
-            ..OpenRequest::default()
-        })
-        .await
-        .unwrap();
-    let outbox = session.outbox();
+    let (mut session, outbox) = open(&hub, "count").await;
     // A receive that waits, then a send: the handoff path.
     session.receive(1, "c", 1);
     assert!(
@@ -189,18 +194,8 @@ async fn every_delivery_is_counted_once() {
 #[tokio::test(start_paused = true)]
 async fn a_corked_outbox_wakes_its_writer_once_everything_is_pushed() {
     let hub = hub(Duration::from_secs(30));
-    let (mut session, _) = hub
-        .open_session(OpenRequest {
-            namespace: "ns".into(),
-            ..OpenRequest::default()
-        })
-        .await
-        .unwrap();
-    let outbox = session.outbox();
-    let writer = tokio::spawn({
-        let outbox = Arc::clone(&outbox);
-        async move { delivered(&outbox).await }
-    });
+    let (mut session, outbox) = open(&hub, "ns").await;
+    let writer = spawn_writer(&outbox);
     tokio::task::yield_now().await;
     outbox.cork();
     session.receive(1, "c", 10);
@@ -218,10 +213,7 @@ async fn a_corked_outbox_wakes_its_writer_once_everything_is_pushed() {
     assert_eq!(writer.await.unwrap(), [b("x")]);
     // Uncorked, a push wakes the writer at once.
     session.receive(2, "c", 10);
-    let writer = tokio::spawn({
-        let outbox = Arc::clone(&outbox);
-        async move { delivered(&outbox).await }
-    });
+    let writer = spawn_writer(&outbox);
     tokio::task::yield_now().await;
     hub.send("ns", "c", b("y"), 100, Duration::from_secs(60))
         .await
