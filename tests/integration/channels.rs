@@ -1,6 +1,6 @@
 //! Send, receive, capacity, expiry and bad input, through real gRPC against the binary.
 
-mod support;
+use crate::support;
 
 use std::{collections::HashSet, time::Duration};
 

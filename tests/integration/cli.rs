@@ -2,7 +2,7 @@
 //! `send`, `flush`) against a real server on loopback: their output, `--json`, exit codes,
 //! the token and TLS.
 
-mod support;
+use crate::support;
 
 use std::{
     io::{BufRead, BufReader},

@@ -2,9 +2,7 @@
 //! other on loopback and two or three chanlayer nodes as real processes, each node on its
 //! own NATS server. Every test asserts counts.
 
-#[path = "support/nats.rs"]
-mod nats;
-mod support;
+use crate::support::{self, nats};
 
 use std::{
     collections::HashMap,

@@ -1,11 +1,9 @@
 //! Cluster mode: what a node kept for a client prefix that no node held reaches the node
 //! where that prefix's session opens, also when the keeping node missed the announcement
 //! (it was cut off from NATS at the time). Real NATS servers and real nodes, as in
-//! `cluster.rs`.
+//! the `cluster` module.
 
-#[path = "support/nats.rs"]
-mod nats;
-mod support;
+use crate::support::{self, nats};
 
 use std::time::{Duration, Instant};
 

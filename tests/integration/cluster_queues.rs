@@ -3,9 +3,7 @@
 //! A message sent through any node is received once, by one receive on any node, with the
 //! cluster's capacity and the message's expiry. Every test asserts counts.
 
-#[path = "support/nats.rs"]
-mod nats;
-mod support;
+use crate::support::{self, nats};
 
 use std::{
     collections::HashSet,

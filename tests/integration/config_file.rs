@@ -2,7 +2,7 @@
 //! environment win over it, and an unknown key or a bad value stops the start-up with a
 //! message that names it.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

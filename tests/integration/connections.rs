@@ -3,7 +3,7 @@
 //! `--max-connections` are closed at once, and sessions are limited per namespace as well
 //! as per server.
 
-mod support;
+use crate::support;
 
 use std::{
     io::Write,

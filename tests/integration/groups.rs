@@ -1,6 +1,6 @@
 //! Groups, flush, namespaces and introspection over real gRPC.
 
-mod support;
+use crate::support;
 
 use std::{
     collections::{HashMap, HashSet},

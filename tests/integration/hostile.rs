@@ -3,7 +3,7 @@
 //! reason) and never a panic; the server's maxima refuse what would hold memory for good,
 //! and a client queuing past the byte limits is refused while the others keep working.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

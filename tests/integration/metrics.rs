@@ -2,7 +2,7 @@
 //! each metric with the value the traffic implies; `/healthz` and `/readyz` answer, and
 //! `/readyz` fails while the server drains.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -296,7 +296,7 @@ async fn every_listed_metric_is_exported() {
             chanlayer::metrics::LIMIT_HITS,
             chanlayer::metrics::SESSION_ERRORS,
         ];
-        // Cluster metrics exist only in cluster mode (tests/cluster.rs checks them).
+        // Cluster metrics exist only in cluster mode (the cluster module checks them).
         let clustered = metric.name.starts_with("chanlayer_cluster_");
         assert!(
             present || clustered || on_refusal.contains(&metric.name),

@@ -2,7 +2,7 @@
 //! answer as for an empty one, and a namespace left with nothing is removed, so that
 //! probes or a fresh namespace per test never exhaust `--max-namespaces`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Health, reflection and graceful shutdown of the real process.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Authentication and transport security of the real binary: the bearer token on every
 //! call but health, TLS, and client certificates, with certificates made in the test.
 
-mod support;
+use crate::support;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -1,6 +1,6 @@
 //! Session leases: resume within the grace period, release after it, client prefixes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

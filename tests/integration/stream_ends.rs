@@ -3,7 +3,7 @@
 //! silent OK) and loses nothing that was queued; a unary request above it is
 //! `MESSAGE_TOO_LARGE`; both name the `message_bytes` limit.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! file removed at shutdown; the connection limit, the handshake deadline and the token
 //! over the socket; TLS refused; the operator's commands with `--target unix:PATH`.
 
-mod support;
+use crate::support;
 
 use std::{
     io::Write,

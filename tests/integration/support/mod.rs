@@ -2,6 +2,8 @@
 //! black-box tests.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::{
     io::{BufRead, BufReader, Read},
     net::{SocketAddr, TcpStream},
