@@ -15,9 +15,6 @@ use chanlayer_client::{Client, SendOptions};
 use nats::{NatsCluster, TwoNodes, node, wait_nodes, wait_ready};
 use support::eventually;
 
-/// The tests run one at a time: each has a NATS cluster and several nodes on two cores.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 use nats::NS;
 
 /// GetGroup's member count and missing nodes.
@@ -56,7 +53,7 @@ fn opts(capacity: u32, expiry: Option<Duration>) -> SendOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let session = on_b.session().await.unwrap();
@@ -151,7 +148,7 @@ async fn a_send_reaches_another_nodes_channel_with_its_capacity_and_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_sessions_get_an_immediate_send_from_another_node() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let mut delivered = 0;
@@ -171,7 +168,7 @@ async fn fresh_sessions_get_an_immediate_send_from_another_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_sends_from_every_node_reach_each_member_once_in_order() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let nats = NatsCluster::start();
     let nodes = [
         node(&nats, 0, "a", &[]),
@@ -249,7 +246,7 @@ async fn group_sends_from_every_node_reach_each_member_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_add_right_after_a_session_opens_loses_no_remote_group_send() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let mut delivered = 0;
@@ -282,7 +279,7 @@ async fn a_group_add_right_after_a_session_opens_loses_no_remote_group_send() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_and_flush_answer_for_the_whole_cluster() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sa = on_a.session().await.unwrap();
@@ -328,7 +325,7 @@ async fn introspection_and_flush_answer_for_the_whole_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let open = |prefix: &str| pb::OpenOperation {
@@ -366,7 +363,7 @@ async fn a_client_prefix_held_on_one_node_is_refused_on_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_the_others_serving() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     // Heartbeats every second: the dead node is waited for during three of them.
     let slow_beats = ["--cluster-heartbeat-ms", "1000"];
     let mut t = TwoNodes::start(&slow_beats).await;
@@ -420,7 +417,7 @@ async fn a_killed_node_leaves_the_others_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let timeout = ["--cluster-request-timeout-ms", "1000"];
     let t = TwoNodes::start(&timeout).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
@@ -465,7 +462,7 @@ async fn a_hung_node_makes_its_channels_fail_fast_and_stalls_nobody() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_killed_moves_its_node_to_another() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let mut t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let sb = on_b.session().await.unwrap();
@@ -504,7 +501,7 @@ async fn a_nats_server_killed_moves_its_node_to_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_all_of_nats_down_cluster_operations_fail_fast_and_local_ones_work() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let mut nats = NatsCluster::start();
     let a = node(&nats, 0, "a", &[]);
     let on_a: Client = a.client(NS).await;
@@ -547,7 +544,7 @@ async fn with_all_of_nats_down_cluster_operations_fail_fast_and_local_ones_work(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_sent_before_a_session_opened_reaches_it_on_its_node() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     // A layer knows its prefix before its first receive opens a session: sends and

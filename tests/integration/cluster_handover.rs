@@ -11,12 +11,9 @@ use chanlayer::proto::v1 as pb;
 use nats::{NS, TwoNodes, wait_ready};
 use support::Server;
 
-/// The tests run one at a time: each has a NATS cluster and several nodes on two cores.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_node_kept_reaches_a_session_that_opened_while_it_was_cut_off() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let mut t = TwoNodes::start(&[]).await;
     // Node C knows NATS server 0 alone: while it is down, C is cut off.
     let urls = t.nats.servers[0].url();

@@ -15,9 +15,6 @@ use chanlayer_client::{Client, SendOptions, Session};
 use nats::{NS, TwoNodes};
 use support::eventually;
 
-/// The tests run one at a time: each has a NATS cluster and two nodes on two cores.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn opts(expiry: Option<Duration>) -> SendOptions {
     SendOptions {
         capacity: 0,
@@ -46,7 +43,7 @@ async fn receive_one(session: &Session, channel: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_channel_read_from_two_nodes_gets_each_message_once() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     // Room for every message: this test is about each message reaching one reader, and the
     // 1 000 sends may outrun the readers for a moment (capacity has a test of its own).
     let t = TwoNodes::start(&["--cluster-normal-capacity", "2000"]).await;
@@ -103,7 +100,7 @@ async fn a_normal_channel_read_from_two_nodes_gets_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_channel_has_the_clusters_capacity_and_each_messages_expiry() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&["--cluster-normal-capacity", "3"]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
 
@@ -134,7 +131,7 @@ async fn a_normal_channel_has_the_clusters_capacity_and_each_messages_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_with_a_normal_member_on_both_nodes_queues_each_send_once() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     // The same normal channel joined to the group through both nodes, and a process-
@@ -189,7 +186,7 @@ async fn a_group_with_a_normal_member_on_both_nodes_queues_each_send_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_empties_the_normal_channels_of_its_namespace_only() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&["--cluster-normal-capacity", "5"]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     let other: Client = t.a.client("other-namespace").await;
@@ -219,7 +216,7 @@ async fn flush_empties_the_normal_channels_of_its_namespace_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_local_normal_channels_stay_on_the_node_a_send_reaches() {
-    let _serial = SERIAL.lock().await;
+    let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&["--cluster-normal-channels", "node-local"]).await;
     let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
     on_a.send("local-work", "on a").await.unwrap();

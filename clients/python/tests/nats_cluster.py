@@ -1,10 +1,10 @@
 """A real NATS cluster for the cluster-mode tests, and chanlayer nodes joined to it.
 
 Three ``nats-server`` processes with routes to each other on loopback (as the server's own
-cluster tests run them, tests/integration/support/nats.rs), each killed when the cluster stops. The binary
-is ``$CHANLAYER_NATS_SERVER``, else ``nats-server`` on PATH (``./scripts/test`` installs it with
-``scripts/install-nats``). The module needs only the standard library: the chat example's tests
-load it by path.
+cluster tests run them, tests/integration/support/nats.rs), each killed when the cluster
+stops. The binary is ``$CHANLAYER_NATS_SERVER``, else ``nats-server`` on PATH
+(``./scripts/test`` installs it with ``scripts/install-nats``). The module needs only the
+standard library: the chat example's tests load it by path.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ use chanlayer_client::Client;
 
 use crate::support::Server;
 
+/// The cluster tests (every cluster module) run one at a time: each has a NATS cluster and
+/// several nodes on two cores.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The namespace the cluster tests use.
 pub const NS: &str = "cluster";
 
