@@ -6,14 +6,13 @@ use crate::support;
 
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::Value;
-use support::{Server, ns, run_chanlayer};
+use support::{Dir, Server, ns, run_chanlayer};
 
 /// `chanlayer <command> --target <server> -n <namespace> <args>`.
 fn run(server: &Server, namespace: &str, command: &str, args: &[&str]) -> Output {
@@ -240,29 +239,6 @@ fn a_refusal_names_its_code_and_reason() {
     let error = json(&output);
     assert_eq!(error["error"]["code"], "INVALID_ARGUMENT");
     assert_eq!(error["error"]["reason"], "INVALID_CHANNEL_NAME");
-}
-
-/// A scratch directory removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("chanlayer-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("file written");
-        path.to_str().expect("utf-8 path").to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

@@ -3,12 +3,12 @@
 
 use crate::support;
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use chanlayer::proto::v1::{self as pb, channel_layer_service_client::ChannelLayerServiceClient};
 use chanlayer_client::{Client, ClientError, ConnectOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use support::{Server, ns};
+use support::{Dir, Server, ns};
 use tonic::{
     Code, Request, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
@@ -17,29 +17,6 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use tonic_types::StatusExt;
-
-/// A scratch directory removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("chanlayer-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("file written");
-        path.to_str().expect("utf-8 path").to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A certificate authority that signs server and client certificates.
 struct Ca {

@@ -355,3 +355,28 @@ pub fn run_chanlayer(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("the chanlayer binary runs")
 }
+
+/// A scratch directory removed when dropped.
+pub struct Dir(PathBuf);
+
+impl Dir {
+    /// `chanlayer-{test}-{pid}` in the temporary directory, created.
+    pub fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("chanlayer-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// Writes `contents` to the file `name` in the directory; returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("file written");
+        path.to_str().expect("utf-8 path").to_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
