@@ -1,9 +1,13 @@
-//! The Session stream: the open handshake, the reader that applies each inbound frame's
-//! operations in order, and the writer that drains the session's outbox into frames.
+//! The Session stream: the open handshake, then one stream of server frames that applies
+//! each inbound frame's operations in order and drains the session's outbox into frames.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use futures_util::stream;
+use futures_util::Stream;
 use tonic::{Code, Response, Status, Streaming};
 
 use crate::{
@@ -14,7 +18,7 @@ use crate::{
         guard::catch,
         status::{inbound_failed, invalid_argument, status},
     },
-    hub::{Batch, Observer, OpenRequest, OperationCounts, SessionHandle},
+    hub::{Batch, Observer, OpenRequest, OperationCounts, Outbox, SessionHandle},
     proto::v1::{self as pb, session_operation::Operation},
 };
 
@@ -80,47 +84,173 @@ impl ChannelLayerGrpc {
             )],
         };
 
-        let abort: Arc<parking_lot::Mutex<Option<Status>>> = Arc::default();
         let mut reader = SessionReader {
             capacities: Arc::clone(&self.capacities),
-            abort: Arc::clone(&abort),
             observer: Arc::clone(self.hub.observer()),
+            abort: None,
         };
         let outbox = handle.outbox();
         let first_ops: Vec<_> = operations.collect();
-        match reader.apply(&mut handle, first_ops) {
+        let mut abort = None;
+        let mut ending = None;
+        let reading = match reader.apply(&mut handle, first_ops) {
             Flow::Continue => {
                 handle.flush_acks();
-                let shutdown = self.hub.shutdown_signal();
-                tokio::spawn(reader.run(handle, inbound, shutdown));
+                Some(Reading {
+                    reader,
+                    handle,
+                    inbound,
+                })
             }
-            Flow::Closed => {}
-            Flow::Abort => handle.end(),
-        }
+            Flow::Closed => None,
+            Flow::Abort => {
+                abort = reader.abort.take();
+                outbox.finish(None);
+                ending = Some(handle);
+                None
+            }
+        };
+        Ok(Response::new(Box::pin(SessionFrames {
+            opened: Some(opened_frame),
+            reading,
+            abort,
+            ending,
+            outbox,
+            shared_deliveries,
+            max_frame_bytes: self.max_frame_bytes.min(FRAME_TARGET_BYTES),
+            done: false,
+        })))
+    }
+}
 
-        let max_frame_bytes = self.max_frame_bytes.min(FRAME_TARGET_BYTES);
-        let events = stream::unfold(
-            (Some(opened_frame), outbox, abort, false),
-            move |(first, outbox, abort, done)| async move {
-                if done {
-                    return None;
+/// The server's side of one Session stream, polled by the stream's task: it reads the
+/// client's frames and applies their operations in order, then writes what the session's
+/// outbox holds (the answers to those operations, deliveries, results from other nodes)
+/// as frames.
+///
+/// Reading and writing share one task, so a client's frame costs one wakeup of it: the
+/// frame's answers are taken from the outbox in the poll that applied it. Events pushed by
+/// other sessions wake it through the outbox. The stream is polled for its next frame only
+/// while the client has room for it (HTTP/2 flow control), so a client that stops reading
+/// its answers is no longer read either, and nothing piles up in its outbox.
+struct SessionFrames {
+    /// The `opened` frame, written first.
+    opened: Option<pb::SessionResponse>,
+    /// The client's side, until it ends.
+    reading: Option<Reading>,
+    /// Why the stream ends, if not with OK.
+    abort: Option<Status>,
+    /// The session once the client's side has ended, detached when the outbox is drained
+    /// (and when the stream is dropped, if that comes first).
+    ending: Option<SessionHandle>,
+    outbox: Arc<Outbox>,
+    shared_deliveries: bool,
+    max_frame_bytes: usize,
+    /// The stream has ended.
+    done: bool,
+}
+
+/// The client's side of a Session stream.
+struct Reading {
+    reader: SessionReader,
+    handle: SessionHandle,
+    inbound: Streaming<pb::SessionRequest>,
+}
+
+/// How the client's side ended.
+enum ReadEnd {
+    /// The client closed the session (its handle is released).
+    Closed,
+    /// The client ended or broke its side of the stream.
+    Ended,
+    /// An operation failed the stream (the abort status is set).
+    Aborted,
+}
+
+/// Frames applied in one poll before the outbox is drained.
+const FRAMES_PER_POLL: usize = 16;
+
+impl Stream for SessionFrames {
+    type Item = Result<pb::SessionResponse, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(frame) = this.opened.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(reading) = &mut this.reading
+            && let Poll::Ready(end) = reading.poll_frames(cx, &this.outbox)
+        {
+            let Reading {
+                mut reader, handle, ..
+            } = this.reading.take().expect("reading");
+            this.abort = reader.abort.take();
+            match end {
+                ReadEnd::Closed => {}
+                // Detached now: the deliveries not yet written go back to their
+                // channels, for the session's next stream or another receiver.
+                ReadEnd::Ended => handle.end(),
+                // The client is still there: what is queued (the answers to the
+                // operations before the failure) goes out before the status, then the
+                // session is detached.
+                ReadEnd::Aborted => {
+                    this.outbox.finish(None);
+                    this.ending = Some(handle);
                 }
-                if let Some(frame) = first {
-                    return Some((Ok(frame), (None, outbox, abort, false)));
+            }
+        }
+        match this.outbox.poll_batch(cx, this.max_frame_bytes) {
+            Poll::Ready(Batch::Events(events)) => {
+                Poll::Ready(Some(Ok(to_frame(events, this.shared_deliveries))))
+            }
+            Poll::Ready(Batch::End) => {
+                this.done = true;
+                if let Some(handle) = this.ending.take() {
+                    handle.end();
                 }
-                match outbox.next_batch(max_frame_bytes).await {
-                    Batch::Events(events) => {
-                        let frame = to_frame(events, shared_deliveries);
-                        Some((Ok(frame), (None, outbox, abort, false)))
-                    }
-                    Batch::End => {
-                        let error = abort.lock().take();
-                        error.map(|status| (Err(status), (None, outbox, abort, true)))
-                    }
+                Poll::Ready(this.abort.take().map(Err))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Reading {
+    /// Applies the client's frames that have arrived, up to [`FRAMES_PER_POLL`], with the
+    /// stream's `outbox` corked meanwhile; ready when the client's side is over.
+    fn poll_frames(&mut self, cx: &mut Context<'_>, outbox: &Outbox) -> Poll<ReadEnd> {
+        for _ in 0..FRAMES_PER_POLL {
+            let frame = match Pin::new(&mut self.inbound).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => return Poll::Ready(ReadEnd::Ended),
+                Poll::Ready(Some(Err(error))) => {
+                    // A frame too large or undecodable, or a stream the client broke off:
+                    // the stream ends with a status that says which, never a silent OK.
+                    tracing::debug!(%error, "session stream broke");
+                    self.reader.fail(inbound_failed(&error));
+                    return Poll::Ready(ReadEnd::Ended);
                 }
-            },
-        );
-        Ok(Response::new(Box::pin(events)))
+            };
+            // The frame's answers wake nobody: the caller takes them next.
+            outbox.cork();
+            let flow = self.reader.apply(&mut self.handle, frame.operations);
+            if let Flow::Continue = flow {
+                self.handle.flush_acks();
+            }
+            outbox.uncork();
+            match flow {
+                Flow::Continue => {}
+                Flow::Closed => return Poll::Ready(ReadEnd::Closed),
+                Flow::Abort => return Poll::Ready(ReadEnd::Aborted),
+            }
+        }
+        // More frames may have arrived: come back once this poll's answers are taken.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -134,68 +264,17 @@ enum Flow {
     Abort,
 }
 
-/// Reads a session's inbound frames and applies their operations in order.
+/// Applies the operations of a session's inbound frames in order.
 struct SessionReader {
     capacities: Arc<CapacityCache>,
-    abort: Arc<parking_lot::Mutex<Option<Status>>>,
     observer: Arc<dyn Observer>,
+    /// Why the stream must end, once an operation or frame broke it.
+    abort: Option<Status>,
 }
 
 impl SessionReader {
-    async fn run(
-        mut self,
-        mut handle: SessionHandle,
-        mut inbound: Streaming<pb::SessionRequest>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut shutting_down = false;
-        let outbox = handle.outbox();
-        loop {
-            let frame = if shutting_down {
-                // Keep reading until the client ends the stream, but not for long.
-                match tokio::time::timeout(Duration::from_secs(5), inbound.message()).await {
-                    Ok(frame) => frame,
-                    Err(_) => break,
-                }
-            } else {
-                tokio::select! {
-                    frame = inbound.message() => frame,
-                    _ = shutdown.wait_for(|down| *down) => {
-                        shutting_down = true;
-                        continue;
-                    }
-                }
-            };
-            match frame {
-                Ok(Some(frame)) => {
-                    // What the frame causes for this session leaves after one wakeup.
-                    outbox.cork();
-                    let flow = self.apply(&mut handle, frame.operations);
-                    if let Flow::Continue = flow {
-                        handle.flush_acks();
-                    }
-                    outbox.uncork();
-                    match flow {
-                        Flow::Continue => {}
-                        Flow::Closed => return,
-                        Flow::Abort => break,
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    // A frame too large or undecodable, or a stream the client broke off:
-                    // the stream ends with a status that says which, never a silent OK.
-                    tracing::debug!(%error, "session stream broke");
-                    self.fail(inbound_failed(&error));
-                    break;
-                }
-            }
-        }
-        handle.end();
-    }
-
-    fn fail(&self, status: Status) -> Flow {
-        *self.abort.lock() = Some(status);
+    fn fail(&mut self, status: Status) -> Flow {
+        self.abort = Some(status);
         Flow::Abort
     }
 
@@ -209,10 +288,10 @@ impl SessionReader {
         self.observer.frame_handled(&counts, started.elapsed());
         match applied {
             Ok(flow) => flow,
-            // The answers of the operations before the failure go out; the stream then
-            // ends with INTERNAL, which answers every receive still pending, and the
-            // session is detached as for any ended stream (its deliveries not yet written
-            // go back to their channels), so it can be resumed.
+            // The answers of the operations before the failure go out, with the deliveries
+            // already queued; the stream then ends with INTERNAL, which answers every
+            // receive still pending, and the session is detached as for any ended stream,
+            // so it can be resumed.
             Err(status) => {
                 handle.flush_acks();
                 self.fail(status)

@@ -54,7 +54,7 @@ pub(crate) use self::backplane::{Backplane, RemoteOp, Surveyed};
 pub(crate) use self::{
     error::HubError,
     observer::{NoObserver, Observer, OperationCounts},
-    outbox::{Batch, CloseReason, Event, OpOutcome},
+    outbox::{Batch, CloseReason, Event, OpOutcome, Outbox},
     session::SessionHandle,
     sessions::{OpenRequest, Opened},
 };

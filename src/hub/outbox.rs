@@ -1,14 +1,15 @@
 //! One stream's outbox: the events it has yet to write to its client, and the receives it
 //! has pending. The session handle registers and cancels receives through it, the hub
-//! delivers into it, and the stream's writer drains it ([`Outbox::next_batch`]).
+//! delivers into it, and the stream's writer drains it ([`Outbox::poll_batch`]).
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
+    task::{Context, Poll},
 };
 
+use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::Notify;
 
 use crate::{
     core::{self, Message},
@@ -124,9 +125,8 @@ struct OutboxState {
     closed: bool,
     /// The stream ends once the queued events are written.
     finishing: bool,
-    /// The session's reader is applying a frame: what is pushed meanwhile waits for
-    /// [`Outbox::uncork`] to wake the writer, so that the frame's deliveries and
-    /// acknowledgements leave together, in one frame and after one wakeup.
+    /// The stream's writer is applying one of its client's frames, and drains the outbox
+    /// right after: what is pushed meanwhile does not wake it (see [`Outbox::cork`]).
     corked: bool,
 }
 
@@ -136,10 +136,11 @@ pub(crate) type Unsent = (Arc<str>, Vec<Message>);
 /// The events a stream has yet to write, and the receives it has pending.
 pub(crate) struct Outbox {
     state: Mutex<OutboxState>,
-    notify: Notify,
+    /// The writer waiting in [`Outbox::poll_batch`].
+    writer: AtomicWaker,
 }
 
-/// What [`Outbox::next_batch`] gives the writer.
+/// What [`Outbox::poll_batch`] gives the writer.
 pub(crate) enum Batch {
     /// Events to write now.
     Events(Vec<Event>),
@@ -151,24 +152,21 @@ impl Outbox {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(OutboxState::default()),
-            notify: Notify::new(),
+            writer: AtomicWaker::new(),
         })
     }
 
-    /// Holds the writer's wakeups back until [`Outbox::uncork`].
+    /// Holds the writer's wakeups back until [`Outbox::uncork`]: for the writer itself,
+    /// while it applies a frame of its client, whose deliveries and acknowledgements it
+    /// then takes in one batch without having woken itself for each.
     pub(crate) fn cork(&self) {
         self.state.lock().corked = true;
     }
 
-    /// Wakes the writer for what was pushed since [`Outbox::cork`], if anything was.
+    /// Lets pushes wake the writer again. Wakes nobody: the writer that corked the outbox
+    /// polls it next ([`Outbox::poll_batch`]), which takes what was pushed meanwhile.
     pub(crate) fn uncork(&self) {
-        let mut state = self.state.lock();
-        state.corked = false;
-        let wake = !state.events.is_empty() || state.closed;
-        drop(state);
-        if wake {
-            self.notify.notify_one();
-        }
+        self.state.lock().corked = false;
     }
 
     /// Releases the lock and wakes the writer, unless the outbox is corked.
@@ -176,7 +174,7 @@ impl Outbox {
         let corked = state.corked;
         drop(state);
         if !corked {
-            self.notify.notify_one();
+            self.writer.wake();
         }
     }
 
@@ -279,35 +277,30 @@ impl Outbox {
         pending
     }
 
-    /// Waits for events and takes up to `max_bytes` of payload of them (at least one
-    /// event), or says the stream is over.
-    pub(crate) async fn next_batch(&self, max_bytes: usize) -> Batch {
-        loop {
-            {
-                let mut state = self.state.lock();
-                if !state.events.is_empty() {
-                    let mut batch = Vec::with_capacity(state.events.len().min(1024));
-                    let mut bytes = 0;
-                    while let Some(event) = state.events.front() {
-                        let size = event_size(event);
-                        if !batch.is_empty() && bytes + size > max_bytes {
-                            break;
-                        }
-                        bytes += size;
-                        batch.push(state.events.pop_front().expect("front exists"));
-                    }
-                    if !state.events.is_empty() {
-                        // More than one frame's worth is queued: come back without waiting.
-                        self.notify.notify_one();
-                    }
-                    return Batch::Events(batch);
+    /// Takes up to `max_bytes` of payload of the queued events (at least one event), says
+    /// the stream is over, or registers the writer to be woken by the next push.
+    pub(crate) fn poll_batch(&self, cx: &mut Context<'_>, max_bytes: usize) -> Poll<Batch> {
+        // Registered before looking, so that a push after the look wakes this writer.
+        self.writer.register(cx.waker());
+        let mut state = self.state.lock();
+        if !state.events.is_empty() {
+            let mut batch = Vec::with_capacity(state.events.len().min(1024));
+            let mut bytes = 0;
+            while let Some(event) = state.events.front() {
+                let size = event_size(event);
+                if !batch.is_empty() && bytes + size > max_bytes {
+                    // The rest waits for the next poll, which follows this batch's write.
+                    break;
                 }
-                if state.finishing || state.closed {
-                    return Batch::End;
-                }
+                bytes += size;
+                batch.push(state.events.pop_front().expect("front exists"));
             }
-            self.notify.notified().await;
+            return Poll::Ready(Batch::Events(batch));
         }
+        if state.finishing || state.closed {
+            return Poll::Ready(Batch::End);
+        }
+        Poll::Pending
     }
 
     /// Ends the stream once queued events are written; accepts no more events.
@@ -321,13 +314,13 @@ impl Outbox {
         }
         state.finishing = true;
         drop(state);
-        self.notify.notify_one();
+        self.writer.wake();
     }
 
     /// Queues the stream's last event after [`Outbox::close`], so the writer still sends it.
     pub(crate) fn push_last(&self, event: Event) {
         self.state.lock().events.push_back(event);
-        self.notify.notify_one();
+        self.writer.wake();
     }
 
     /// Closes the outbox for good: returns the pending receives (to withdraw from the
@@ -348,7 +341,7 @@ impl Outbox {
             })
             .collect();
         drop(state);
-        self.notify.notify_one();
+        self.writer.wake();
         (pending, unsent)
     }
 }

@@ -8,7 +8,6 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
 
 use crate::{
     core::{Namespace, names::validate_client_prefix},
@@ -283,10 +282,5 @@ impl Hub {
         for outbox in outboxes {
             outbox.finish(Some(Event::Closing(CloseReason::Shutdown)));
         }
-    }
-
-    /// A receiver that turns true when the hub shuts down.
-    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutting_down.subscribe()
     }
 }
