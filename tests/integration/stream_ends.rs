@@ -1,18 +1,22 @@
 //! Every way a request or a Session stream is refused says why: a Session frame above the
 //! decode limit ends the stream with `RESOURCE_EXHAUSTED` / `FRAME_TOO_LARGE` (never a
 //! silent OK) and loses nothing that was queued; a unary request above it is
-//! `MESSAGE_TOO_LARGE`; both name the `message_bytes` limit.
+//! `MESSAGE_TOO_LARGE`; both name the `message_bytes` limit. A client that stops reading
+//! its answers is not read either, and loses nothing once it reads again.
 
 use crate::support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use chanlayer::proto::v1::{self as pb, session_event::Event, session_operation::Operation};
+use chanlayer::proto::v1::{
+    self as pb, channel_layer_service_client::ChannelLayerServiceClient, session_event::Event,
+    session_operation::Operation,
+};
 use support::Server;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Code;
+use tonic::{Code, transport::Endpoint};
 use tonic_types::StatusExt;
 
 fn frame(operations: Vec<Operation>) -> pb::SessionRequest {
@@ -138,4 +142,112 @@ async fn a_unary_request_over_the_limit_is_refused_with_a_reason() {
         .send("c", vec![0u8; 1024])
         .await
         .expect("at the limit");
+}
+
+/// A client that stops reading its stream's answers is not read either (HTTP/2 flow
+/// control): its later operations wait in the stream, unapplied, instead of being applied
+/// with their answers queued in the server without bound. Once it reads again, every one of
+/// them is applied and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
+    const SMALL_SENDS: u64 = 400;
+    let server = Server::start(&[]);
+    let client = server.client("stalled").await;
+    // A connection that lets the server write at most 64 KiB before the client reads.
+    let channel = Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .initial_stream_window_size(Some(65_535))
+        .initial_connection_window_size(Some(65_535))
+        .connect()
+        .await
+        .expect("connects");
+    let (tx, requests) = mpsc::channel(1024);
+    tx.send(frame(vec![Operation::Open(pb::OpenOperation {
+        namespace: "stalled".into(),
+        ..Default::default()
+    })]))
+    .await
+    .unwrap();
+    let mut events = ChannelLayerServiceClient::new(channel)
+        .session(ReceiverStream::new(requests))
+        .await
+        .expect("the session opens")
+        .into_inner();
+    let send = |request_id: u64, channel: &str, message: Bytes| {
+        Operation::Send(pb::SendOperation {
+            request_id,
+            channel: channel.into(),
+            message,
+            capacity: 1000,
+            expiry_ms: 0,
+        })
+    };
+    // Answers larger than that window: 8 deliveries of 16 KiB to the client's own receives.
+    let big = Bytes::from(vec![b'x'; 16 * 1024]);
+    for id in 1..=8 {
+        tx.send(frame(vec![
+            send(id, "big", big.clone()),
+            Operation::Receive(pb::ReceiveOperation {
+                receive_id: id,
+                channel: "big".into(),
+                max_messages: 1,
+            }),
+        ]))
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One more send, once the deliveries fill the window: its answer is the frame the server
+    // cannot write, and from then on it reads nothing more of this stream.
+    tx.send(frame(vec![send(100, "sink", Bytes::from_static(b"m"))]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in 1..=SMALL_SENDS {
+        tx.send(frame(vec![send(
+            100 + id,
+            "sink",
+            Bytes::from_static(b"m"),
+        )]))
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let applied = client.channel_info("sink").await.unwrap().queued_messages;
+    assert_eq!(
+        applied,
+        1,
+        "sends applied for a client that reads nothing (of {} sent)",
+        SMALL_SENDS + 1
+    );
+
+    // Reading again: every operation is applied and answered, in order.
+    let (mut results, mut deliveries) = (Vec::new(), 0);
+    while results.len() < (9 + SMALL_SENDS) as usize {
+        let frame = tokio::time::timeout(Duration::from_secs(10), events.message())
+            .await
+            .expect("the answers come once the client reads")
+            .unwrap()
+            .expect("the stream goes on");
+        for event in frame.events {
+            match event.event {
+                Some(Event::Result(result)) => {
+                    assert!(result.error.is_none(), "{result:?}");
+                    results.push(result.request_id);
+                }
+                Some(Event::Delivery(delivery)) => {
+                    assert_eq!(delivery.messages.len(), 1);
+                    assert_eq!(delivery.messages[0].message, big);
+                    deliveries += 1;
+                }
+                Some(Event::Opened(_)) => {}
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+    assert_eq!(deliveries, 8);
+    let expected: Vec<u64> = (1..=8).chain(100..=100 + SMALL_SENDS).collect();
+    assert_eq!(results, expected);
+    let sink = client.channel_info("sink").await.unwrap();
+    assert_eq!(u64::from(sink.queued_messages), SMALL_SENDS + 1);
 }
