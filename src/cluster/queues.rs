@@ -17,13 +17,16 @@
 //!   message still counts toward its channel's capacity, and a message that should live
 //!   longer than `max_age` is gone at `max_age`.
 //! - **Receive.** While receives of this node wait on a channel, one task per channel pulls
-//!   as many messages as there are waiting receives from a durable consumer that every
+//!   as many messages as those receives would take (one each, or a prefetching receive's
+//!   `max_messages`, up to [`FETCH_AHEAD_MAX`] in flight) from a durable consumer that every
 //!   node shares (one per channel, removed by NATS after some idle minutes), acknowledges
 //!   each on arrival (waiting for the stream to confirm, so that the message's place in
 //!   the channel is free before a receive has it) and hands it to the node's core, which
 //!   gives it to the oldest
-//!   waiting receive. A message fetched for a receive cancelled meanwhile stays queued on
-//!   this node, for its next receive on that channel, until its expiry.
+//!   waiting receive; the rest of a prefetching receive's batch waits here for its next
+//!   receive, which takes it without a trip to NATS. A message fetched for a receive
+//!   cancelled meanwhile stays queued on this node, for its next receive on that channel,
+//!   until its expiry.
 //! - **Group sends** to a normal member publish the member's copy with a message id made of
 //!   the group send's id and the channel: where several nodes hold that membership, the
 //!   stream's duplicate window keeps one copy.
@@ -57,6 +60,10 @@ const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// The most messages one pull request asks for.
 const PULL_MAX: usize = 256;
+
+/// The most messages of one channel this node has asked for and not yet handed to its
+/// core, whatever its receives' `max_messages` add up to.
+const FETCH_AHEAD_MAX: usize = 1024;
 
 /// A durable consumer nobody pulled from for this long is removed by NATS.
 const CONSUMER_IDLE: Duration = Duration::from_secs(300);
@@ -279,8 +286,9 @@ impl Cluster {
         drop(task);
     }
 
-    /// Pulls `channel` while receives of this node wait on it: as many messages as
-    /// receives wait, from the consumer every node shares.
+    /// Pulls `channel` while receives of this node wait on it, from the consumer every
+    /// node shares: as many messages as those receives would take (each its
+    /// `max_messages`), at most [`FETCH_AHEAD_MAX`] asked for and not yet handed over.
     async fn pull(self: Arc<Self>, key: (String, String), more: Arc<Notify>) {
         let Some(queues) = self.queues() else { return };
         let (namespace, channel) = (&key.0, &key.1);
@@ -297,23 +305,24 @@ impl Cluster {
         let mut delay = Duration::from_millis(50);
         loop {
             let Some(hub) = self.hub() else { return };
-            let waiting = hub.waiting_receives(namespace, channel);
-            if waiting == 0 && batches.is_empty() && acking.is_empty() {
+            let demand = hub.demand(namespace, channel);
+            if demand.receives == 0 && batches.is_empty() && acking.is_empty() {
                 // Checked again under the lock that `want` takes after a receive
                 // registers, so that no receive is left without a puller.
                 let mut pulling = queues.pulling.lock();
-                if hub.waiting_receives(namespace, channel) == 0 {
+                if hub.demand(namespace, channel).receives == 0 {
                     pulling.remove(&key);
                     return;
                 }
                 continue;
             }
             let coming = outstanding + acking.len();
-            if waiting > coming && *self.connected.borrow() {
+            let wanted = demand.messages.min(FETCH_AHEAD_MAX);
+            if wanted > coming && *self.connected.borrow() {
                 if consumer.is_none() {
                     consumer = self.consumer(queues, &subject).await;
                 }
-                let wanted = (waiting - coming).min(PULL_MAX);
+                let wanted = (wanted - coming).min(PULL_MAX);
                 let batch = match &consumer {
                     Some(c) => c
                         .batch()

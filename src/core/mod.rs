@@ -57,7 +57,7 @@ pub use self::{
     layer::Layer,
     limits::{LIMIT_METADATA_KEY, Limit, Limits},
     namespace::Namespace,
-    stats::{ChannelInfo, MembersPage, Stats},
+    stats::{ChannelInfo, Demand, MembersPage, Stats},
 };
 
 /// How long a message waits unread before it expires, when no expiry is given.
@@ -70,4 +70,11 @@ pub const DEFAULT_GROUP_EXPIRY: Duration = Duration::from_secs(86_400);
 pub trait Waiter {
     /// An identifier unique among all waiters, used to cancel this one.
     fn id(&self) -> u64;
+
+    /// How many messages the receive takes when served from a backlog (its
+    /// `max_messages`); a waiter that arrives first is handed one. What fetches messages
+    /// for waiting receives from elsewhere reads it ([`Namespace::demand`]).
+    fn max_messages(&self) -> usize {
+        1
+    }
 }

@@ -72,6 +72,15 @@ pub struct ChannelInfo {
     pub oldest_message_age: Duration,
 }
 
+/// What the receives waiting on one channel ask for ([`Namespace::demand`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Receives waiting on the channel.
+    pub receives: usize,
+    /// The messages they would take, each receive its `max_messages`.
+    pub messages: usize,
+}
+
 /// One page of a group's members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MembersPage {
@@ -107,6 +116,20 @@ impl<W: Waiter> Namespace<W> {
                 .max(now.saturating_duration_since(m.sent_at));
         }
         Ok(info)
+    }
+
+    /// What the receives waiting on `channel` ask for: how many wait, and how many
+    /// messages they would take. Cheap (no walk of the queue): a puller reads it for
+    /// every message it fetches.
+    pub fn demand(&self, channel: &str) -> Demand {
+        let shard = self.shards[self.shard_of(channel)].lock();
+        let Some(ch) = shard.channels.get(channel) else {
+            return Demand::default();
+        };
+        Demand {
+            receives: ch.waiters.len(),
+            messages: ch.waiters.iter().map(|w| w.max_messages().max(1)).sum(),
+        }
     }
 
     /// How many unexpired members `group` has.

@@ -515,13 +515,13 @@ impl Hub {
         }
     }
 
-    /// How many receives of this node wait on `channel`; 0 for a namespace it does not
-    /// have.
-    pub(crate) fn waiting_receives(&self, namespace: &str, channel: &str) -> usize {
+    /// What the receives of this node waiting on `channel` ask for; nothing for a
+    /// namespace it does not have.
+    pub(crate) fn demand(&self, namespace: &str, channel: &str) -> core::Demand {
         self.layer
             .existing(namespace)
-            .and_then(|ns| ns.channel_info(channel, now()).ok())
-            .map_or(0, |info| info.waiting_receives)
+            .map(|ns| ns.demand(channel))
+            .unwrap_or_default()
     }
 
     /// A message of a normal channel that the cluster shares, fetched for a receive of

@@ -91,11 +91,17 @@ pub(crate) struct HubWaiter {
     pub(crate) receive_id: u64,
     pub(crate) channel: Arc<str>,
     pub(crate) outbox: Arc<Outbox>,
+    /// The receive's `max_messages`.
+    pub(crate) max_messages: usize,
 }
 
 impl core::Waiter for HubWaiter {
     fn id(&self) -> u64 {
         self.id
+    }
+
+    fn max_messages(&self) -> usize {
+        self.max_messages
     }
 }
 

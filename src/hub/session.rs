@@ -99,6 +99,7 @@ impl SessionHandle {
             receive_id,
             channel: Arc::clone(&channel_arc),
             outbox: Arc::clone(&self.outbox),
+            max_messages,
         };
         match self.ns.receive(channel, max_messages, now(), &waiter) {
             Ok(Received::Waiting) => {

@@ -130,6 +130,55 @@ async fn a_normal_channel_has_the_clusters_capacity_and_each_messages_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefetching_receive_fetches_its_batch_to_its_node_and_no_more() {
+    let _serial = nats::SERIAL.lock().await;
+    let t = TwoNodes::start(&[]).await;
+    let (on_a, on_b) = (t.on_a.clone(), t.on_b.clone());
+    for i in 0..30 {
+        on_a.send("batch", format!("m{i:02}")).await.unwrap();
+    }
+    let text = |m: &chanlayer_client::Received| String::from_utf8(m.payload.to_vec()).unwrap();
+    // A receive of up to 10 on B: its node fetches 10 for it (the first comes to it).
+    let worker_b = on_b.session().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), worker_b.receive_many("batch", 10))
+        .await
+        .expect("a delivery on B")
+        .unwrap();
+    assert_eq!(first.iter().map(text).collect::<Vec<_>>()[0], "m00");
+    // The rest of B's batch is on B: a receive on A gets the first message after it.
+    let worker_a = on_a.session().await.unwrap();
+    assert_eq!(
+        receive_one(&worker_a, "batch").await.as_deref(),
+        Some("m10")
+    );
+    // B's next receive takes the rest of its batch, in order, without another fetch.
+    let mut on_b_got: Vec<String> = first.iter().map(text).collect();
+    while on_b_got.len() < 10 {
+        let more = tokio::time::timeout(Duration::from_secs(5), worker_b.receive_many("batch", 10))
+            .await
+            .expect("B's batch")
+            .unwrap();
+        on_b_got.extend(more.iter().map(text));
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(on_b_got[..10], expected[..]);
+    // Every message once in all: the 19 left, through A one at a time.
+    let mut rest = Vec::new();
+    while rest.len() + on_b_got.len() < 29 {
+        rest.push(
+            receive_one(&worker_a, "batch")
+                .await
+                .expect("a message on A"),
+        );
+    }
+    let mut all: Vec<String> = on_b_got.into_iter().chain(rest).collect();
+    all.push("m10".into());
+    all.sort();
+    let sent: Vec<String> = (0..30).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(all, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_with_a_normal_member_on_both_nodes_queues_each_send_once() {
     let _serial = nats::SERIAL.lock().await;
     let t = TwoNodes::start(&[]).await;

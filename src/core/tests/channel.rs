@@ -79,6 +79,44 @@ fn a_receive_takes_about_one_frame_of_payload_at_most() {
 }
 
 #[test]
+fn demand_counts_each_waiting_receives_max_messages() {
+    struct Prefetching(u64, usize);
+    impl Waiter for Prefetching {
+        fn id(&self) -> u64 {
+            self.0
+        }
+        fn max_messages(&self) -> usize {
+            self.1
+        }
+    }
+    let l: Layer<Prefetching> = Layer::new(Limits::default(), 8);
+    let ns = l.namespace("").unwrap();
+    let now = Instant::now();
+    assert_eq!(ns.demand("w"), Demand::default());
+    ns.receive("w", 1, now, || Prefetching(1, 1)).unwrap();
+    ns.receive("w", 64, now, || Prefetching(2, 64)).unwrap();
+    assert_eq!(
+        ns.demand("w"),
+        Demand {
+            receives: 2,
+            messages: 65
+        }
+    );
+    // Served in order, one message each: the demand goes with its receive.
+    let h = ns.send("w", msg("1"), 100, MIN, now).unwrap().unwrap();
+    assert_eq!(h.waiter.0, 1);
+    assert_eq!(
+        ns.demand("w"),
+        Demand {
+            receives: 1,
+            messages: 64
+        }
+    );
+    assert!(ns.cancel("w", 2));
+    assert_eq!(ns.demand("w"), Demand::default());
+}
+
+#[test]
 fn waiting_receives_are_served_in_order() {
     let l = layer();
     let ns = l.namespace("").unwrap();
