@@ -559,7 +559,8 @@ pub(crate) fn outcome_to_wire(outcome: Result<OpOutcome, HubError>) -> Reply {
     let outcome = match outcome {
         Ok(OpOutcome::Sent { delivered, queued }) => Outcome::Sent(Sent {
             delivered,
-            queued: queued as u64,
+            // Forwarded operations reach process-specific channels, whose owner counts.
+            queued: queued.map_or(u64::MAX, |q| q as u64),
         }),
         Ok(OpOutcome::Changed(changed)) => Outcome::Changed(changed),
         Ok(OpOutcome::GroupSent { .. }) => Outcome::Changed(true),
@@ -575,7 +576,7 @@ pub(crate) fn outcome_from_wire(reply: Reply) -> Result<OpOutcome, HubError> {
     match reply.outcome {
         Some(Outcome::Sent(s)) => Ok(OpOutcome::Sent {
             delivered: s.delivered,
-            queued: usize::try_from(s.queued).unwrap_or(usize::MAX),
+            queued: usize::try_from(s.queued).ok().filter(|&q| q != usize::MAX),
         }),
         Some(Outcome::Changed(changed)) => Ok(OpOutcome::Changed(changed)),
         Some(Outcome::Error(w)) => Err(error_from_wire(w)),

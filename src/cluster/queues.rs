@@ -246,9 +246,11 @@ impl Cluster {
         match serde_json::from_slice::<Response<PublishAck>>(&message.payload) {
             Ok(Response::Ok(_)) => {
                 self.stats.normal_queued.fetch_add(1, Ordering::Relaxed);
+                // The stream's answer does not say how full the channel is: the client
+                // is told nothing, so it lets no send complete before its result.
                 Ok(OpOutcome::Sent {
                     delivered: false,
-                    queued: 0,
+                    queued: None,
                 })
             }
             // JSStreamStoreFailedF is the stream refusing past `max_msgs_per_subject`

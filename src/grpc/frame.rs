@@ -189,7 +189,7 @@ fn to_proto(event: Event, now: std::time::Instant) -> pb::SessionEvent {
             match outcome {
                 Ok(OpOutcome::Sent { delivered, queued }) => {
                     result.delivered = delivered;
-                    result.queued = Some(u32::try_from(queued).unwrap_or(u32::MAX));
+                    result.queued = queued.map(|q| u32::try_from(q).unwrap_or(u32::MAX));
                 }
                 Ok(OpOutcome::Changed(changed)) => result.changed = changed,
                 Ok(OpOutcome::GroupSent { delivered, dropped }) => {

@@ -296,7 +296,10 @@ impl Hub {
                 expiry,
             } => self
                 .send_in(ns, &channel, payload, capacity, expiry)
-                .map(|(delivered, queued)| OpOutcome::Sent { delivered, queued }),
+                .map(|(delivered, queued)| OpOutcome::Sent {
+                    delivered,
+                    queued: Some(queued),
+                }),
             RemoteOp::GroupAdd {
                 group,
                 channel,

@@ -34,8 +34,10 @@ pub(crate) enum OpOutcome {
     Sent {
         /// True when handed to a waiting receive.
         delivered: bool,
-        /// Messages the channel holds afterwards (0 when handed to a waiting receive).
-        queued: usize,
+        /// Messages the channel holds afterwards (0 when handed to a waiting receive);
+        /// `None` when this node cannot know (a normal channel that a cluster shares
+        /// through JetStream, whose stream alone counts).
+        queued: Option<usize>,
     },
     /// `group_add` or `group_discard`: whether the membership changed.
     Changed(bool),

@@ -214,7 +214,10 @@ impl SessionHandle {
         let outcome = self
             .hub
             .send_in(&self.ns, channel, payload, capacity, expiry)
-            .map(|(delivered, queued)| OpOutcome::Sent { delivered, queued });
+            .map(|(delivered, queued)| OpOutcome::Sent {
+                delivered,
+                queued: Some(queued),
+            });
         self.ack(request_id, outcome);
     }
 

@@ -273,6 +273,24 @@ async def test_a_normal_channel_read_on_both_nodes_gets_each_send_once(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def test_a_full_shared_normal_channel_refuses_the_send_that_overfills_it(
+    nodes: tuple[Node, Node], make_layer: Callable[..., ChannelLayer], caplog: Any
+) -> None:
+    # The stream's answer does not say how full the channel is, so no send to it may
+    # return before its result: the send past capacity raises, and nothing is lost.
+    a, b = nodes
+    sender = make_layer(a)
+    capacity = 2 * COUNT  # the nodes' --cluster-normal-capacity
+    for n in range(capacity):
+        await bounded(sender.send("full-jobs", {"type": "test.message", "n": n}))
+    with caplog.at_level("WARNING", logger="chanlayer"), pytest.raises(ChannelFull):
+        await bounded(sender.send("full-jobs", {"type": "test.message", "n": capacity}))
+    assert not [r for r in caplog.records if "after send() had returned" in r.getMessage()]
+    worker = make_layer(b, normal_prefetch=64)
+    got = [await bounded(worker.receive("full-jobs")) for _ in range(capacity)]
+    exactly_once(got, list(range(capacity)))
+
+
 async def test_channel_full_is_raised_on_a_for_a_full_channel_owned_by_b(
     nodes: tuple[Node, Node], make_layer: Callable[..., ChannelLayer]
 ) -> None:

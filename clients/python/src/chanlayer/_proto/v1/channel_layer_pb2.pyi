@@ -1244,7 +1244,9 @@ class OperationResult(google.protobuf.message.Message):
     straight to a waiting receive). A client may use it to tell how far a
     channel is from full, and so whether it can let its next sends to that
     channel complete before their results arrive. Absent for other operations,
-    for failures, and from servers older than this field.
+    for failures, for a normal channel that a cluster shares through JetStream
+    (the stream alone counts its messages), and from servers older than this
+    field.
     """
     @property
     def error(self) -> global___ErrorDetail:
