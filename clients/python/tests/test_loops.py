@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import weakref
 
@@ -11,6 +15,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from chanlayer import ChannelLayer
+
+from .conftest import Server
 
 
 def test_double_receive(make_layer: type[ChannelLayer]) -> None:
@@ -208,3 +214,73 @@ def test_a_collected_layer_releases_its_session(make_layer: type[ChannelLayer]) 
         await observer.close()
 
     asyncio.run(run())
+
+
+#: A consumer whose receive was cancelled on one loop, then a consumer on a second loop that
+#: is still receiving when ``asyncio.run`` ends a few iterations later (a test that never
+#: disconnects its communicator). ``asyncio.run`` cancels the session task at some point of
+#: its start; the sweep over iterations makes that point fall on each step in turn.
+_SHUTDOWN_SWEEP = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from chanlayer import ChannelLayer
+
+    target, prefix = sys.argv[1], sys.argv[2]
+
+    async def dispatch(layer, channel):
+        # channels.utils.await_many_dispatch, as a consumer runs it
+        tasks = [asyncio.ensure_future(asyncio.Queue().get()),
+                 asyncio.ensure_future(layer.receive(channel))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+
+    async def disconnected(n):
+        layer = ChannelLayer(target=target, prefix=f"{prefix}a{n}")
+        task = asyncio.create_task(dispatch(layer, await layer.new_channel()))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def still_connected(n, ticks):
+        layer = ChannelLayer(target=target, prefix=f"{prefix}b{n}")
+
+        async def consumer():
+            await dispatch(layer, await layer.new_channel())
+
+        asyncio.create_task(consumer())
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+
+    for ticks in range(16):
+        asyncio.run(disconnected(ticks))
+        asyncio.run(still_connected(ticks, ticks))
+    print("closed", flush=True)
+    """
+)
+
+
+def test_a_loop_closes_while_its_session_starts(server: Server) -> None:
+    """``asyncio.run`` returns whenever it cancels a session task that is still starting.
+
+    Before Python 3.12, ``asyncio.wait_for`` lost a cancellation that came as its future
+    completed; the session task then opened a stream and waited on it forever.
+    """
+    prefix = f"t{os.urandom(4).hex()}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SHUTDOWN_SWEEP, server.target, prefix],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"an event loop never finished closing: {e.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "closed"

@@ -44,6 +44,7 @@ from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._session import ReconnectingSession
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
+from chanlayer._timeout import wait_for
 from chanlayer._transport import RemoteError, TransportConfig, unix_socket_path
 from chanlayer.exceptions import ChannelFull, ServerUnavailable, error_from_reason
 
@@ -162,11 +163,11 @@ class NativeTransport:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.sleep(0)
                     connected = self.connection.connect_unix(self._unix_path)
-                    if await asyncio.wait_for(connected, max(deadline - loop.time(), 0.001)):
+                    if await wait_for(connected, max(deadline - loop.time(), 0.001)):
                         return True
             else:
                 with contextlib.suppress(OSError, asyncio.TimeoutError):
-                    infos = await asyncio.wait_for(
+                    infos = await wait_for(
                         loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
                         max(deadline - loop.time(), 0.001),
                     )
@@ -176,7 +177,7 @@ class NativeTransport:
                             break
                         address = str(sockaddr[0]).split("%", 1)[0]
                         connected = self.connection.connect(address, int(sockaddr[1]))
-                        if await asyncio.wait_for(connected, left):
+                        if await wait_for(connected, left):
                             return True
             left = deadline - loop.time()
             if left <= 0:
@@ -306,7 +307,7 @@ class NativeSession(ReconnectingSession):
         drained = self._engine.drain()
         if drained is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drained), timeout)
+                await wait_for(asyncio.shield(drained), timeout)
         self._log_window_lost()
 
     def _log_window_lost(self) -> None:

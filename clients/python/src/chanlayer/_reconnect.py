@@ -17,6 +17,7 @@ import time
 
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
+from chanlayer._timeout import wait_for
 from chanlayer._transport import RemoteError
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
 
@@ -104,7 +105,7 @@ class ReconnectingSession:
         if release and self._connected:
             with contextlib.suppress(Exception):
                 if await self._send_close():
-                    await asyncio.wait_for(self._closed.wait(), _CLOSE_WAIT)
+                    await wait_for(self._closed.wait(), _CLOSE_WAIT)
         self._task.cancel()
         with contextlib.suppress(BaseException):
             await self._task

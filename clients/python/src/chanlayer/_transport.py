@@ -23,6 +23,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._proto.v1 import channel_layer_pb2_grpc as pb_grpc
+from chanlayer._timeout import wait_for
 from chanlayer.exceptions import ERROR_DOMAIN, ServerUnavailable
 
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -226,7 +227,7 @@ class GrpcTransport:
         if self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
             return
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+            await wait_for(self._channel.channel_ready(), timeout)
         except asyncio.TimeoutError:
             raise ServerUnavailable(
                 f"the chanlayer server at {self._config.target} is unreachable "
@@ -258,4 +259,4 @@ class GrpcTransport:
         await self._channel.close(grace=None)
         for call in streams:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(call.code(), _STREAM_END_WAIT)
+                await wait_for(call.code(), _STREAM_END_WAIT)

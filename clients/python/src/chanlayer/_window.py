@@ -31,6 +31,7 @@ import logging
 import time
 
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
+from chanlayer._timeout import wait_for
 from chanlayer.exceptions import ChannelFull, error_from_reason
 
 logger = logging.getLogger("chanlayer")
@@ -201,7 +202,7 @@ class SendWindow:
             if self._drained is None:
                 self._drained = asyncio.Event()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout)
+                await wait_for(self._drained.wait(), timeout)
         self.log_lost()
 
     def log_lost(self) -> None:
