@@ -45,10 +45,11 @@ def test_channels_redis_keys_are_accepted() -> None:
 
 
 def test_unknown_key_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="unexpected keyword argument 'hosts'"):
-        ChannelLayer(hosts=[("localhost", 6379)])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hosts'") as hosts:
+        ChannelLayer(hosts=[("localhost", 6379)])
+    assert "replace CONFIG['hosts'] with CONFIG['target']" in str(hosts.value)
     with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
-        ChannelLayer(foo=1)  # type: ignore[call-arg]
+        ChannelLayer(foo=1)
 
 
 def test_prefix_must_be_str() -> None:

@@ -191,7 +191,17 @@ class ChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         prefetch: int | None = None,
         normal_prefetch: int = 1,
         transport: str | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            name = next(iter(unknown))
+            hint = (
+                ": chanlayer connects to a chanlayer server, given as target='HOST:PORT', not "
+                "to Redis (replace CONFIG['hosts'] with CONFIG['target'])"
+                if name == "hosts"
+                else ""
+            )
+            raise TypeError(f"ChannelLayer() got an unexpected keyword argument {name!r}{hint}")
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if not isinstance(prefix, str):
             raise TypeError("Prefix must be unicode")
