@@ -294,12 +294,13 @@ impl Hub {
                 payload,
                 capacity,
                 expiry,
-            } => self
-                .send_in(ns, &channel, payload, capacity, expiry)
-                .map(|(delivered, queued)| OpOutcome::Sent {
-                    delivered,
-                    queued: Some(queued),
-                }),
+            } => {
+                self.send_in(ns, &channel, payload, capacity, expiry)
+                    .map(|(delivered, queued)| OpOutcome::Sent {
+                        delivered,
+                        queued: Some(queued),
+                    })
+            }
             RemoteOp::GroupAdd {
                 group,
                 channel,
