@@ -197,8 +197,9 @@ async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
         .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // One more send, once the deliveries fill the window: its answer is the frame the server
-    // cannot write, and from then on it reads nothing more of this stream.
+    // One more send, once the deliveries fill the window. HTTP/2 lets the server take one
+    // frame past the window, so this send is applied or not depending on how the deliveries
+    // were cut into frames; either way the server reads nothing of this stream after it.
     tx.send(frame(vec![send(100, "sink", Bytes::from_static(b"m"))]))
         .await
         .unwrap();
@@ -214,10 +215,9 @@ async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let applied = client.channel_info("sink").await.unwrap().queued_messages;
-    assert_eq!(
-        applied,
-        1,
-        "sends applied for a client that reads nothing (of {} sent)",
+    assert!(
+        applied <= 1,
+        "{applied} sends applied for a client that reads nothing (of {} sent)",
         SMALL_SENDS + 1
     );
 
