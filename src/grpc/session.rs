@@ -4,7 +4,7 @@
 use std::{
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use futures_util::Stream;
@@ -218,6 +218,19 @@ impl Stream for SessionFrames {
     }
 }
 
+impl Drop for SessionFrames {
+    /// The server drops a stream the client reset (as grpc.aio does to a stream whose read
+    /// is cancelled, when `asyncio.run` ends) without reading it further, so the frames the
+    /// client wrote before the reset may still be buffered: they are applied now, as they
+    /// would have been had the server read them sooner, and their answers go nowhere. A
+    /// send that left the client before the reset is applied, whatever the race.
+    fn drop(&mut self) {
+        if let Some(reading) = &mut self.reading {
+            reading.apply_buffered(&self.outbox);
+        }
+    }
+}
+
 impl Reading {
     /// Applies the client's frames that have arrived, up to [`FRAMES_PER_POLL`], with the
     /// stream's `outbox` corked meanwhile; ready when the client's side is over.
@@ -235,14 +248,7 @@ impl Reading {
                     return Poll::Ready(ReadEnd::Ended);
                 }
             };
-            // The frame's answers wake nobody: the caller takes them next.
-            outbox.cork();
-            let flow = self.reader.apply(&mut self.handle, frame.operations);
-            if let Flow::Continue = flow {
-                self.handle.flush_acks();
-            }
-            outbox.uncork();
-            match flow {
+            match self.apply_frame(frame, outbox) {
                 Flow::Continue => {}
                 Flow::Closed => return Poll::Ready(ReadEnd::Closed),
                 Flow::Abort => return Poll::Ready(ReadEnd::Aborted),
@@ -251,6 +257,37 @@ impl Reading {
         // More frames may have arrived: come back once this poll's answers are taken.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Applies the client's frames already received, without waiting for more: those of
+    /// a stream that is being dropped. At most the stream's receive window is buffered.
+    fn apply_buffered(&mut self, outbox: &Outbox) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut applied = 0usize;
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut self.inbound).poll_next(&mut cx) {
+            applied += 1;
+            if !matches!(self.apply_frame(frame, outbox), Flow::Continue) {
+                break;
+            }
+        }
+        if applied > 0 {
+            tracing::debug!(
+                frames = applied,
+                "applied the frames of a reset session stream"
+            );
+        }
+    }
+
+    /// Applies one frame's operations with the stream's `outbox` corked: its answers wake
+    /// nobody, the caller takes them next.
+    fn apply_frame(&mut self, frame: pb::SessionRequest, outbox: &Outbox) -> Flow {
+        outbox.cork();
+        let flow = self.reader.apply(&mut self.handle, frame.operations);
+        if let Flow::Continue = flow {
+            self.handle.flush_acks();
+        }
+        outbox.uncork();
+        flow
     }
 }
 

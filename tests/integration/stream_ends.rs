@@ -144,16 +144,26 @@ async fn a_unary_request_over_the_limit_is_refused_with_a_reason() {
         .expect("at the limit");
 }
 
-/// A client that stops reading its stream's answers is not read either (HTTP/2 flow
-/// control): its later operations wait in the stream, unapplied, instead of being applied
-/// with their answers queued in the server without bound. Once it reads again, every one of
-/// them is applied and answered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
-    const SMALL_SENDS: u64 = 400;
+/// Small sends a stalled client writes after the server stopped reading it.
+const SMALL_SENDS: u64 = 400;
+
+/// A Session stream whose client read nothing: 8 deliveries of 16 KiB fill its 64 KiB
+/// window, then it wrote send 100 and [`SMALL_SENDS`] more sends (ids 101 on) to `sink`.
+struct Stalled {
+    server: Server,
+    /// A unary client of the same server, to look at `sink`.
+    client: chanlayer_client::Client,
+    /// The stream's request side, still open.
+    requests: mpsc::Sender<pb::SessionRequest>,
+    events: tonic::Streaming<pb::SessionResponse>,
+    big: Bytes,
+}
+
+/// Opens a stream on a connection that lets the server write at most 64 KiB before the
+/// client reads, and stalls it as [`Stalled`] says.
+async fn stalled_stream() -> Stalled {
     let server = Server::start(&[]);
     let client = server.client("stalled").await;
-    // A connection that lets the server write at most 64 KiB before the client reads.
     let channel = Endpoint::from_shared(server.endpoint())
         .unwrap()
         .initial_stream_window_size(Some(65_535))
@@ -168,7 +178,7 @@ async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
     })]))
     .await
     .unwrap();
-    let mut events = ChannelLayerServiceClient::new(channel)
+    let events = ChannelLayerServiceClient::new(channel)
         .session(ReceiverStream::new(requests))
         .await
         .expect("the session opens")
@@ -220,6 +230,28 @@ async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
         "{applied} sends applied for a client that reads nothing (of {} sent)",
         SMALL_SENDS + 1
     );
+    Stalled {
+        server,
+        client,
+        requests: tx,
+        events,
+        big,
+    }
+}
+
+/// A client that stops reading its stream's answers is not read either (HTTP/2 flow
+/// control): its later operations wait in the stream, unapplied, instead of being applied
+/// with their answers queued in the server without bound. Once it reads again, every one of
+/// them is applied and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
+    let Stalled {
+        server: _server,
+        client,
+        requests: _requests,
+        mut events,
+        big,
+    } = stalled_stream().await;
 
     // Reading again: every operation is applied and answered, in order.
     let (mut results, mut deliveries) = (Vec::new(), 0);
@@ -250,4 +282,36 @@ async fn a_client_that_stops_reading_is_not_read_either_and_loses_nothing() {
     assert_eq!(results, expected);
     let sink = client.channel_info("sink").await.unwrap();
     assert_eq!(u64::from(sink.queued_messages), SMALL_SENDS + 1);
+}
+
+/// A client that resets its stream (as grpc.aio does when the task reading it is cancelled,
+/// at the end of `asyncio.run`) has every operation it wrote before the reset applied, even
+/// those the server had not read yet: the server reads no more of a reset stream, but
+/// applies what it had received of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_stream_has_what_it_wrote_before_the_reset_applied() {
+    let stalled = stalled_stream().await;
+    let Stalled {
+        server: _server,
+        client,
+        requests,
+        events,
+        ..
+    } = stalled;
+    // Dropping the response stream resets it (RST_STREAM CANCEL).
+    drop(events);
+    drop(requests);
+    let mut queued = 0;
+    for _ in 0..50 {
+        queued = client.channel_info("sink").await.unwrap().queued_messages;
+        if u64::from(queued) == SMALL_SENDS + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        u64::from(queued),
+        SMALL_SENDS + 1,
+        "sends applied after the reset"
+    );
 }
