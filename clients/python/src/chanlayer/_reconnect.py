@@ -25,7 +25,7 @@ logger = logging.getLogger("chanlayer")
 
 _INITIAL_BACKOFF = 0.05
 _MAX_BACKOFF = 2.0
-_CLOSE_WAIT = 2.0
+CLOSE_WAIT = 2.0
 
 #: Status codes after which reconnecting cannot help.
 _PERMANENT_CODES = {
@@ -101,11 +101,11 @@ class ReconnectingSession:
             return
         self._closing = True
         if self._connected:
-            await self.drain(_CLOSE_WAIT)
+            await self.drain(CLOSE_WAIT)
         if release and self._connected:
             with contextlib.suppress(Exception):
                 if await self._send_close():
-                    await wait_for(self._closed.wait(), _CLOSE_WAIT)
+                    await wait_for(self._closed.wait(), CLOSE_WAIT)
         self._task.cancel()
         with contextlib.suppress(BaseException):
             await self._task
@@ -158,7 +158,7 @@ class ReconnectingSession:
                     # The loop is shutting down (asyncio.run cancels every task): let sends
                     # that already returned reach the server before the stream goes.
                     with contextlib.suppress(BaseException):
-                        await self.drain(_CLOSE_WAIT)
+                        await self.drain(CLOSE_WAIT)
                 raise
             except Exception:
                 logger.exception("chanlayer session stream failed")

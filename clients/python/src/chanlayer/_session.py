@@ -49,9 +49,10 @@ from typing import TYPE_CHECKING, Any
 
 from chanlayer._frames import split_frames
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
-from chanlayer._reconnect import ReconnectingSession
+from chanlayer._reconnect import CLOSE_WAIT, ReconnectingSession
 from chanlayer._state import LayerState
 from chanlayer._status import StatusCode
+from chanlayer._timeout import wait_for
 from chanlayer._transport import RemoteError, SessionStream, StreamTransport
 from chanlayer._window import SendWindow
 from chanlayer.exceptions import ServerUnavailable, error_from_reason
@@ -336,7 +337,14 @@ class Session(ReconnectingSession):
             raise
 
     async def drain(self, timeout: float) -> None:
-        """Wait, at most ``timeout`` seconds, until the send window is empty."""
+        """Wait, at most ``timeout`` seconds, until the send window is empty.
+
+        Returns at once when the stream has ended (it failed, or was cancelled): no more
+        results come on it.
+        """
+        if self._stream is not None and self._stream.ended():
+            self._window.log_lost()
+            return
         await self._window.drain(timeout)
 
     async def _send_close(self) -> bool:
@@ -520,6 +528,40 @@ class Session(ReconnectingSession):
                 if frame is None:
                     return
                 self._dispatch(frame.events)
+        except asyncio.CancelledError:
+            if not self._closing:
+                await self._finish_sends(stream)
+            raise
+        finally:
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+
+    async def _finish_sends(self, stream: SessionStream) -> None:
+        """Serve ``stream`` until every send that returned early has its result.
+
+        For a task cancelled other than by :meth:`close`: its event loop is ending
+        (``asyncio.run`` cancels every task once its main coroutine returns), and the sends
+        that returned must still reach the server, as :meth:`close` would have them. The
+        queued frames go out through a new writer (the loop's end cancelled the old one)
+        and the results are read, for at most ``CLOSE_WAIT`` seconds.
+        """
+        if self._window.size == 0:
+            return
+        writer = self._loop.create_task(self._write_loop(stream), name="chanlayer-writer")
+        self._wake.set()
+        deadline = self._loop.time() + CLOSE_WAIT
+        try:
+            while self._window.size > 0:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    break
+                frame = await wait_for(stream.read(), remaining)
+                if frame is None:
+                    break
+                self._dispatch(frame.events)
+        except (asyncio.TimeoutError, RemoteError):
+            pass
         finally:
             writer.cancel()
             with contextlib.suppress(BaseException):
@@ -596,6 +638,11 @@ class Session(ReconnectingSession):
                     self._outbox[:0] = [o for rest in frames[index + 1 :] for o in rest]
                     stream.cancel()
                     return
+                except asyncio.CancelledError:
+                    # This frame is written all the same (the stream's writes outlive their
+                    # caller); the next ones wait for the next writer.
+                    self._outbox[:0] = [o for rest in frames[index + 1 :] for o in rest]
+                    raise
 
     def _dispatch(self, events: Any) -> None:
         for event in events:

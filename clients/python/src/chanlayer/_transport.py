@@ -21,6 +21,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from chanlayer._detached import detach
 from chanlayer._proto.v1 import channel_layer_pb2 as pb
 from chanlayer._proto.v1 import channel_layer_pb2_grpc as pb_grpc
 from chanlayer._timeout import wait_for
@@ -64,6 +65,9 @@ class SessionStream(Protocol):
 
     def cancel(self) -> None:
         """End the stream now (idempotent)."""
+
+    def ended(self) -> bool:
+        """True once the stream has ended: no more frames come on it."""
 
 
 class Transport(Protocol):
@@ -175,30 +179,57 @@ def _status_error(err: grpc.aio.AioRpcError) -> RemoteError:
 
 
 class _GrpcSessionStream:
+    """A ``Session`` call whose reads and writes a cancelled caller leaves running.
+
+    Each read and write runs detached (:mod:`chanlayer._detached`): a caller cancelled while
+    it waits (``asyncio.run`` ending) does not cancel the call with it. A frame handed to
+    :meth:`write` is written even if its caller is cancelled, before the next one; a read
+    whose caller was cancelled is the next read's.
+    """
+
     def __init__(self, call: Any) -> None:
         self._call = call
+        self._writing: asyncio.Future[None] | None = None
+        self._reading: asyncio.Future[Any] | None = None
 
     async def write(self, request: pb.SessionRequest) -> None:
+        self._writing = detach(self._write_after(self._writing, request))
         try:
-            await self._call.write(request)
+            await asyncio.shield(self._writing)
         except grpc.aio.AioRpcError as err:
             raise _status_error(err) from None
         except (grpc.aio.UsageError, asyncio.InvalidStateError) as err:
             raise RemoteError(grpc.StatusCode.UNAVAILABLE.value[0], "", str(err)) from None
 
+    async def _write_after(
+        self, previous: asyncio.Future[None] | None, request: pb.SessionRequest
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait((previous,))
+        await self._call.write(request)
+
     async def read(self) -> pb.SessionResponse | None:
+        if self._reading is None:
+            self._reading = detach(self._call.read())
+        reading = self._reading
         try:
-            frame = await self._call.read()
+            frame = await asyncio.shield(reading)
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.CANCELLED:
                 return None
             raise _status_error(err) from None
+        finally:
+            if reading.done():
+                self._reading = None
         if frame is grpc.aio.EOF:
             return None
         return frame  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
         self._call.cancel()
+
+    def ended(self) -> bool:
+        return bool(self._call.done())
 
 
 class GrpcTransport:
