@@ -116,11 +116,11 @@ async fn expired_messages_are_never_delivered() {
     // An expired message frees its capacity.
     let one = SendOptions {
         capacity: 1,
-        expiry: Some(Duration::from_millis(100)),
+        expiry: Some(Duration::from_millis(500)),
     };
     client.send_with("d", b("a"), one).await.unwrap();
     assert!(client.send_with("d", b("b"), one).await.is_err());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     client.send_with("d", b("c"), one).await.unwrap();
     assert_eq!(session.receive("d").await.unwrap().payload, b("c"));
     let stats = client.stats().await.unwrap();

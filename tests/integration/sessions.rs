@@ -59,7 +59,13 @@ async fn a_send_acknowledgement_reports_how_full_the_channel_is() {
     assert_eq!(session.receive_many("work", 3).await.unwrap().len(), 3);
     let reader = client.session().await.unwrap();
     let waiting = tokio::spawn(async move { reader.receive("work").await.map(|m| m.payload) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            client.channel_info("work").await.unwrap().waiting_receives == 1
+        })
+        .await,
+        "the receive reaches the server"
+    );
     let report = session.send_reporting("work", b("n"), opts).await.unwrap();
     assert_eq!((report.delivered, report.queued), (true, Some(0)));
     assert_eq!(waiting.await.unwrap().unwrap(), b("n"));

@@ -2,7 +2,8 @@
 //! decode limit ends the stream with `RESOURCE_EXHAUSTED` / `FRAME_TOO_LARGE` (never a
 //! silent OK) and loses nothing that was queued; a unary request above it is
 //! `MESSAGE_TOO_LARGE`; both name the `message_bytes` limit. A client that stops reading
-//! its answers is not read either, and loses nothing once it reads again.
+//! its answers is not read either, and loses nothing once it reads again. A client that
+//! resets its stream has what it wrote before the reset applied.
 
 use crate::support;
 
