@@ -231,6 +231,18 @@ class _GrpcSessionStream:
     def ended(self) -> bool:
         return bool(self._call.done())
 
+    def settled(self) -> bool:
+        """True once the call has ended and its last read and write have come back."""
+        return self.ended() and all(f is None or f.done() for f in (self._reading, self._writing))
+
+    async def settle(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds for each, until :meth:`settled`."""
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await wait_for(self._call.code(), timeout)
+        pending = [f for f in (self._reading, self._writing) if f is not None and not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
 
 class GrpcTransport:
     """:class:`Transport` over one ``grpc.aio`` channel."""
@@ -248,8 +260,8 @@ class GrpcTransport:
         else:
             self._channel = grpc.aio.insecure_channel(config.target, options=options)
         self._stub = pb_grpc.ChannelLayerServiceStub(self._channel)
-        #: Session streams not ended yet.
-        self._streams: set[Any] = set()
+        #: Session streams not settled yet.
+        self._streams: list[_GrpcSessionStream] = []
         self._metadata: tuple[tuple[str, str], ...] | None = (
             (("authorization", f"Bearer {config.token}"),) if config.token else None
         )
@@ -267,10 +279,10 @@ class GrpcTransport:
             ) from None
 
     def open_session(self) -> SessionStream:
-        call = self._stub.Session(metadata=self._metadata)
-        self._streams.add(call)
-        call.add_done_callback(self._streams.discard)
-        return _GrpcSessionStream(call)
+        stream = _GrpcSessionStream(self._stub.Session(metadata=self._metadata))
+        self._streams = [s for s in self._streams if not s.settled()]
+        self._streams.append(stream)
+        return stream
 
     async def unary(self, method: str, request: Message, timeout: float) -> Any:
         rpc = getattr(self._stub, method)
@@ -280,14 +292,14 @@ class GrpcTransport:
             raise _status_error(err) from None
 
     async def close(self) -> None:
-        """Close the channel, and wait (briefly) until its streams have ended.
+        """Close the channel, and wait (briefly) until its streams have settled.
 
-        Closing cancels the streams, but their ends come later, through grpc.aio's poller:
+        Closing cancels the streams, but their ends come later, through grpc.aio's poller,
+        each of their pending operations apart (the status, the last read, the last write):
         one that comes after the loop closed is reported on the next loop that uses grpc.aio
-        ("Event loop is closed"). So the loop waits for them here.
+        ("Event loop is closed"). So the loop waits for all of them here.
         """
-        streams = list(self._streams)
+        streams, self._streams = self._streams, []
         await self._channel.close(grace=None)
-        for call in streams:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await wait_for(call.code(), _STREAM_END_WAIT)
+        for stream in streams:
+            await stream.settle(_STREAM_END_WAIT)
