@@ -20,6 +20,9 @@ use crate::core::{
 /// Every namespace of the server.
 pub struct Layer<W> {
     namespaces: RwLock<HashMap<Box<str>, Arc<Namespace<W>>>>,
+    /// The counters of the namespaces removed so far: [`Layer::stats`] keeps counting
+    /// them, or a server's totals would fall when a namespace goes.
+    retired: Mutex<Stats>,
     limits: Arc<Limits>,
     queued_bytes: Arc<AtomicUsize>,
     shard_count: usize,
@@ -31,6 +34,7 @@ impl<W: Waiter> Layer<W> {
     pub fn new(limits: Limits, shard_count: usize) -> Self {
         Self {
             namespaces: RwLock::new(HashMap::new()),
+            retired: Mutex::default(),
             limits: Arc::new(limits),
             queued_bytes: Arc::default(),
             shard_count: shard_count.max(1).next_power_of_two(),
@@ -111,8 +115,16 @@ impl<W: Waiter> Layer<W> {
             return 0;
         }
         let mut namespaces = self.namespaces.write();
+        let mut retired = self.retired.lock();
         let before = namespaces.len();
-        namespaces.retain(|name, ns| !idle(ns) || in_use(name));
+        namespaces.retain(|name, ns| {
+            let keep = !idle(ns) || in_use(name);
+            if !keep {
+                // Empty: only its counters are not zero.
+                retired.add(&ns.stats());
+            }
+            keep
+        });
         before - namespaces.len()
     }
 
@@ -121,10 +133,15 @@ impl<W: Waiter> Layer<W> {
         self.namespaces.read().values().cloned().collect()
     }
 
-    /// Counters and gauges over every namespace.
+    /// Counters and gauges over every namespace, the removed ones' counters included.
     pub(crate) fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
-        for ns in self.namespaces() {
+        // Under the map's lock, a namespace is either in the map or retired, never both.
+        let (namespaces, mut stats) = {
+            let map = self.namespaces.read();
+            let namespaces: Vec<_> = map.values().cloned().collect();
+            (namespaces, self.retired.lock().clone())
+        };
+        for ns in namespaces {
             stats.add(&ns.stats());
         }
         stats

@@ -120,12 +120,15 @@ async fn metrics_follow_the_traffic() {
 
     other.close().expect("close");
     assert_eq!(flushed.flush().await.expect("flush").dropped_messages, 2);
+    // The release is counted before the messages it drops.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            server.scrape().value("chanlayer_sessions_released_total") == 1.0
+            let m = server.scrape();
+            m.value("chanlayer_sessions_released_total") == 1.0
+                && m.value(&format!("{DROPPED}{{reason=\"session_gone\"}}")) == 2.0
         })
         .await,
-        "the closed session is released"
+        "the closed session is released, its messages dropped"
     );
 
     let m = server.scrape();

@@ -276,6 +276,33 @@ fn only_unused_empty_namespaces_are_removed() {
 }
 
 #[test]
+fn a_removed_namespace_still_counts_in_the_totals() {
+    let l = layer();
+    let now = Instant::now();
+    {
+        let gone = l.namespace("gone").unwrap();
+        gone.send("c", msg("a"), 100, MIN, now).unwrap();
+        gone.send("c", msg("b"), 100, MIN, now).unwrap();
+        gone.flush();
+        l.namespace("stays")
+            .unwrap()
+            .send("c", msg("c"), 100, MIN, now)
+            .unwrap();
+    }
+    let before = l.stats();
+    assert_eq!((before.sent_total, before.dropped_flushed_total), (3, 2));
+    assert_eq!(l.remove_idle(|_| false), 1);
+    assert!(l.existing("gone").is_none());
+    assert_eq!(l.stats(), before, "the totals do not fall");
+    l.namespace("gone")
+        .unwrap()
+        .send("c", msg("d"), 100, MIN, now)
+        .unwrap();
+    let after = l.stats();
+    assert_eq!((after.sent_total, after.queued_messages), (4, 2));
+}
+
+#[test]
 fn maxima_refuse_what_a_request_asks_for_and_never_overflow() {
     let limits = Limits {
         max_capacity: 1_000,
