@@ -329,12 +329,17 @@ pub fn closed_within(stream: &mut impl TimedRead, within: Duration) -> bool {
 /// After the connections that filled `server`'s connection limit closed: a new client of
 /// `namespace` gets in again, and the refusals were counted.
 pub async fn connections_come_back(server: &Server, namespace: &str) {
-    let client = server.client(namespace).await;
+    // The server frees their places as it sees them close: until then, a new connection
+    // is closed at once, and connecting fails.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            client.send("c", &b"m"[..]).await.is_ok()
+            match Client::connect(server.endpoint(), namespace).await {
+                Ok(client) => client.send("c", &b"m"[..]).await.is_ok(),
+                Err(_) => false,
+            }
         })
-        .await
+        .await,
+        "a new client gets in again"
     );
     let metrics = server.scrape();
     assert!(metrics.value("chanlayer_limit_hits_total{limit=\"connections\"}") >= 1.0);
