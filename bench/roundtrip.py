@@ -10,12 +10,20 @@ For each run it prints round trips per second, the p50 and p99 of one trip, and 
 trip costs the client process and the server process (read from ``/proc/<pid>/stat``).
 Configurations alternate, ``--runs`` times each; the medians come last.
 
+``--placement`` (repeatable) sets where the two processes run: ``free`` (the scheduler's
+choice, the default), ``same`` (client and server both on CPU 0) or ``split`` (server on CPU 0,
+client on CPU 1). With each placement the tool also times the platform's floor: a 1-byte
+ping-pong between two processes over a Unix socket pair, placed the same way, which costs the
+two wake-ups a round trip needs and nothing else.
+
 Run under ``strace -c -f`` or ``perf record -g`` to count syscalls or sample either side.
 
 Usage::
 
     CHANLAYER_BIN=target/release/chanlayer .venv/bin/python bench/roundtrip.py \
         --runs 3 --config "" --config "--worker-threads 1"
+    CHANLAYER_BIN=target/release/chanlayer .venv/bin/python bench/roundtrip.py \
+        --runs 3 --placement free --placement same --placement split
 """
 
 from __future__ import annotations
@@ -36,6 +44,13 @@ from chanlayer import ChannelLayer
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
+# CPUs of the server and of the client for each placement; None: the scheduler's choice.
+PLACEMENTS: dict[str, tuple[set[int] | None, set[int] | None]] = {
+    "free": (None, None),
+    "same": ({0}, {0}),
+    "split": ({0}, {1}),
+}
+
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of process ``pid``, from ``/proc``."""
@@ -51,9 +66,12 @@ def free_port() -> int:
 
 
 def start_server(
-    binary: str, extra: list[str], unix_dir: str | None
+    binary: str, extra: list[str], unix_dir: str | None, cpus: set[int] | None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the server with ``extra`` flags; returns the process and the layer's target."""
+    """Start the server with ``extra`` flags, on ``cpus`` if given.
+
+    Returns the process and the layer's target.
+    """
     if unix_dir is not None:
         path = os.path.join(unix_dir, f"rt-{time.monotonic_ns()}.sock")
         listen, target = f"unix:{path}", f"unix:{path}"
@@ -64,6 +82,8 @@ def start_server(
         [binary, "serve", "--listen", listen, "--metrics-listen", "off", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # Set before exec, so that every thread of the server inherits it.
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     assert proc.stderr is not None
     for raw in proc.stderr:
@@ -104,6 +124,31 @@ async def trips(target: str, count: int, server_pid: int) -> dict[str, float]:
     }
 
 
+def pingpong(count: int, cpus: tuple[set[int] | None, set[int] | None]) -> float:
+    """Median µs of a 1-byte round trip between two processes over a Unix socket pair."""
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # the echo side, placed as the server
+        ours.close()
+        if cpus[0] is not None:
+            os.sched_setaffinity(0, cpus[0])
+        while data := theirs.recv(16):
+            theirs.sendall(data)
+        os._exit(0)
+    theirs.close()
+    times = []
+    try:
+        for _ in range(count + 500):
+            start = time.perf_counter()
+            ours.sendall(b"x")
+            ours.recv(16)
+            times.append(time.perf_counter() - start)
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
+    return statistics.median(times[500:]) * 1e6
+
+
 def main() -> None:
     """Run every configuration ``--runs`` times, alternating, and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -112,29 +157,47 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trips", type=int, default=20_000)
     parser.add_argument("--unix", action="store_true", help="serve on a Unix socket")
+    parser.add_argument(
+        "--placement",
+        action="append",
+        choices=sorted(PLACEMENTS),
+        help="where the client and the server run (repeatable; default: free)",
+    )
     args = parser.parse_args()
     configs = args.config or [""]
-    results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
+    placements = args.placement or ["free"]
+    everywhere = os.sched_getaffinity(0)
+    needed = {cpu for p in placements for cpus in PLACEMENTS[p] if cpus for cpu in cpus}
+    if not needed <= everywhere:
+        parser.error(
+            f"the placements need CPUs {sorted(needed)}; this process may use {sorted(everywhere)}"
+        )
+    results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(1, args.runs + 1):
-            for config in configs:
-                proc, target = start_server(
-                    args.server, shlex.split(config), tmp if args.unix else None
-                )
-                try:
-                    figures = asyncio.run(trips(target, args.trips, proc.pid))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=15)
-                results[config].append(figures)
-                shown = ", ".join(f"{k}={v:.1f}" for k, v in figures.items())
-                print(f"run {run} [{config or 'defaults'}] {shown}", flush=True)
+            for placement in placements:
+                server_cpus, client_cpus = PLACEMENTS[placement]
+                os.sched_setaffinity(0, client_cpus or everywhere)
+                floor = pingpong(args.trips, PLACEMENTS[placement])
+                for config in configs:
+                    proc, target = start_server(
+                        args.server, shlex.split(config), tmp if args.unix else None, server_cpus
+                    )
+                    try:
+                        figures = asyncio.run(trips(target, args.trips, proc.pid))
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=15)
+                    figures["floor_us"] = floor
+                    label = f"{config or 'defaults'}, {placement}"
+                    results.setdefault(label, []).append(figures)
+                    shown = ", ".join(f"{k}={v:.1f}" for k, v in figures.items())
+                    print(f"run {run} [{label}] {shown}", flush=True)
+            os.sched_setaffinity(0, everywhere)
     print(f"medians of {args.runs} runs, {args.trips} trips each (load {os.getloadavg()[0]:.2f}):")
-    for config, runs in results.items():
+    for label, runs in results.items():
         medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(
-            f"  [{config or 'defaults'}] " + ", ".join(f"{k}={v:.1f}" for k, v in medians.items())
-        )
+        print(f"  [{label}] " + ", ".join(f"{k}={v:.1f}" for k, v in medians.items()))
 
 
 if __name__ == "__main__":
