@@ -197,8 +197,12 @@ impl Backplane for Cluster {
                         })?;
                         return outcome_from_wire(reply).map(Some);
                     }
-                    Err(RequestFailure::NoResponders) => match retries.next() {
+                    Err(RequestFailure::NoResponders) => match retries
+                        .next()
+                        .filter(|_| this.claimed_lately(&namespace, &prefix))
+                    {
                         Some(delay) => tokio::time::sleep(Duration::from_millis(*delay)).await,
+                        // Nobody holds it, or nobody announced it lately: kept here.
                         None => {
                             this.stats.no_owner.fetch_add(1, Ordering::Relaxed);
                             this.keep(&namespace, &prefix);

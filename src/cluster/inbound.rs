@@ -147,8 +147,33 @@ impl Cluster {
                 self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            // After the handover: an operation that finds the claim recent is retried until
+            // the holder answers, so it cannot pass what was kept before it.
             self.hand_over(&hub, &namespace, &claimed.client_prefix);
+            self.remember_claim(namespace, claimed.client_prefix);
         }
+    }
+
+    /// Notes that another node claimed `prefix` now (see [`CLAIM_FRESH_FOR`]).
+    fn remember_claim(&self, namespace: String, prefix: String) {
+        let now = Instant::now();
+        let mut claims = self.claims.lock();
+        if claims.len() >= CLAIMS_MAX {
+            claims.retain(|_, at| now.duration_since(*at) < CLAIM_FRESH_FOR);
+        }
+        if claims.len() < CLAIMS_MAX {
+            claims.insert((namespace, prefix), now);
+        }
+    }
+
+    /// True when another node announced a claim of `prefix` within [`CLAIM_FRESH_FOR`].
+    pub(super) fn claimed_lately(&self, namespace: &str, prefix: &str) -> bool {
+        // A lookup by borrowed parts would need a key type of its own; prefixes are short.
+        let key = (namespace.to_owned(), prefix.to_owned());
+        self.claims
+            .lock()
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < CLAIM_FRESH_FOR)
     }
 
     /// Hands what this node kept for `prefix`, which another node now holds, to that
@@ -225,6 +250,9 @@ impl Cluster {
             let Some(hub) = self.hub() else { return };
             let due: Vec<(String, String)> = {
                 let now = Instant::now();
+                self.claims
+                    .lock()
+                    .retain(|_, at| now.duration_since(*at) < CLAIM_FRESH_FOR);
                 let mut kept = self.kept.lock();
                 kept.retain(|_, since| now.duration_since(*since) < KEPT_PROBE_FOR);
                 kept.keys().cloned().collect()

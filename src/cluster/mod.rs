@@ -73,10 +73,20 @@ use crate::{
     hub::{Backplane, Hub, HubError, HubStats, OpOutcome, RemoteOp, Surveyed},
 };
 
-/// How long a request nobody answers is retried: NATS spreads a new subscription to its
+/// How long a forwarded operation nobody answers is retried, when another node claimed
+/// its client prefix lately ([`CLAIM_FRESH_FOR`]): NATS spreads a new subscription to its
 /// other servers within about a millisecond on an idle machine, and has been seen to take
 /// over 100 ms on a loaded one, so this covers a session made right before (511 ms in all).
 const NO_RESPONDER_RETRIES_MS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// How long another node's claim of a client prefix counts as recent: an operation for
+/// the prefix that nobody answers is retried within it. A prefix claimed before (or never
+/// announced here) is not waited for: the operation is kept here at once, and handed over
+/// when the claim's announcement comes or a probe finds the holder.
+const CLAIM_FRESH_FOR: Duration = Duration::from_secs(10);
+
+/// The most recent claims remembered.
+const CLAIMS_MAX: usize = 100_000;
 
 /// The most forwarded operations one batch carries.
 const BATCH_MAX: usize = 64;
@@ -191,6 +201,9 @@ pub struct Cluster {
     /// it, by when: they are probed until a node holds them (and then handed over), in
     /// case that node's announcement did not reach this one (a NATS outage or partition).
     kept: Mutex<HashMap<(String, String), Instant>>,
+    /// Client prefixes other nodes announced they claimed, by when, for
+    /// [`CLAIM_FRESH_FOR`].
+    claims: Mutex<HashMap<(String, String), Instant>>,
     /// Other nodes, by when they were last heard of.
     nodes: Mutex<HashMap<String, Instant>>,
     connected: watch::Sender<bool>,
@@ -295,6 +308,7 @@ impl Cluster {
             next_seq: AtomicU64::new(1),
             prefixes: Mutex::default(),
             kept: Mutex::default(),
+            claims: Mutex::default(),
             nodes: Mutex::default(),
             connected,
             ready: watch::channel(false).0,

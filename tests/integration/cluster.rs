@@ -587,3 +587,33 @@ async fn what_was_sent_before_a_session_opened_reaches_it_on_its_node() {
     assert_eq!(on_a.channel_info(channel).await.unwrap().queued_messages, 0);
     assert_eq!(group_answer(&on_a, "late-room").await, (1, 0));
 }
+
+/// An operation for a client prefix that no node holds, and that no node claimed lately, is
+/// asked for once and kept at once. Only a prefix another node announced a moment ago is
+/// asked for again while the announcement's subscription spreads (up to 511 ms); a send to
+/// the channel of a session that ended, or a layer's first operations on its own channels
+/// before its session opens, used to wait all of that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_for_a_prefix_nobody_holds_is_kept_after_one_request() {
+    let _serial = nats::SERIAL.lock().await;
+    let t = TwoNodes::start(&[]).await;
+    let on_a = t.on_a.clone();
+    let requests =
+        |m: &support::Metrics| m.sum("chanlayer_cluster_published_total", &["kind=\"request\""]);
+    let no_owner =
+        |m: &support::Metrics| m.sum("chanlayer_cluster_dropped_total", &["reason=\"no_owner\""]);
+    let before = t.a.scrape();
+    let channel = "specific.gone1!x";
+    on_a.send(channel, "kept").await.unwrap();
+    assert!(on_a.group_add("gone-room", channel).await.unwrap());
+    let after = t.a.scrape();
+    // One request each; a third may be the probe that asks every 2 s about what was kept.
+    let asked = requests(&after) - requests(&before);
+    assert!(
+        (2.0..=3.0).contains(&asked),
+        "{asked} requests for 2 operations"
+    );
+    assert_eq!(no_owner(&after) - no_owner(&before), 2.0);
+    assert_eq!(on_a.channel_info(channel).await.unwrap().queued_messages, 1);
+    assert_eq!(on_a.group_size("gone-room").await.unwrap(), 1);
+}
