@@ -147,10 +147,11 @@ impl Cluster {
                 self.stats.bad_envelopes.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            // After the handover: an operation that finds the claim recent is retried until
-            // the holder answers, so it cannot pass what was kept before it.
+            // Before the handover: an operation for the prefix that nobody answers from now
+            // on is asked for again, after what is handed over, rather than kept here after
+            // the handover took what was kept.
+            self.remember_claim(namespace.clone(), claimed.client_prefix.clone());
             self.hand_over(&hub, &namespace, &claimed.client_prefix);
-            self.remember_claim(namespace, claimed.client_prefix);
         }
     }
 
