@@ -78,13 +78,18 @@ def start_server(
     else:
         port = free_port()
         listen, target = f"127.0.0.1:{port}", f"127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [binary, "serve", "--listen", listen, "--metrics-listen", "off", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        # Set before exec, so that every thread of the server inherits it.
-        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
-    )
+    # The server inherits this thread's CPUs, and its threads inherit them in turn.
+    mine = os.sched_getaffinity(0)
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    try:
+        proc = subprocess.Popen(
+            [binary, "serve", "--listen", listen, "--metrics-listen", "off", *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.sched_setaffinity(0, mine)
     assert proc.stderr is not None
     for raw in proc.stderr:
         if b"chanlayer listening" in raw:
